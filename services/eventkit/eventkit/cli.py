@@ -1,0 +1,85 @@
+"""The command line every service shares: `python -m <service> serve|migrate|rebuild`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from eventkit import db, logs
+from eventkit.runtime import ServiceRuntime
+from eventkit.settings import ServiceSettings
+
+HOW_TO_START = {
+    "database": "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "broker": "start it with: rabbitmq-server -detached",
+}
+
+
+async def _check_reachable(settings: ServiceSettings) -> str | None:
+    import aio_pika
+
+    try:
+        await db.create_database_if_missing(settings.database_url)
+    except (OSError, Exception) as error:
+        return (f"{settings.service}: PostgreSQL is unreachable at {_redact(settings.database_url)} "
+                f"({error.__class__.__name__}); {HOW_TO_START['database']}")
+    try:
+        connection = await aio_pika.connect(settings.rabbitmq_url, timeout=5)
+        await connection.close()
+    except Exception as error:
+        return (f"{settings.service}: RabbitMQ is unreachable at {_redact(settings.rabbitmq_url)} "
+                f"({error.__class__.__name__}); {HOW_TO_START['broker']}")
+    return None
+
+
+def _redact(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':')[0]}:***@{host}" if at and ":" in credentials else url
+
+
+def _progress(done: int, total: int) -> None:
+    width = 40
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} events")
+    sys.stderr.flush()
+
+
+async def _rebuild(runtime: ServiceRuntime) -> int:
+    await runtime.start(relay=False, consume=False)
+    try:
+        count = await runtime.store.rebuild_projections(_progress)
+    finally:
+        await runtime.stop()
+    sys.stderr.write("\n")
+    return count
+
+
+def main(settings_type: type[ServiceSettings], runtime_for: Callable[[ServiceSettings], ServiceRuntime],
+         build: Callable[[ServiceSettings], FastAPI]) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m {settings_type().service}")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "rebuild", "check"])
+    args = parser.parse_args()
+    settings = settings_type()
+    logs.configure(settings.service, settings.log_level)
+    problem = asyncio.run(_check_reachable(settings))
+    if problem:
+        print(problem, file=sys.stderr)
+        raise SystemExit(2)
+    if args.command == "check":
+        return
+    if args.command == "migrate":
+        applied = asyncio.run(db.migrate(settings.database_url, runtime_for(settings).migrations))
+        print(f"{settings.service}: {len(applied)} migration(s) applied", file=sys.stderr)
+        return
+    if args.command == "rebuild":
+        count = asyncio.run(_rebuild(runtime_for(settings)))
+        print(f"{settings.service}: projections rebuilt from {count} events", file=sys.stderr)
+        return
+    uvicorn.run(build(settings), host=settings.http_host, port=settings.http_port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=20)

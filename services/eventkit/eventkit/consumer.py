@@ -1,0 +1,206 @@
+"""Consuming events: idempotent inbox, bounded retries counted by the application, dead-lettering.
+
+A delivery is handled in one database transaction that first records its event id in `inbox`; a
+redelivered event finds its id there and has no second effect. The message is acked only after the
+commit. What can never succeed goes to `<service>.inbox.dlq` at once, with the reason in headers:
+a body that is not a CloudEvent, an unknown type or version, data that fails its schema. A handler
+that raises is retried (republished with an attempt count in a header, then acked) up to
+`max_attempts`, then dead-lettered. A database outage is not the message's fault: it is requeued
+after a pause, without counting, so good messages are never dead-lettered for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
+from pydantic import ValidationError
+from secondopinion_contracts import BY_TYPE, CONTENT_TYPE, CloudEvent, EventData
+
+from eventkit import metrics
+from eventkit.db import Conn, is_transient
+from eventkit.events import Actor, CommandContext
+from eventkit.store import ConcurrencyError
+from eventkit.telemetry import continued_from
+from eventkit.topology import dead_letter_queue, inbox_arguments, inbox_queue
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = "x-eventkit-attempts"
+REASON_HEADER = "x-eventkit-dead-letter-reason"
+DETAIL_HEADER = "x-eventkit-dead-letter-detail"
+SOURCE_QUEUE_HEADER = "x-eventkit-source-queue"
+
+
+Handler = Callable[[Conn, "Delivery"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    envelope: CloudEvent
+    data: EventData
+    context: CommandContext
+
+
+class Verdict(enum.Enum):
+    DONE = "done"
+    DUPLICATE = "duplicate"
+    RETRY = "retry"
+    REQUEUE = "requeue"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    reason: str = ""
+    detail: str = ""
+
+
+class Consumer:
+    """Turns deliveries of the events a service reacts to into handler calls, exactly once each."""
+
+    def __init__(self, service: str, pool: asyncpg.Pool, handlers: Mapping[type[EventData], Handler], *,
+                 catch_all: Handler | None = None, extra_bindings: tuple[str, ...] = (),
+                 max_attempts: int = 5, retry_base_delay: float = 0.2, retry_max_delay: float = 5.0,
+                 transient_delay: float = 1.0, prefetch: int = 32) -> None:
+        self.service = service
+        self.pool = pool
+        self.handlers = {event.type_name(): handler for event, handler in handlers.items()}
+        self.catch_all = catch_all
+        self.extra_bindings = extra_bindings
+        self.max_attempts = max_attempts
+        self.retry_base_delay = retry_base_delay
+        self.retry_max_delay = retry_max_delay
+        self.transient_delay = transient_delay
+        self.prefetch = prefetch
+        self._case_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.subscriber: Any = None
+
+    @property
+    def queue(self) -> str:
+        return inbox_queue(self.service)
+
+    @property
+    def bindings(self) -> tuple[str, ...]:
+        keys = [type_name.removeprefix("secondopinion.") for type_name in self.handlers]
+        return (*keys, *self.extra_bindings)
+
+    async def process(self, body: bytes) -> Outcome:
+        """Handle one delivery's body; never raises for the message's own faults."""
+        try:
+            envelope = CloudEvent.model_validate_json(body)
+        except ValidationError as error:
+            return Outcome(Verdict.DEAD_LETTER, "invalid-envelope", _short(error))
+        handler = self.handlers.get(envelope.type) or (self.catch_all if envelope.type in BY_TYPE else None)
+        if handler is None:
+            return Outcome(Verdict.DEAD_LETTER, "unknown-event-type", f"no handler for type {envelope.type}")
+        try:
+            data = BY_TYPE[envelope.type].parse_lenient(envelope.data)
+        except ValidationError as error:
+            return Outcome(Verdict.DEAD_LETTER, "schema-invalid", _short(error))
+        context = CommandContext(
+            actor=Actor.service(self.service), correlation_id=envelope.correlationid,
+            causation_id=str(envelope.id), command=envelope.event_name,
+        )
+        delivery = Delivery(envelope=envelope, data=data, context=context)
+        started = time.perf_counter()
+        async with self._case_locks[envelope.subject]:
+            try:
+                with continued_from(envelope.traceparent, f"{self.service} handle {envelope.event_name}",
+                                    case_id=envelope.subject, event_id=str(envelope.id)):
+                    outcome = await self._handle_once(handler, delivery)
+            except Exception as error:
+                outcome = (Outcome(Verdict.REQUEUE, "transient", _short(error)) if is_transient(error)
+                           else Outcome(Verdict.RETRY, "handler-failed", _short(error)))
+            finally:
+                if not self._case_locks[envelope.subject].locked():
+                    self._case_locks.pop(envelope.subject, None)
+        metrics.HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
+        metrics.EVENTS_HANDLED.labels(self.service, envelope.type, outcome.verdict.value).inc()
+        return outcome
+
+    async def _handle_once(self, handler: Handler, delivery: Delivery) -> Outcome:
+        for _ in range(5):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    first_time = await conn.fetchval(
+                        "INSERT INTO inbox (message_id, event_type) VALUES ($1, $2)"
+                        " ON CONFLICT DO NOTHING RETURNING true",
+                        str(delivery.envelope.id), delivery.envelope.type,
+                    )
+                    if not first_time:
+                        return Outcome(Verdict.DUPLICATE)
+                    await handler(conn, delivery)
+                return Outcome(Verdict.DONE)
+            except ConcurrencyError:
+                continue  # another writer touched the same stream: decide again from fresh state
+        return Outcome(Verdict.RETRY, "concurrency", "stream kept changing under the handler")
+
+    def attach(self, broker: RabbitBroker) -> None:
+        """Subscribe on `broker`: declared, bound and acked by this consumer's rules."""
+        queue = RabbitQueue(self.queue, durable=True, arguments=inbox_arguments(self.service))  # type: ignore[call-overload]
+        subscriber = broker.subscriber(queue, ack_policy=AckPolicy.MANUAL,
+                                       channel=Channel(prefetch_count=self.prefetch))
+
+        @subscriber
+        async def on_message(message: RabbitMessage) -> None:
+            await self.settle(broker, message)
+
+        self.subscriber = subscriber
+
+    async def settle(self, broker: RabbitBroker, message: RabbitMessage) -> None:
+        raw = message.raw_message
+        outcome = await self.process(raw.body)
+        if outcome.verdict in (Verdict.DONE, Verdict.DUPLICATE):
+            await message.ack()
+            return
+        if outcome.verdict is Verdict.REQUEUE:
+            log.warning("transient failure on %s, requeueing: %s", raw.message_id, outcome.detail)
+            await asyncio.sleep(self.transient_delay)
+            await message.nack(requeue=True)
+            return
+        headers = dict(raw.headers or {})
+        attempts = int(str(headers.get(ATTEMPTS_HEADER) or 0)) + 1
+        if outcome.verdict is Verdict.RETRY and attempts < self.max_attempts:
+            await asyncio.sleep(min(self.retry_base_delay * 2 ** (attempts - 1), self.retry_max_delay))
+            log.warning("handler failed on %s (attempt %d of %d): %s", raw.message_id, attempts,
+                        self.max_attempts, outcome.detail)
+            await self._send(broker, raw.body, self.queue, {**headers, ATTEMPTS_HEADER: attempts}, raw.message_id)
+        else:
+            reason = outcome.reason if outcome.verdict is Verdict.DEAD_LETTER else "retries-exhausted"
+            log.error("dead-lettering %s: %s (%s)", raw.message_id, reason, outcome.detail)
+            metrics.DEAD_LETTERED.labels(self.service, reason).inc()
+            await self._send(broker, raw.body, dead_letter_queue(self.service), {
+                **headers, ATTEMPTS_HEADER: attempts, REASON_HEADER: reason,
+                DETAIL_HEADER: outcome.detail[:1000], SOURCE_QUEUE_HEADER: self.queue,
+                "x-eventkit-routing-key": raw.routing_key or "",
+            }, raw.message_id)
+        await message.ack()
+
+    async def _send(self, broker: RabbitBroker, body: bytes, queue: str, headers: dict[str, Any],
+                    message_id: str | None) -> None:
+        await broker.publish(body, queue=queue, persist=True, headers=headers, message_id=message_id,
+                             content_type=CONTENT_TYPE, timeout=10)
+
+    def is_attached(self) -> bool:
+        """The subscriber holds a live consumer on an open channel (not just an open connection)."""
+        subscriber = self.subscriber
+        if subscriber is None:
+            return False
+        queue_obj = getattr(subscriber, "_queue_obj", None)
+        tag = getattr(subscriber, "_consumer_tag", None)
+        return bool(queue_obj is not None and tag and not queue_obj.channel.is_closed)
+
+
+def _short(error: BaseException) -> str:
+    return f"{error.__class__.__name__}: {error}"[:1000]

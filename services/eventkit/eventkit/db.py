@@ -1,0 +1,114 @@
+"""PostgreSQL connections and plain-SQL migrations (versioned files, applied once, in order)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What handlers and projections receive: a plain connection or one borrowed from the pool.
+Conn = asyncpg.Connection | PoolConnectionProxy
+
+log = logging.getLogger(__name__)
+
+EVENTKIT_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK = 0x5EC0_0001  # advisory lock id: replicas starting together migrate one at a time
+
+# Errors after which the same work may succeed if tried again: the database is restarting, a
+# connection was cut, or it is overloaded. Handlers answer 503 and consumers requeue on these.
+TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_DB_ERRORS)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    assert pool is not None
+    return pool
+
+
+def _database_of(dsn: str) -> tuple[str, str]:
+    """Split a DSN into (maintenance DSN on database `postgres`, database name)."""
+    head, _, tail = dsn.rpartition("/")
+    name, _, query = tail.partition("?")
+    maintenance = f"{head}/postgres" + (f"?{query}" if query else "")
+    return maintenance, name
+
+
+async def create_database_if_missing(dsn: str) -> bool:
+    maintenance, name = _database_of(dsn)
+    conn = await asyncpg.connect(maintenance)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        return True
+    except asyncpg.DuplicateDatabaseError:
+        return False
+    finally:
+        await conn.close()
+
+
+async def drop_database(dsn: str) -> None:
+    maintenance, name = _database_of(dsn)
+    conn = await asyncpg.connect(maintenance)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _migration_files(directories: Sequence[Path]) -> list[tuple[str, Path]]:
+    files: list[tuple[str, Path]] = []
+    for directory in directories:
+        files += [(f"{directory.parent.name}/{path.name}", path) for path in sorted(directory.glob("*.sql"))]
+    return files
+
+
+async def migrate(dsn: str, directories: Sequence[Path]) -> list[str]:
+    """Apply eventkit's migrations, then the service's, each once; returns the names applied now."""
+    conn = await asyncpg.connect(dsn)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        rows = await conn.fetch("SELECT name, checksum FROM schema_migrations")
+        done = {row["name"]: row["checksum"] for row in rows}
+        for name, path in _migration_files([EVENTKIT_MIGRATIONS, *directories]):
+            sql = path.read_text()
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if name in done:
+                if done[name] != checksum:
+                    raise RuntimeError(f"migration {name} was changed after it was applied; add a new file instead")
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", name, checksum)
+            applied_now.append(name)
+            log.info("applied migration %s", name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.close()
+    return applied_now

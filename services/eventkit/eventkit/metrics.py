@@ -1,0 +1,23 @@
+"""Prometheus metrics of the shared runtime, labelled by service."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_HANDLED = Counter(
+    "secondopinion_events_handled_total", "Consumed events by outcome", ["service", "event_type", "outcome"]
+)
+HANDLER_SECONDS = Histogram(
+    "secondopinion_handler_seconds", "Time to handle one consumed event", ["service", "event_type"]
+)
+DEAD_LETTERED = Counter("secondopinion_dead_lettered_total", "Messages sent to the DLQ", ["service", "reason"])
+OUTBOX_PUBLISHED = Counter("secondopinion_outbox_published_total", "Events published by the relay", ["service"])
+OUTBOX_BACKLOG = Gauge("secondopinion_outbox_backlog", "Unpublished outbox rows", ["service"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "secondopinion_outbox_oldest_age_seconds", "Age of the oldest unpublished event", ["service"]
+)
+DLQ_DEPTH = Gauge("secondopinion_dlq_messages", "Messages waiting in the dead-letter queue", ["service"])
+PROJECTION_LAG = Gauge(
+    "secondopinion_projection_lag_events", "Events not yet in a projection", ["service", "projection"]
+)
+HTTP_SECONDS = Histogram(
+    "secondopinion_http_seconds", "HTTP request latency", ["service", "method", "route", "status"]
+)

@@ -1,0 +1,159 @@
+"""The outbox relay: publishes every committed event, once confirmed, in the order it was written.
+
+Only one relay per service database is active at a time (a PostgreSQL advisory lock elects it), so
+two replicas never race each other and reorder a stream. It wakes on NOTIFY from the appending
+transaction and sweeps periodically in case a notification was missed (e.g. while reconnecting).
+A row is marked published only after the broker confirmed it; after a crash the unconfirmed rows are
+sent again (consumers deduplicate on the event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import aio_pika
+import asyncpg
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from secondopinion_contracts import CONTENT_TYPE, EXCHANGE
+
+from eventkit import metrics
+from eventkit.db import Conn
+from eventkit.store import OUTBOX_CHANNEL
+from eventkit.topology import declare_exchange
+
+log = logging.getLogger(__name__)
+
+_RELAY_LOCK = 0x5EC0_0002
+
+
+class OutboxRelay:
+    def __init__(self, dsn: str, rabbitmq_url: str, *, service: str, exchange: str = EXCHANGE,
+                 batch_size: int = 500, sweep_interval: float = 1.0, retry_delay: float = 1.0) -> None:
+        self.dsn = dsn
+        self.rabbitmq_url = rabbitmq_url
+        self.service = service
+        self.exchange_name = exchange
+        self.batch_size = batch_size
+        self.sweep_interval = sweep_interval
+        self.retry_delay = retry_delay
+        self.publish_timeout = 10.0
+        self.published_count = 0
+        self.is_leader = False
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _notified(self, *_: Any) -> None:
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.is_leader = False
+                log.warning("outbox relay interrupted, retrying: %s", error.__class__.__name__, exc_info=error)
+                await asyncio.sleep(self.retry_delay)
+
+    async def _lead(self) -> None:
+        db = await asyncpg.connect(self.dsn)
+        broker: AbstractRobustConnection | None = None
+        try:
+            while not await db.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+                self.is_leader = False
+                await asyncio.sleep(self.sweep_interval)
+            self.is_leader = True
+            await db.add_listener(OUTBOX_CHANNEL, self._notified)
+            broker = await aio_pika.connect_robust(self.rabbitmq_url, client_properties={
+                "connection_name": f"{self.service}-outbox-relay"})
+            channel = await broker.channel(publisher_confirms=True)
+            exchange = await declare_exchange(channel, self.exchange_name)
+            while not self._stopping:
+                self._wakeup.clear()
+                sent = await self.relay_batch(db, channel, exchange)
+                if sent < self.batch_size:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self.sweep_interval)
+        finally:
+            self.is_leader = False
+            if broker is not None:
+                with contextlib.suppress(Exception):
+                    await broker.close()
+            with contextlib.suppress(Exception):
+                await db.close(timeout=2)
+
+    async def relay_batch(self, db: Conn, channel: AbstractChannel, exchange: AbstractExchange) -> int:
+        rows = await db.fetch(
+            "SELECT id, event_id, routing_key, body, headers, created_at FROM outbox"
+            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            self.batch_size,
+        )
+        if not rows:
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+            return 0
+        # Publishes are pipelined on one channel (the broker keeps their order); each is awaited for its
+        # confirm. Rows are marked published only up to the first one that was not confirmed.
+        confirms = [
+            asyncio.ensure_future(exchange.publish(
+                aio_pika.Message(
+                    body=row["body"],
+                    content_type=CONTENT_TYPE,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=str(row["event_id"]),
+                    headers=json.loads(row["headers"]),
+                    app_id=self.service,
+                ),
+                routing_key=row["routing_key"],
+                timeout=self.publish_timeout,
+            ))
+            for row in rows
+        ]
+        results = await asyncio.gather(*confirms, return_exceptions=True)
+        confirmed_ids: list[int] = []
+        failure: BaseException | None = None
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = result
+                break
+            confirmed_ids.append(row["id"])
+        if confirmed_ids:
+            await self.mark_published(db, confirmed_ids)
+            self.published_count += len(confirmed_ids)
+            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(confirmed_ids))
+        if failure is not None:
+            raise failure
+        return len(rows)
+
+
+    async def mark_published(self, db: Conn, outbox_ids: list[int]) -> None:
+        await db.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", outbox_ids)
+
+
+async def outbox_status(conn: Conn) -> tuple[int, float]:
+    """(unpublished rows, age in seconds of the oldest unpublished row)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS backlog, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age"
+        " FROM outbox WHERE published_at IS NULL"
+    )
+    assert row is not None
+    return int(row["backlog"]), float(row["age"])

@@ -1,0 +1,216 @@
+"""One service's running parts (database pool, event store, outbox relay, broker, consumer) and the
+HTTP app around them with health, readiness, metrics and error mapping. Services build theirs in
+app.py; nothing here knows a service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from faststream.rabbit import RabbitBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from secondopinion_contracts import EventData
+
+from eventkit import db, metrics
+from eventkit.consumer import Consumer, Handler
+from eventkit.errors import CommandRejected
+from eventkit.outbox import OutboxRelay, outbox_status
+from eventkit.settings import ServiceSettings
+from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
+from eventkit.topology import dead_letter_queue, declare_inbox
+
+log = logging.getLogger(__name__)
+
+HandlersFactory = Callable[["ServiceRuntime"], Mapping[type[EventData], Handler]]
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, *, types: EventTypes, projections: Sequence[Projection] = (),
+                 migrations: Sequence[Path] = (), handlers: HandlersFactory | None = None,
+                 catch_all: Callable[[ServiceRuntime], Handler] | None = None,
+                 extra_bindings: tuple[str, ...] = ()) -> None:
+        self.settings = settings
+        self.service = settings.service
+        self.types = types
+        self.projections = projections
+        self.migrations = migrations
+        self._handlers = handlers
+        self._catch_all = catch_all
+        self.extra_bindings = extra_bindings
+        self._pool: asyncpg.Pool | None = None
+        self._store: EventStore | None = None
+        self.relay: OutboxRelay | None = None
+        self.broker: RabbitBroker | None = None
+        self.consumer: Consumer | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "runtime not started"
+        return self._pool
+
+    @property
+    def store(self) -> EventStore:
+        assert self._store is not None, "runtime not started"
+        return self._store
+
+    async def start(self, *, relay: bool = True, consume: bool = True) -> None:
+        settings = self.settings
+        await db.migrate(settings.database_url, self.migrations)
+        self._pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
+        self._store = EventStore(self._pool, service=self.service, types=self.types, projections=self.projections)
+        if relay:
+            self.relay = OutboxRelay(settings.database_url, settings.rabbitmq_url, service=self.service,
+                                     batch_size=settings.outbox_batch_size,
+                                     sweep_interval=settings.outbox_sweep_seconds)
+            self.relay.start()
+        handlers = self._handlers(self) if self._handlers else {}
+        catch_all = self._catch_all(self) if self._catch_all else None
+        if consume and (handlers or catch_all):
+            self.broker = RabbitBroker(settings.rabbitmq_url, logger=None, graceful_timeout=10.0)
+            self.consumer = Consumer(self.service, self._pool, handlers, catch_all=catch_all,
+                                     extra_bindings=self.extra_bindings, prefetch=settings.consumer_prefetch,
+                                     max_attempts=settings.consumer_max_attempts)
+            self.consumer.attach(self.broker)
+            await self.broker.connect()
+            await self._declare_topology(self.consumer.bindings)
+            await self.broker.start()
+
+    async def _declare_topology(self, bindings: Sequence[str]) -> None:
+        connection = await aio_pika.connect(self.settings.rabbitmq_url)
+        try:
+            await declare_inbox(await connection.channel(), self.service, bindings)
+        finally:
+            await connection.close()
+
+    async def stop(self) -> None:
+        if self.broker is not None:
+            await self.broker.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                checks["database"] = await conn.fetchval("SELECT true") is True
+                backlog, age = await outbox_status(conn)
+                metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
+                metrics.OUTBOX_OLDEST_AGE.labels(self.service).set(age)
+        except Exception:
+            checks["database"] = False
+        if self.relay is not None:
+            checks["outbox_relay"] = self.relay.running
+        if self.broker is not None:
+            try:
+                checks["broker"] = await self.broker.ping(timeout=2)
+            except Exception:
+                checks["broker"] = False
+            checks["consumer_attached"] = self.consumer is not None and self.consumer.is_attached()
+        return checks
+
+    async def refresh_dlq_depth(self) -> None:
+        if self.consumer is None:
+            return
+        try:
+            connection = await aio_pika.connect(self.settings.rabbitmq_url, timeout=2)
+        except Exception:
+            return
+        try:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(dead_letter_queue(self.service), passive=True)
+            metrics.DLQ_DEPTH.labels(self.service).set(queue.declaration_result.message_count or 0)
+        except Exception as error:
+            log.warning("could not read the DLQ depth: %s", error.__class__.__name__)
+        finally:
+            await connection.close()
+
+
+def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[Any],
+               on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None, version: str = "1.0.0") -> FastAPI:
+    """The service's ASGI app; `on_start` wires handlers once the runtime's adapters exist."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        if on_start is not None:
+            on_start(app, runtime)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.runtime = runtime
+    service = runtime.service
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.HTTP_SECONDS.labels(service, request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(CommandRejected)
+    async def rejected(_: Request, error: CommandRejected) -> JSONResponse:
+        return JSONResponse({"detail": error.message, "code": error.code, "reasons": error.details},
+                            status_code=error.status_code)
+
+    @app.exception_handler(ConcurrencyError)
+    async def conflict(_: Request, error: ConcurrencyError) -> JSONResponse:
+        return JSONResponse({"detail": "the case was changed by someone else at the same time; reload and retry",
+                             "code": "concurrent_change"}, status_code=409)
+
+    for transient in db.TRANSIENT_DB_ERRORS:
+        @app.exception_handler(transient)
+        async def unavailable(_: Request, error: Exception) -> JSONResponse:
+            log.warning("database unavailable: %s", error.__class__.__name__)
+            return JSONResponse({"detail": "the database is unavailable; nothing was recorded, retry shortly",
+                                 "code": "unavailable"}, status_code=503, headers={"Retry-After": "2"})
+
+    @app.get("/healthz", tags=["operations"], include_in_schema=True)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive", "service": service}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> JSONResponse:
+        checks = await runtime.readiness()
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def prometheus() -> Response:
+        await runtime.readiness()
+        await runtime.refresh_dlq_depth()
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> None:
+    """Poll until predicate() is truthy (awaiting it if it is a coroutine), or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)

@@ -1,0 +1,34 @@
+"""Configuration from the environment, shared by every service (prefix-free, as DESIGN.md names it)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def default_dsn(service: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:5432/{service}"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. A service subclasses it and sets SERVICE and DEFAULT_PORT.
+
+    The database DSN is read from `<SERVICE>_DATABASE_URL` (e.g. INTAKE_DATABASE_URL).
+    """
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    service: str = "service"
+    rabbitmq_url: str = Field(DEFAULT_RABBITMQ_URL, validation_alias="RABBITMQ_URL")
+    database_url: str = ""
+    http_host: str = Field("127.0.0.1", validation_alias="HTTP_HOST")
+    http_port: int = 0
+    profile: str = Field("development", validation_alias="APP_PROFILE", pattern="^(development|production)$")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    consumer_prefetch: int = Field(32, validation_alias="CONSUMER_PREFETCH", ge=1, le=1000)
+    consumer_max_attempts: int = Field(5, validation_alias="CONSUMER_MAX_ATTEMPTS", ge=1, le=100)
+    outbox_batch_size: int = Field(500, validation_alias="OUTBOX_BATCH_SIZE", ge=1, le=10_000)
+    outbox_sweep_seconds: float = Field(1.0, validation_alias="OUTBOX_SWEEP_SECONDS", gt=0)
+    db_pool_max: int = Field(10, validation_alias="DB_POOL_MAX", ge=2, le=200)

@@ -1,0 +1,237 @@
+"""The event store: append-only streams with optimistic concurrency, written with their outbox rows.
+
+Each event is one row keyed by (stream_id, version); a second writer of the same version fails the
+unique constraint and gets `ConcurrencyError`. Published events (contract models) get an outbox row in
+the same transaction, so an event is stored if and only if it will be published.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+import asyncpg
+from secondopinion_contracts import CloudEvent, EventData
+
+from eventkit.db import Conn
+from eventkit.events import CommandContext, Event, PrivateEvent, RecordedEvent
+from eventkit.telemetry import current_traceparent
+
+OUTBOX_CHANNEL = "eventkit_outbox"
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the stream since it was loaded."""
+
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int | None = None) -> None:
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        detail = f", it is at {actual_version}" if actual_version is not None else ""
+        super().__init__(f"stream {stream_id} changed concurrently: expected version {expected_version}{detail}")
+
+
+class UnknownStoredEvent(LookupError):
+    pass
+
+
+class Projection(Protocol):
+    """A read model kept in the same transaction as the events it reflects, rebuildable from them."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tables(self) -> Sequence[str]: ...
+
+    async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None: ...
+
+
+@dataclass(frozen=True)
+class EventTypes:
+    """Which model each stored (name, schema version) loads as, and how old versions are upcast."""
+
+    classes: Mapping[str, type[Event]]
+    upcasters: Mapping[tuple[str, int], Upcaster]
+
+    @classmethod
+    def of(cls, *events: type[Event], upcasters: Mapping[tuple[str, int], Upcaster] | None = None) -> EventTypes:
+        latest: dict[str, type[Event]] = {}
+        for event in events:
+            if event.NAME not in latest or event.VERSION > latest[event.NAME].VERSION:
+                latest[event.NAME] = event
+        return cls(classes=latest, upcasters=dict(upcasters or {}))
+
+    def load(self, name: str, schema_version: int, data: dict[str, Any]) -> Event:
+        model = self.classes.get(name)
+        if model is None:
+            raise UnknownStoredEvent(f"no model for stored event {name} v{schema_version}")
+        while schema_version < model.VERSION:
+            upcast = self.upcasters.get((name, schema_version))
+            if upcast is None:
+                raise UnknownStoredEvent(f"no upcaster for stored event {name} v{schema_version}")
+            data = upcast(data)
+            schema_version += 1
+        return model.model_validate(data)
+
+
+def envelope_for(service: str, event: EventData, event_id: UUID, version: int, recorded_at: datetime,
+                 context: CommandContext, traceparent: str | None) -> CloudEvent:
+    return CloudEvent(
+        id=event_id,
+        source=f"/secondopinion/{service}",
+        type=event.type_name(),
+        subject=context.correlation_id,
+        time=recorded_at,
+        dataschema=event.schema_uri(),
+        data=event.model_dump(mode="json"),
+        sequence=version,
+        correlationid=context.correlation_id,
+        causationid=context.causation_id,
+        traceparent=traceparent,
+        actorid=context.actor.id,
+        actorrole=context.actor.role,
+    )
+
+
+class EventStore:
+    def __init__(self, pool: asyncpg.Pool, *, service: str, types: EventTypes,
+                 projections: Sequence[Projection] = ()) -> None:
+        self.pool = pool
+        self.service = service
+        self.types = types
+        self.projections = tuple(projections)
+
+    @asynccontextmanager
+    async def transaction(self, conn: Conn | None = None) -> AsyncIterator[Conn]:
+        """A transaction on `conn` (nested as a savepoint) or on a fresh pooled connection."""
+        if conn is not None:
+            async with conn.transaction():
+                yield conn
+            return
+        async with self.pool.acquire() as acquired, acquired.transaction():
+            yield acquired
+
+    async def append(self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[Event],
+                     context: CommandContext, *, conn: Conn | None = None) -> list[RecordedEvent]:
+        if not events:
+            return []
+        try:
+            async with self.transaction(conn) as tx:
+                return await self._append(tx, stream_id, stream_type, expected_version, events, context)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name == "events_stream_version_unique":
+                raise ConcurrencyError(stream_id, expected_version) from None
+            raise
+
+    async def _append(self, conn: Conn, stream_id: str, stream_type: str, expected_version: int,
+                      events: Sequence[Event], context: CommandContext) -> list[RecordedEvent]:
+        actual = await conn.fetchval("SELECT max(version) FROM events WHERE stream_id = $1", stream_id) or 0
+        if actual != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        metadata = context.metadata()
+        traceparent = current_traceparent()
+        if traceparent:
+            metadata["traceparent"] = traceparent
+        event_ids = [uuid4() for _ in events]
+        rows = await conn.fetch(
+            """INSERT INTO events
+                   (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+               SELECT $1, $2, v, id, t, sv, d::jsonb, $8::jsonb
+               FROM unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $7::text[]) AS u(v, id, t, sv, d)
+               RETURNING position, recorded_at""",
+            stream_id, stream_type,
+            [expected_version + i + 1 for i in range(len(events))],
+            event_ids,
+            [event.NAME for event in events],
+            [event.VERSION for event in events],
+            [event.model_dump_json() for event in events],
+            json.dumps(metadata),
+        )
+        recorded = [
+            RecordedEvent(position=row["position"], stream_id=stream_id, stream_type=stream_type,
+                          version=expected_version + i + 1, event_id=event_ids[i], data=events[i],
+                          metadata=metadata, recorded_at=row["recorded_at"].astimezone(UTC))
+            for i, row in enumerate(rows)
+        ]
+        published = [r for r in recorded if isinstance(r.data, EventData)]
+        if published:
+            envelopes = [
+                envelope_for(self.service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent)
+                for r in published if isinstance(r.data, EventData)
+            ]
+            headers = json.dumps({"traceparent": traceparent} if traceparent else {})
+            await conn.execute(
+                """INSERT INTO outbox (event_id, routing_key, body, headers)
+                   SELECT id, rk, body, $4::jsonb
+                   FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(id, rk, body)""",
+                [e.id for e in envelopes], [e.routing_key for e in envelopes], [e.to_json_bytes() for e in envelopes],
+                headers,
+            )
+            await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+        for projection in self.projections:
+            await projection.apply(conn, recorded)
+        return recorded
+
+    def _recorded(self, row: asyncpg.Record) -> RecordedEvent:
+        return RecordedEvent(
+            position=row["position"], stream_id=row["stream_id"], stream_type=row["stream_type"],
+            version=row["version"], event_id=row["event_id"],
+            data=self.types.load(row["event_type"], row["schema_version"], json.loads(row["data"])),
+            metadata=json.loads(row["metadata"]), recorded_at=row["recorded_at"].astimezone(UTC),
+        )
+
+    async def load(self, stream_id: str, *, conn: Conn | None = None) -> list[RecordedEvent]:
+        query = "SELECT * FROM events WHERE stream_id = $1 ORDER BY version"
+        if conn is not None:
+            rows = await conn.fetch(query, stream_id)
+        else:
+            async with self.pool.acquire() as acquired:
+                rows = await acquired.fetch(query, stream_id)
+        return [self._recorded(row) for row in rows]
+
+    async def read_all(self, *, after: int = 0, batch: int = 5000,
+                       conn: Conn | None = None) -> AsyncIterator[list[RecordedEvent]]:
+        """Every event in position order, in batches (for projection rebuilds)."""
+        position = after
+        while True:
+            query = "SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            if conn is not None:
+                rows = await conn.fetch(query, position, batch)
+            else:
+                async with self.pool.acquire() as acquired:
+                    rows = await acquired.fetch(query, position, batch)
+            if not rows:
+                return
+            events = [self._recorded(row) for row in rows]
+            position = events[-1].position
+            yield events
+
+    async def rebuild_projections(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Empty every projection and replay the whole store through it, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Lock out writers so the replay sees every event and no append slips in between.
+            await conn.execute("LOCK TABLE events IN SHARE MODE")
+            total = await conn.fetchval("SELECT count(*) FROM events")
+            for projection in self.projections:
+                for table in projection.tables:
+                    await conn.execute(f"TRUNCATE {table}")
+            done = 0
+            async for events in self.read_all(conn=conn):
+                for projection in self.projections:
+                    await projection.apply(conn, events)
+                done += len(events)
+                if progress:
+                    progress(done, total)
+            return done
+
+
+def is_private(event: Event) -> bool:
+    return isinstance(event, PrivateEvent)

@@ -1,0 +1,178 @@
+"""Test helpers for every service: a fresh database and RabbitMQ vhost per test, the app running in
+process, and a subscriber that records what was published. Loaded as a pytest plugin by the root
+conftest.py. Everything talks to the real local PostgreSQL and RabbitMQ; all of it is removed after."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import aio_pika
+import httpx
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+from fastapi import FastAPI
+from secondopinion_contracts import EXCHANGE, CloudEvent
+
+from eventkit import db
+from eventkit.topology import declare_exchange
+
+POSTGRES_BASE = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+RABBITMQ_HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1")
+RABBITMQ_MANAGEMENT = os.environ.get("TEST_RABBITMQ_MANAGEMENT", f"http://{RABBITMQ_HOST}:15672")
+RABBITMQ_USER = os.environ.get("TEST_RABBITMQ_USER", "guest")
+RABBITMQ_PASSWORD = os.environ.get("TEST_RABBITMQ_PASSWORD", "guest")
+
+
+def unique(prefix: str) -> str:
+    return f"t_{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@asynccontextmanager
+async def fresh_database(prefix: str = "db") -> AsyncIterator[str]:
+    dsn = f"{POSTGRES_BASE}/{unique(prefix)}"
+    await db.create_database_if_missing(dsn)
+    try:
+        yield dsn
+    finally:
+        await db.drop_database(dsn)
+
+
+@asynccontextmanager
+async def fresh_vhost() -> AsyncIterator[str]:
+    """A RabbitMQ vhost of its own (management API), so queues and exchanges never collide."""
+    name = unique("vhost")
+    auth = (RABBITMQ_USER, RABBITMQ_PASSWORD)
+    async with httpx.AsyncClient(base_url=RABBITMQ_MANAGEMENT, auth=auth, timeout=30) as client:
+        response = await client.put(f"/api/vhosts/{name}")
+        response.raise_for_status()
+        response = await client.put(f"/api/permissions/{name}/{RABBITMQ_USER}",
+                                    json={"configure": ".*", "write": ".*", "read": ".*"})
+        response.raise_for_status()
+        try:
+            yield f"amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@{RABBITMQ_HOST}:5672/{quote(name, safe='')}"
+        finally:
+            await client.delete(f"/api/vhosts/{name}")
+
+
+@dataclass
+class EventCollector:
+    """A subscriber bound to the events exchange that keeps every message it receives."""
+
+    url: str
+    binding: str = "#"
+    messages: list[AbstractIncomingMessage] = field(default_factory=list)
+    _connection: aio_pika.abc.AbstractRobustConnection | None = None
+
+    async def start(self) -> EventCollector:
+        self._connection = await aio_pika.connect_robust(self.url)
+        channel = await self._connection.channel()
+        exchange = await declare_exchange(channel, EXCHANGE)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, routing_key=self.binding)
+        await queue.consume(self._keep, no_ack=True)
+        return self
+
+    async def _keep(self, message: AbstractIncomingMessage) -> None:
+        self.messages.append(message)
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    @property
+    def envelopes(self) -> list[CloudEvent]:
+        return [CloudEvent.model_validate_json(message.body) for message in self.messages]
+
+    def of_type(self, event_name: str) -> list[CloudEvent]:
+        return [envelope for envelope in self.envelopes if envelope.event_name == event_name]
+
+    async def wait_for(self, predicate: Callable[[list[CloudEvent]], bool], timeout: float = 10.0) -> list[CloudEvent]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self.envelopes):
+            if asyncio.get_running_loop().time() > deadline:
+                names = [envelope.event_name for envelope in self.envelopes]
+                raise AssertionError(f"events not seen in {timeout}s; got {names}")
+            await asyncio.sleep(0.05)
+        return self.envelopes
+
+    async def wait_count(self, count: int, timeout: float = 10.0) -> list[CloudEvent]:
+        return await self.wait_for(lambda envelopes: len(envelopes) >= count, timeout)
+
+
+@asynccontextmanager
+async def running_app(app: FastAPI, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """The service app with its lifespan (runtime started), and an HTTP client talking to it in process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers or {},
+                                     timeout=30) as client:
+            yield client
+
+
+async def publish_raw(url: str, body: bytes, routing_key: str, *, message_id: str | None = None,
+                      headers: dict[str, Any] | None = None) -> None:
+    """Publish bytes to the events exchange as some other system might (for poison-message tests)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await declare_exchange(channel, EXCHANGE)
+        await exchange.publish(aio_pika.Message(body=body, message_id=message_id or str(uuid.uuid4()),
+                                                headers=headers or {}, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                               routing_key=routing_key)
+    finally:
+        await connection.close()
+
+
+async def drain_queue(url: str, queue_name: str, timeout: float = 10.0,
+                      until: Callable[[list[AbstractIncomingMessage]], bool] = bool) -> list[AbstractIncomingMessage]:
+    """Take the messages of a queue (e.g. a DLQ) until `until` holds or the time is up."""
+    connection = await aio_pika.connect(url)
+    taken: list[AbstractIncomingMessage] = []
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, passive=True)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            message = await queue.get(fail=False)
+            if message is None:
+                if until(taken):
+                    break
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            taken.append(message)
+    finally:
+        await connection.close()
+    return taken
+
+
+def envelope_json(envelope: CloudEvent) -> bytes:
+    return envelope.to_json_bytes()
+
+
+def decode_body(message: AbstractIncomingMessage) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(message.body)
+    return body
+
+
+Waiter = Callable[[], Awaitable[Any]]
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    async with fresh_database() as dsn:
+        yield dsn
+
+
+@pytest.fixture
+async def rabbitmq_url() -> AsyncIterator[str]:
+    async with fresh_vhost() as url:
+        yield url

@@ -1,0 +1,6 @@
+from eventkit.cli import main
+
+from intake.app import build, runtime_for
+from intake.settings import IntakeSettings
+
+main(IntakeSettings, runtime_for, build)

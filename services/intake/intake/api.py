@@ -1,0 +1,171 @@
+"""Intake's HTTP API for the desk: submit a case, record documents, screen, withdraw, and read."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from eventkit.errors import NotFound
+from eventkit.events import Actor, CommandContext, RecordedEvent
+from eventkit.http import current_actor
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
+from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
+
+from intake.commands import Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from intake.domain import CaseStatus
+from intake.handlers import IntakeHandlers
+from intake.store import CaseQueries
+
+router = APIRouter(tags=["cases"])
+
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+Phone = Annotated[str, Field(min_length=3, max_length=30, pattern=r"^[0-9+\-() ]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class RequesterIn(Strict):
+    relationship: Relationship
+    name: Name
+    phone: Phone | None = None
+
+
+class PatientIn(Strict):
+    name: Name
+    birth_date: date
+    deceased: bool = False
+    consents: bool | None = Field(
+        None, description="Whether the patient agrees to the request (family requests); unknown until the form.")
+
+
+class AttendingPhysicianIn(Strict):
+    name: Name
+    institution: Annotated[str, Field(min_length=1, max_length=200)]
+    consents: bool
+
+
+class SubmitCaseIn(Strict):
+    requester: RequesterIn
+    patient: PatientIn
+    mode: Mode
+    department: Annotated[str, Field(pattern=DEPARTMENT_PATTERN)]
+    question: Annotated[str, Field(min_length=1, max_length=4000)]
+    attending_physician: AttendingPhysicianIn
+    wants_treatment_here: bool
+    complaint_or_litigation: bool
+
+
+class DocumentIn(Strict):
+    kind: DocumentKind
+    received_on: date
+
+
+class ScreeningIn(Strict):
+    decision: Literal["accept", "decline"]
+    reasons: list[RefusalReason] = Field(default_factory=list, max_length=len(RefusalReason))
+    physician: Name
+
+
+class WithdrawalIn(Strict):
+    reason: WithdrawalReason
+
+
+class CommandResult(BaseModel):
+    case_id: UUID
+    status: str
+    events: list[str]
+    decline_reasons: list[str] = []
+    document_id: UUID | None = None
+
+
+def handlers(request: Request) -> IntakeHandlers:
+    handlers: IntakeHandlers = request.app.state.handlers
+    return handlers
+
+
+def queries(request: Request) -> CaseQueries:
+    return CaseQueries(request.app.state.runtime.pool)
+
+
+def _context(actor: Actor, case_id: UUID, command: str) -> CommandContext:
+    return CommandContext(actor=actor, correlation_id=str(case_id), causation_id=f"command:{uuid4()}",
+                          command=command)
+
+
+async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:
+    view = await q.get(case_id)
+    assert view is not None
+    return CommandResult(case_id=case_id, status=view["status"], events=[e.name for e in recorded],
+                         decline_reasons=view["decline_reasons"], **extra)
+
+
+@router.post("/cases", status_code=201, response_model=CommandResult)
+async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(current_actor)],
+                      h: Annotated[IntakeHandlers, Depends(handlers)],
+                      q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+    case_id = uuid4()
+    command = SubmitCase(
+        case_id=case_id, requester_relationship=body.requester.relationship,
+        requester=Person(name=body.requester.name, phone=body.requester.phone),
+        patient_name=body.patient.name, patient_birth_date=body.patient.birth_date,
+        patient_deceased=body.patient.deceased, patient_consents=body.patient.consents, mode=body.mode,
+        department=body.department, question=body.question,
+        attending_physician_name=body.attending_physician.name,
+        attending_institution=body.attending_physician.institution,
+        attending_physician_consents=body.attending_physician.consents,
+        wants_treatment_here=body.wants_treatment_here, complaint_or_litigation=body.complaint_or_litigation,
+        submitted_on=h.today(),
+    )
+    recorded = await h.submit_case(command, _context(actor, case_id, "SubmitCase"))
+    return await _result(case_id, recorded, q)
+
+
+@router.post("/cases/{case_id}/documents", status_code=201, response_model=CommandResult)
+async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Actor, Depends(current_actor)],
+                           h: Annotated[IntakeHandlers, Depends(handlers)],
+                           q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+    document_id = uuid4()
+    command = ReceiveDocument(case_id=case_id, document_id=document_id, kind=body.kind, received_on=body.received_on)
+    recorded = await h.receive_document(command, _context(actor, case_id, "ReceiveDocument"))
+    return await _result(case_id, recorded, q, document_id=document_id)
+
+
+@router.post("/cases/{case_id}/screening", response_model=CommandResult)
+async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, Depends(current_actor)],
+                      h: Annotated[IntakeHandlers, Depends(handlers)],
+                      q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+    command = ScreenCase(case_id=case_id, accept=body.decision == "accept", physician=body.physician,
+                         reasons=tuple(body.reasons))
+    recorded = await h.screen_case(command, _context(actor, case_id, "ScreenCase"))
+    return await _result(case_id, recorded, q)
+
+
+@router.post("/cases/{case_id}/withdrawal", response_model=CommandResult)
+async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Actor, Depends(current_actor)],
+                        h: Annotated[IntakeHandlers, Depends(handlers)],
+                        q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+    recorded = await h.withdraw_case(WithdrawCase(case_id=case_id, reason=body.reason),
+                                     _context(actor, case_id, "WithdrawCase"))
+    return await _result(case_id, recorded, q)
+
+
+@router.get("/cases/{case_id}")
+async def get_case(case_id: UUID, _: Annotated[Actor, Depends(current_actor)],
+                   q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+    view = await q.get(case_id)
+    if view is None:
+        raise NotFound(f"no case {case_id}")
+    return view
+
+
+@router.get("/cases")
+async def list_cases(_: Annotated[Actor, Depends(current_actor)], q: Annotated[CaseQueries, Depends(queries)],
+                     status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    rows = await q.list(status.value if status else None, limit, offset)
+    return {"cases": rows, "limit": limit, "offset": offset}

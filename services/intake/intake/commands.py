@@ -1,0 +1,57 @@
+"""Intake's commands: what a coordinator or physician asks the desk to do with a case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmitCase:
+    case_id: UUID
+    requester_relationship: Relationship
+    requester: Person
+    patient_name: str
+    patient_birth_date: date
+    patient_deceased: bool
+    patient_consents: bool | None
+    mode: Mode
+    department: str
+    question: str
+    attending_physician_name: str
+    attending_institution: str
+    attending_physician_consents: bool
+    wants_treatment_here: bool
+    complaint_or_litigation: bool
+    submitted_on: date
+
+
+@dataclass(frozen=True)
+class ReceiveDocument:
+    case_id: UUID
+    document_id: UUID
+    kind: DocumentKind
+    received_on: date
+
+
+@dataclass(frozen=True)
+class ScreenCase:
+    case_id: UUID
+    accept: bool
+    physician: str
+    reasons: tuple[RefusalReason, ...] = ()
+
+
+@dataclass(frozen=True)
+class WithdrawCase:
+    case_id: UUID
+    reason: WithdrawalReason

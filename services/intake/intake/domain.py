@@ -1,0 +1,203 @@
+"""The Case aggregate: decide(command, state) -> events, evolve(state, event) -> state. Pure.
+
+Rules from DOMAIN.md: who may ask and the refusal reasons, the documents a request needs, and when
+the patient's consent counts as verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from enum import StrEnum
+
+from eventkit.errors import CommandRejected
+from eventkit.events import Event
+from secondopinion_contracts.codes import ConsentBasis, DocumentKind, Mode, RefusalReason, Relationship
+from secondopinion_contracts.events.intake import (
+    CaseAccepted,
+    CaseDeclined,
+    CaseSubmitted,
+    CaseWithdrawn,
+    ConsentVerified,
+    DocumentReceived,
+)
+
+from intake.commands import ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+
+ADULT_AGE = 18
+AUTOMATIC_DECLINER = "intake"
+
+
+class CaseStatus(StrEnum):
+    NEW = "new"
+    SUBMITTED = "submitted"
+    AWAITING_DOCUMENTS = "awaiting_documents"
+    SCREENING = "screening"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
+CLOSED = (CaseStatus.DECLINED, CaseStatus.WITHDRAWN)
+
+
+@dataclass(frozen=True)
+class Case:
+    status: CaseStatus = CaseStatus.NEW
+    mode: Mode | None = None
+    department: str = ""
+    relationship: Relationship | None = None
+    patient_is_minor: bool = False
+    documents: tuple[DocumentKind, ...] = ()
+    consent: ConsentBasis | None = None
+    reasons: tuple[RefusalReason, ...] = field(default=())
+
+    @property
+    def missing_documents(self) -> list[DocumentKind]:
+        return missing_documents(self)
+
+
+def age_on(birth_date: date, on: date) -> int:
+    return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
+
+
+def required_documents(case: Case) -> list[DocumentKind]:
+    required = [DocumentKind.APPLICATION_FORM, DocumentKind.REFERRAL_LETTER]
+    if case.relationship is Relationship.FAMILY:
+        if not case.patient_is_minor:
+            required.append(DocumentKind.CONSENT_FORM)
+        elif DocumentKind.CONSENT_FORM not in case.documents:
+            required.append(DocumentKind.RELATIONSHIP_PROOF)
+    return required
+
+
+def missing_documents(case: Case) -> list[DocumentKind]:
+    return [kind for kind in required_documents(case) if kind not in case.documents]
+
+
+def consent_basis(case: Case) -> ConsentBasis | None:
+    if case.relationship is Relationship.SELF:
+        return ConsentBasis.REQUESTER_IS_PATIENT
+    if case.relationship is not Relationship.FAMILY:
+        return None
+    if DocumentKind.CONSENT_FORM in case.documents:
+        return ConsentBasis.CONSENT_FORM
+    if case.patient_is_minor and DocumentKind.RELATIONSHIP_PROOF in case.documents:
+        return ConsentBasis.MINOR_WITH_RELATIONSHIP_PROOF
+    return None
+
+
+def refusal_reasons(command: SubmitCase, departments: frozenset[str], patient_is_minor: bool) -> list[RefusalReason]:
+    """Refusal reasons the submitted facts already show, in the guide's order."""
+    reasons: list[RefusalReason] = []
+    if command.requester_relationship is Relationship.OTHER:
+        reasons.append(RefusalReason.REQUESTER_NOT_PATIENT_OR_FAMILY)
+    if (command.requester_relationship is Relationship.FAMILY and command.patient_consents is False
+            and not patient_is_minor):
+        reasons.append(RefusalReason.MISSING_PATIENT_CONSENT)
+    if command.wants_treatment_here:
+        reasons.append(RefusalReason.SEEKS_TREATMENT_HERE)
+    if command.complaint_or_litigation:
+        reasons.append(RefusalReason.COMPLAINT_OR_LITIGATION)
+    if command.patient_deceased:
+        reasons.append(RefusalReason.PATIENT_DECEASED)
+    if not command.attending_physician_consents:
+        reasons.append(RefusalReason.ATTENDING_PHYSICIAN_NOT_CONSENTING)
+    if command.department not in departments:
+        reasons.append(RefusalReason.NO_SPECIALIST_AVAILABLE)
+    return reasons
+
+
+def submit(command: SubmitCase, case: Case, departments: frozenset[str]) -> list[Event]:
+    if case.status is not CaseStatus.NEW:
+        raise CommandRejected(f"case {command.case_id} already exists", code="duplicate_case")
+    if command.patient_birth_date > command.submitted_on:
+        raise CommandRejected("the patient's birth date is after the submission date", code="invalid_birth_date")
+    minor = age_on(command.patient_birth_date, command.submitted_on) < ADULT_AGE
+    events: list[Event] = [CaseSubmitted(
+        case_id=command.case_id, mode=command.mode, department=command.department,
+        requester_relationship=command.requester_relationship, patient_is_minor=minor,
+        patient_deceased=command.patient_deceased, attending_physician_consents=command.attending_physician_consents,
+        wants_treatment_here=command.wants_treatment_here, complaint_or_litigation=command.complaint_or_litigation,
+        submitted_on=command.submitted_on,
+    )]
+    reasons = refusal_reasons(command, departments, minor)
+    if reasons:
+        events.append(CaseDeclined(case_id=command.case_id, reasons=reasons, declined_by=AUTOMATIC_DECLINER))
+    elif command.requester_relationship is Relationship.SELF:
+        events.append(ConsentVerified(case_id=command.case_id, basis=ConsentBasis.REQUESTER_IS_PATIENT))
+    return events
+
+
+def _require_open(case: Case, what: str) -> None:
+    if case.status is CaseStatus.NEW:
+        raise CommandRejected("no such case", code="not_found")
+    if case.status in CLOSED:
+        raise CommandRejected(f"cannot {what}: the case is {case.status.value}", code=f"case_{case.status.value}")
+
+
+def receive_document(command: ReceiveDocument, case: Case) -> list[Event]:
+    _require_open(case, "receive documents")
+    received = DocumentReceived(case_id=command.case_id, document_id=command.document_id, kind=command.kind,
+                                received_on=command.received_on)
+    events: list[Event] = [received]
+    if case.consent is None:
+        basis = consent_basis(evolve(case, received))
+        if basis is not None:
+            events.append(ConsentVerified(case_id=command.case_id, basis=basis))
+    return events
+
+
+def screen(command: ScreenCase, case: Case, departments: frozenset[str]) -> list[Event]:
+    _require_open(case, "screen the case")
+    if case.status is CaseStatus.ACCEPTED:
+        raise CommandRejected("the case was already accepted", code="already_accepted")
+    if not command.accept:
+        reasons = list(command.reasons) or [RefusalReason.DECLINED_BY_SPECIALIST]
+        return [CaseDeclined(case_id=command.case_id, reasons=reasons, declined_by=command.physician)]
+    missing = [f"document:{kind.value}" for kind in missing_documents(case)]
+    if case.consent is None:
+        missing.append("consent_verified")
+    if case.department not in departments:
+        missing.append(f"specialist_for:{case.department}")
+    if missing:
+        raise CommandRejected("the case cannot be accepted yet: " + ", ".join(missing), code="not_ready",
+                              details=missing)
+    assert case.mode is not None
+    return [CaseAccepted(case_id=command.case_id, department=case.department, mode=case.mode,
+                         screened_by=command.physician)]
+
+
+def withdraw(command: WithdrawCase, case: Case) -> list[Event]:
+    _require_open(case, "withdraw")
+    return [CaseWithdrawn(case_id=command.case_id, reason=command.reason)]
+
+
+def _status_after_documents(case: Case) -> CaseStatus:
+    if case.status in (*CLOSED, CaseStatus.ACCEPTED):
+        return case.status
+    if not missing_documents(case) and case.consent is not None:
+        return CaseStatus.SCREENING
+    return CaseStatus.AWAITING_DOCUMENTS
+
+
+def evolve(case: Case, event: Event) -> Case:
+    match event:
+        case CaseSubmitted():
+            return Case(status=CaseStatus.SUBMITTED, mode=event.mode, department=event.department,
+                        relationship=event.requester_relationship, patient_is_minor=event.patient_is_minor)
+        case DocumentReceived():
+            with_document = replace(case, documents=(*case.documents, event.kind))
+            return replace(with_document, status=_status_after_documents(with_document))
+        case ConsentVerified():
+            consented = replace(case, consent=event.basis)
+            if case.status is CaseStatus.SUBMITTED:
+                return consented
+            return replace(consented, status=_status_after_documents(consented))
+        case CaseAccepted():
+            return replace(case, status=CaseStatus.ACCEPTED)
+        case CaseDeclined():
+            return replace(case, status=CaseStatus.DECLINED, reasons=tuple(event.reasons))
+        case CaseWithdrawn():
+            return replace(case, status=CaseStatus.WITHDRAWN)
+    return case

@@ -1,0 +1,22 @@
+"""Intake's configuration: the shared settings plus the department catalogue."""
+
+from __future__ import annotations
+
+from eventkit.settings import ServiceSettings, default_dsn
+from pydantic import Field
+
+# Departments whose specialists give second opinions (codes used in events). Configurable because the
+# roster changes; a request for a department not listed is refused as `no_specialist_available`.
+DEFAULT_DEPARTMENTS = (
+    "cardiology", "cardiovascular_surgery", "gastroenterology", "gastrointestinal_surgery", "hepatology",
+    "nephrology", "hematology", "neurology", "neurosurgery", "oncology", "radiation_oncology", "pediatrics",
+    "dermatology", "rheumatology", "infectious_diseases", "otolaryngology", "transplant_surgery",
+    "plastic_surgery", "endocrinology", "respiratory_medicine", "urology", "obstetrics_gynecology",
+)
+
+
+class IntakeSettings(ServiceSettings):
+    service: str = "intake"
+    database_url: str = Field(default_dsn("intake"), validation_alias="INTAKE_DATABASE_URL")
+    http_port: int = Field(8001, validation_alias="INTAKE_HTTP_PORT")
+    departments: tuple[str, ...] = Field(DEFAULT_DEPARTMENTS, validation_alias="INTAKE_DEPARTMENTS")

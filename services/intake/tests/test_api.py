@@ -1,0 +1,225 @@
+"""Intake end to end on the real PostgreSQL and RabbitMQ: HTTP command -> event store -> outbox -> bus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import jsonschema
+import pytest
+from eventkit.testing import EventCollector, running_app
+from intake.app import build
+from intake.settings import IntakeSettings
+from secondopinion_contracts import CloudEvent
+from secondopinion_contracts.schemas import SCHEMA_DIR
+
+PATIENT_NAME = "Hanako Zzyzx-Canary"
+STAFF = {"X-Staff-Id": "coord-12", "X-Staff-Role": "coordinator"}
+
+
+def request_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "requester": {"relationship": "self", "name": PATIENT_NAME, "phone": "03-1234-5678"},
+        "patient": {"name": PATIENT_NAME, "birth_date": "1968-04-01", "deceased": False},
+        "mode": "in_person",
+        "department": "cardiology",
+        "question": "Cardiac surgery or catheter treatment?",
+        "attending_physician": {"name": "Dr. Ichiro Sato", "institution": "Minato Clinic", "consents": True},
+        "wants_treatment_here": False,
+        "complaint_or_litigation": False,
+    }
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            body[key] = {**body[key], **value}
+        else:
+            body[key] = value
+    return body
+
+
+@pytest.fixture
+async def intake(database: str, rabbitmq_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url, OUTBOX_SWEEP_SECONDS=0.2)
+    clock = lambda: datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # noqa: E731
+    async with running_app(build(settings, clock=clock), headers=STAFF) as client:
+        yield client
+
+
+@pytest.fixture
+async def bus(rabbitmq_url: str) -> AsyncIterator[EventCollector]:
+    collector = await EventCollector(rabbitmq_url, "intake.#").start()
+    yield collector
+    await collector.stop()
+
+
+def assert_valid(envelope: CloudEvent) -> None:
+    schema = json.loads((SCHEMA_DIR / envelope.service / f"{envelope.event_name}.v{envelope.event_version}.json")
+                        .read_text())
+    jsonschema.validate(envelope.data, schema)
+    jsonschema.validate(json.loads(envelope.to_json_bytes()), json.loads((SCHEMA_DIR / "envelope.json").read_text()))
+
+
+async def event_count(database: str) -> int:
+    conn = await asyncpg.connect(database)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM events"))
+    finally:
+        await conn.close()
+
+
+async def submit(client: httpx.AsyncClient, **changes: Any) -> dict[str, Any]:
+    response = await client.post("/cases", json=request_body(**changes))
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def post_document(client: httpx.AsyncClient, case_id: str, kind: str) -> httpx.Response:
+    return await client.post(f"/cases/{case_id}/documents", json={"kind": kind, "received_on": "2026-12-03"})
+
+
+async def test_a_case_goes_from_submission_through_documents_and_consent_to_acceptance(
+        intake: httpx.AsyncClient, bus: EventCollector) -> None:
+    case = await submit(intake, requester={"relationship": "family", "name": "Taro Zzyzx"})
+    case_id = case["case_id"]
+    assert case["status"] == "submitted"
+    for kind in ("application_form", "referral_letter", "test_results"):
+        assert (await post_document(intake, case_id, kind)).status_code == 201
+    assert (await intake.get(f"/cases/{case_id}")).json()["missing_documents"] == ["consent_form"]
+    consent = await post_document(intake, case_id, "consent_form")
+    assert consent.json()["events"] == ["DocumentReceived", "ConsentVerified"]
+    assert consent.json()["status"] == "screening"
+    accepted = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"})
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "accepted"
+
+    envelopes = await bus.wait_count(7)
+    await asyncio.sleep(0.3)
+    assert len(bus.envelopes) == 7, "each event is received exactly once"
+    assert [e.event_name for e in envelopes] == [
+        "CaseSubmitted", "DocumentReceived", "DocumentReceived", "DocumentReceived", "DocumentReceived",
+        "ConsentVerified", "CaseAccepted"]
+    assert [e.sequence for e in envelopes] == list(range(1, 8))
+    assert len({e.id for e in envelopes}) == 7
+    for envelope in envelopes:
+        assert_valid(envelope)
+        assert envelope.subject == case_id
+        assert envelope.actorid == "coord-12"
+    assert envelopes[-1].data == {"case_id": case_id, "department": "cardiology", "mode": "in_person",
+                                  "screened_by": "dr-sato"}
+    assert all(PATIENT_NAME.encode() not in message.body for message in bus.messages)
+    assert all(b"Zzyzx" not in message.body for message in bus.messages)
+
+    view = (await intake.get(f"/cases/{case_id}")).json()
+    assert view["consent"] == {"verified": True, "basis": "consent_form"}
+    assert view["patient"]["name"] == PATIENT_NAME
+    assert [entry["event"] for entry in view["history"]][-1] == "CaseAccepted"
+    listed = (await intake.get("/cases", params={"status": "accepted"})).json()["cases"]
+    assert [row["case_id"] for row in listed] == [case_id]
+
+
+@pytest.mark.parametrize(("changes", "reasons"), [
+    ({"requester": {"relationship": "other"}}, ["requester_not_patient_or_family"]),
+    ({"requester": {"relationship": "family"}, "patient": {"consents": False}}, ["missing_patient_consent"]),
+    ({"wants_treatment_here": True}, ["seeks_treatment_here"]),
+    ({"complaint_or_litigation": True}, ["complaint_or_litigation"]),
+    ({"patient": {"deceased": True}}, ["patient_deceased"]),
+    ({"attending_physician": {"consents": False}}, ["attending_physician_not_consenting"]),
+    ({"department": "astrology"}, ["no_specialist_available"]),
+])
+async def test_refusal_reasons_decline_at_once_and_the_response_says_so(
+        intake: httpx.AsyncClient, bus: EventCollector, changes: dict[str, Any], reasons: list[str]) -> None:
+    case = await submit(intake, **changes)
+    assert case["status"] == "declined"
+    assert case["decline_reasons"] == reasons
+    assert case["events"] == ["CaseSubmitted", "CaseDeclined"]
+    declined = (await bus.wait_for(lambda es: any(e.event_name == "CaseDeclined" for e in es)))[-1]
+    assert declined.data["reasons"] == reasons
+    assert_valid(declined)
+
+
+async def test_the_specialist_declines_with_a_reason(intake: httpx.AsyncClient, bus: EventCollector) -> None:
+    case = await submit(intake)
+    decision = {"decision": "decline", "reasons": ["declined_by_specialist"], "physician": "dr-x"}
+    response = await intake.post(f"/cases/{case['case_id']}/screening", json=decision)
+    assert response.json()["status"] == "declined"
+    declined = (await bus.wait_for(lambda es: any(e.event_name == "CaseDeclined" for e in es)))[-1]
+    assert declined.data["reasons"] == ["declined_by_specialist"]
+    assert declined.data["declined_by"] == "dr-x"
+
+
+@pytest.mark.parametrize("body", [
+    request_body(mode="by_fax"),
+    request_body(requester={"relationship": "neighbour"}),
+    request_body(patient={"birth_date": "not-a-date"}),
+    request_body(department="Cardiology; DROP TABLE"),
+    request_body(question=""),
+    request_body(question="x" * 4001),
+    {**request_body(), "unexpected": 1},
+    {k: v for k, v in request_body().items() if k != "attending_physician"},
+])
+async def test_malformed_submissions_get_422_with_field_messages_and_record_nothing(
+        intake: httpx.AsyncClient, database: str, body: dict[str, Any]) -> None:
+    response = await intake.post("/cases", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail
+    assert all("loc" in error and "msg" in error for error in detail)
+    assert await event_count(database) == 0
+
+
+async def test_rejected_commands_say_why_and_record_nothing(intake: httpx.AsyncClient, database: str) -> None:
+    unknown = await post_document(intake, "00000000-0000-0000-0000-000000000000", "application_form")
+    assert unknown.status_code == 404
+    case = await submit(intake)
+    before = await event_count(database)
+    not_ready = await intake.post(f"/cases/{case['case_id']}/screening", json={"decision": "accept", "physician": "d"})
+    assert not_ready.status_code == 409
+    assert not_ready.json()["reasons"] == ["document:application_form", "document:referral_letter"]
+    assert (await post_document(intake, case["case_id"], "x-ray-on-papyrus")).status_code == 422
+    assert (await intake.get("/cases/not-a-uuid")).status_code == 422
+    assert await event_count(database) == before
+    await intake.post(f"/cases/{case['case_id']}/withdrawal", json={"reason": "patient_request"})
+    after_withdrawal = await event_count(database)
+    again = await intake.post(f"/cases/{case['case_id']}/withdrawal", json={"reason": "patient_request"})
+    assert again.status_code == 409
+    assert "withdrawn" in again.json()["detail"]
+    assert await event_count(database) == after_withdrawal
+
+
+async def test_concurrent_commands_on_one_case_never_share_a_version(intake: httpx.AsyncClient, database: str) -> None:
+    case = await submit(intake)
+    responses = await asyncio.gather(*(post_document(intake, case["case_id"], "test_results") for _ in range(8)))
+    assert sorted(r.status_code for r in responses) == [201] * 8
+    conn = await asyncpg.connect(database)
+    try:
+        versions = [row["version"] for row in await conn.fetch(
+            "SELECT version FROM events WHERE stream_id = $1 ORDER BY version", f"case-{case['case_id']}")]
+    finally:
+        await conn.close()
+    assert versions == list(range(1, 11))  # submitted + consent + 8 documents, no gap, no duplicate
+    view = (await intake.get(f"/cases/{case['case_id']}")).json()
+    assert len(view["documents"]) == 8
+    assert view["version"] == 10
+
+
+async def test_projection_rebuild_gives_the_same_case_view(intake: httpx.AsyncClient, database: str) -> None:
+    case = await submit(intake, requester={"relationship": "family"})
+    await post_document(intake, case["case_id"], "consent_form")
+    live = (await intake.get(f"/cases/{case['case_id']}")).json()
+    runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+    assert await runtime.store.rebuild_projections() == 3
+    assert (await intake.get(f"/cases/{case['case_id']}")).json() == live
+
+
+async def test_health_and_readiness(intake: httpx.AsyncClient) -> None:
+    assert (await intake.get("/healthz")).json()["status"] == "alive"
+    ready = await intake.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] is True
+    metrics = await intake.get("/metrics")
+    assert "secondopinion_outbox_backlog" in metrics.text
