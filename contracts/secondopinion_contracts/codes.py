@@ -58,3 +58,62 @@ class ActorRole(StrEnum):
     CASHIER = "cashier"
     AUDITOR = "auditor"
     SYSTEM = "system"
+
+
+class CancelledBy(StrEnum):
+    PATIENT = "patient"
+    HOSPITAL = "hospital"
+
+
+class CancellationReason(StrEnum):
+    PATIENT_REQUEST = "patient_request"
+    PATIENT_UNWELL = "patient_unwell"
+    PHYSICIAN_UNAVAILABLE = "physician_unavailable"
+    HOSPITAL_CLOSURE = "hospital_closure"
+    CASE_WITHDRAWN = "case_withdrawn"
+    OTHER = "other"
+
+
+class RescheduleReason(StrEnum):
+    PATIENT_REQUEST = "patient_request"
+    PHYSICIAN_UNAVAILABLE = "physician_unavailable"
+    HOSPITAL_REQUEST = "hospital_request"
+    OTHER = "other"
+
+
+class PaymentMethod(StrEnum):
+    """At the counter: cash or card. Online: the card registered on the telemedicine platform."""
+
+    CASH = "cash"
+    CARD = "card"
+    ONLINE_CARD = "online_card"
+
+
+class PaymentChannel(StrEnum):
+    """How an invoice is to be paid (DOMAIN.md fees table)."""
+
+    COUNTER_BEFORE_CONSULTATION = "counter_before_consultation"
+    TELEMEDICINE_PLATFORM_CARD = "telemedicine_platform_card"
+
+
+class PaymentFailureReason(StrEnum):
+    CARD_DECLINED = "card_declined"
+    GATEWAY_TIMEOUT = "gateway_timeout"
+    GATEWAY_ERROR = "gateway_error"
+
+
+class RefundReason(StrEnum):
+    CANCELLED_BY_HOSPITAL = "cancelled_by_hospital"
+    OVERPAYMENT = "overpayment"
+    GOODWILL = "goodwill"
+    OTHER = "other"
+
+
+class InvoiceVoidReason(StrEnum):
+    APPOINTMENT_CANCELLED = "appointment_cancelled"
+    CASE_WITHDRAWN = "case_withdrawn"
+
+
+class DeliveryChannel(StrEnum):
+    HANDED_TO_PATIENT = "handed_to_patient"
+    POSTED_TO_ATTENDING_PHYSICIAN = "posted_to_attending_physician"

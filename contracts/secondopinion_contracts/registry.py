@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from secondopinion_contracts.base import EventData
-from secondopinion_contracts.events import intake
+from secondopinion_contracts.events import billing, intake, reporting, scheduling
 
-ALL_EVENTS: tuple[type[EventData], ...] = (*intake.EVENTS,)
+ALL_EVENTS: tuple[type[EventData], ...] = (*intake.EVENTS, *scheduling.EVENTS, *billing.EVENTS, *reporting.EVENTS)
 
 BY_TYPE: dict[str, type[EventData]] = {event.type_name(): event for event in ALL_EVENTS}
 

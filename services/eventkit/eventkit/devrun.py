@@ -17,7 +17,7 @@ ALL_SERVICES = ("intake", "scheduling", "billing", "reporting")
 
 def installed_services() -> list[str]:
     wanted = [name for name in os.environ.get("SERVICES", " ".join(ALL_SERVICES)).split() if name]
-    return [name for name in wanted if importlib.util.find_spec(name) is not None]
+    return [name for name in wanted if importlib.util.find_spec(name) and importlib.util.find_spec(f"{name}.__main__")]
 
 
 def main() -> None:
