@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +20,7 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from fastapi import FastAPI
-from secondopinion_contracts import EXCHANGE, CloudEvent
+from secondopinion_contracts import EXCHANGE, CloudEvent, EventData
 
 from eventkit import db
 from eventkit.topology import declare_exchange
@@ -154,8 +155,23 @@ async def drain_queue(url: str, queue_name: str, timeout: float = 10.0,
     return taken
 
 
-def envelope_json(envelope: CloudEvent) -> bytes:
-    return envelope.to_json_bytes()
+def make_envelope(event: EventData, *, sequence: int = 1, subject: str | None = None,
+                  event_id: uuid.UUID | None = None, time: datetime | None = None) -> CloudEvent:
+    """An envelope as the event's owning service would publish it (to feed a consumer in tests)."""
+    case_id = subject or str(getattr(event, "case_id", "")) or str(uuid.uuid4())
+    return CloudEvent(
+        id=event_id or uuid.uuid4(), source=f"/secondopinion/{event.SERVICE}", type=event.type_name(),
+        subject=case_id, time=time or datetime.now(UTC), dataschema=event.schema_uri(),
+        data=event.model_dump(mode="json"), sequence=sequence, correlationid=case_id,
+        actorid=event.SERVICE, actorrole="system",
+    )
+
+
+async def publish_event(url: str, event: EventData, **envelope: Any) -> CloudEvent:
+    """Publish a contract event on the bus as its owning service would; returns the envelope sent."""
+    sent = make_envelope(event, **envelope)
+    await publish_raw(url, sent.to_json_bytes(), sent.routing_key, message_id=str(sent.id))
+    return sent
 
 
 def decode_body(message: AbstractIncomingMessage) -> dict[str, Any]:
