@@ -38,10 +38,14 @@ def envelope_schema() -> dict[str, Any]:
 
 
 def rendered() -> dict[Path, str]:
+    from secondopinion_contracts import asyncapi  # it builds on this module's schemas
+
     files = {Path("envelope.json"): envelope_schema()}
     for event in ALL_EVENTS:
         files[Path(event.SERVICE) / f"{event.NAME}.v{event.VERSION}.json"] = event_schema(event)
-    return {path: json.dumps(schema, indent=2, sort_keys=True) + "\n" for path, schema in files.items()}
+    texts = {path: json.dumps(schema, indent=2, sort_keys=True) + "\n" for path, schema in files.items()}
+    texts[Path("asyncapi.json")] = asyncapi.rendered()
+    return texts
 
 
 def write(directory: Path = SCHEMA_DIR) -> list[Path]:
@@ -64,11 +68,30 @@ def stale(directory: Path = SCHEMA_DIR) -> list[str]:
         if not (directory / relative).exists() or (directory / relative).read_text() != text
     ]
     on_disk = {path.relative_to(directory) for path in directory.rglob("*.json")} if directory.exists() else set()
-    problems += [f"{path} (no model)" for path in sorted(on_disk - set(expected)) if path.parts[0] != "released"]
+    problems += [f"{path} (no model)" for path in sorted(on_disk - set(expected))]
     return problems
 
 
+def release(version: str, directory: Path = SCHEMA_DIR) -> Path:
+    """Snapshot the published event schemas as release `version`, the baseline of the compatibility check."""
+    from secondopinion_contracts.compatibility import RELEASED_DIR
+
+    target = RELEASED_DIR / version
+    if target.exists():
+        raise SystemExit(f"release {version} exists already; releases are immutable")
+    for source in sorted(directory.rglob("*.json")):
+        if source.name == "asyncapi.json":
+            continue
+        copy = target / source.relative_to(directory)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(source.read_text())
+    return target
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--release":
+        print(f"released {release(sys.argv[2])}")
+        sys.exit(0)
     for path in write():
         print(f"wrote {path}")
     sys.exit(0)

@@ -63,3 +63,18 @@ def test_the_envelope_rejects_a_wrong_type_pattern() -> None:
     envelope["type"] = "secondopinion.intake.CaseDeclined.v1"
     assert CloudEvent.model_validate(envelope).routing_key == "intake.CaseDeclined.v1"
     assert date(2026, 12, 1) == CloudEvent.model_validate(envelope).time.date()
+
+
+def test_the_asyncapi_document_has_a_channel_per_event_version_on_the_exchange() -> None:
+    document = json.loads((SCHEMA_DIR / "asyncapi.json").read_text())
+    assert document["asyncapi"] == "3.0.0"
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {event.routing_key() for event in ALL_EVENTS}
+    for channel in document["channels"].values():
+        assert channel["bindings"]["amqp"]["exchange"]["name"] == "secondopinion.events"
+    message = document["components"]["messages"]["intake_CaseDeclined_v1"]
+    assert message["contentType"] == "application/cloudevents+json"
+    assert message["payload"]["properties"]["type"]["const"] == "secondopinion.intake.CaseDeclined.v1"
+    assert "reasons" in message["payload"]["properties"]["data"]["properties"]
+    operations = document["operations"].values()
+    assert all(operation["action"] == "send" for operation in operations)
