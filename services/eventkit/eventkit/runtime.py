@@ -26,6 +26,7 @@ from eventkit.errors import CommandRejected
 from eventkit.outbox import OutboxRelay, outbox_status
 from eventkit.settings import ServiceSettings
 from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
+from eventkit.telemetry import configure_tracing, instrument_http
 from eventkit.topology import dead_letter_queue, declare_inbox
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,9 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         finally:
             await runtime.stop()
 
+    configure_tracing(runtime.service)
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    instrument_http(app)
     app.state.runtime = runtime
     service = runtime.service
 

@@ -1,0 +1,58 @@
+"""One trace from the HTTP request through every event hop it causes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eventkit.consumer import Delivery
+from eventkit.db import Conn
+from eventkit.runtime import ServiceRuntime, wait_until
+from eventkit.settings import ServiceSettings
+from eventkit.store import EventTypes
+from eventkit.testing import EventCollector, fresh_database, running_app
+from intake.app import build
+from intake.settings import IntakeSettings
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from secondopinion_contracts.events.intake import CaseSubmitted
+
+
+async def test_the_trace_of_a_submission_continues_through_the_outbox_into_a_consumer(
+        spans: InMemorySpanExporter, database: str, rabbitmq_url: str, tmp_path: Path) -> None:
+    handled: list[str] = []
+
+    async def note(conn: Conn, delivery: Delivery) -> None:
+        handled.append(str(delivery.envelope.id))
+
+    collector = await EventCollector(rabbitmq_url, "intake.CaseSubmitted.*").start()
+    async with fresh_database("consumer") as consumer_db:
+        downstream = ServiceRuntime(
+            ServiceSettings(service="downstream", database_url=consumer_db, RABBITMQ_URL=rabbitmq_url),
+            types=EventTypes.of(), handlers=lambda _: {CaseSubmitted: note})
+        await downstream.start()
+        settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url, OUTBOX_SWEEP_SECONDS=0.2)
+        try:
+            async with running_app(build(settings)) as intake:
+                response = await intake.post("/cases", json={
+                    "requester": {"relationship": "self", "name": "N"},
+                    "patient": {"name": "N", "birth_date": "1980-01-01"}, "mode": "online",
+                    "department": "neurology", "question": "q",
+                    "attending_physician": {"name": "D", "institution": "I", "consents": True},
+                    "wants_treatment_here": False, "complaint_or_litigation": False})
+                assert response.status_code == 201
+                await wait_until(lambda: handled, timeout=10)
+        finally:
+            await downstream.stop()
+            await collector.stop()
+
+    finished = spans.get_finished_spans()
+    server = [s for s in finished if s.kind is SpanKind.SERVER and s.name.startswith("POST /cases")]
+    assert len(server) == 1
+    trace_id = server[0].context.trace_id
+    envelope = collector.envelopes[0]
+    assert envelope.traceparent is not None
+    assert envelope.traceparent.split("-")[1] == format(trace_id, "032x")
+    consumer = [s for s in finished if s.kind is SpanKind.CONSUMER and "downstream" in s.name]
+    assert len(consumer) == 1
+    assert consumer[0].context.trace_id == trace_id
+    assert consumer[0].parent is not None
