@@ -34,6 +34,10 @@ class EventData(BaseModel):
     def schema_uri(cls) -> str:
         return schema_uri(cls.SERVICE, cls.NAME, cls.VERSION)
 
+    def published_alongside(self) -> tuple[EventData, ...]:
+        """Older versions of this event still published beside it during their deprecation period."""
+        return ()
+
     @classmethod
     def parse_lenient(cls, data: dict[str, Any]) -> EventData:
         """Validate data from the bus, ignoring fields added after this model was released."""

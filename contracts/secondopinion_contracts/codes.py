@@ -28,6 +28,34 @@ class RefusalReason(StrEnum):
     REFER_TO_GENERAL_OUTPATIENT = "refer_to_general_outpatient"
 
 
+class DeclineReason(StrEnum):
+    """Why a request is refused (CaseDeclined v2): the guide's reasons, then the specialist's own decline.
+
+    Unlike `RefusalReason` (v1) it has no referral code: a referral to the general outpatient clinic is a
+    `Recommendation`, not a reason.
+    """
+
+    REQUESTER_NOT_PATIENT_OR_FAMILY = "requester_not_patient_or_family"
+    MISSING_PATIENT_CONSENT = "missing_patient_consent"
+    SEEKS_TREATMENT_HERE = "seeks_treatment_here"
+    COMPLAINT_OR_LITIGATION = "complaint_or_litigation"
+    PATIENT_DECEASED = "patient_deceased"
+    ATTENDING_PHYSICIAN_NOT_CONSENTING = "attending_physician_not_consenting"
+    NO_SPECIALIST_AVAILABLE = "no_specialist_available"
+    DECLINED_BY_SPECIALIST = "declined_by_specialist"
+
+
+class Recommendation(StrEnum):
+    GENERAL_OUTPATIENT = "general_outpatient"
+
+
+class Screening(StrEnum):
+    """Who declined: intake on the submitted facts, or the specialist on the request's content."""
+
+    AUTOMATIC = "automatic"
+    SPECIALIST = "specialist"
+
+
 class DocumentKind(StrEnum):
     APPLICATION_FORM = "application_form"
     CONSENT_FORM = "consent_form"

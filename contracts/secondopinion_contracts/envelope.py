@@ -41,6 +41,8 @@ class CloudEvent(BaseModel):
     correlationid: str = Field(min_length=1, description="The case id, for correlating a flow.")
     causationid: str | None = Field(None, description="The event or command that caused this event.")
     traceparent: str | None = Field(None, description="W3C trace context of the writer.")
+    supersededby: str | None = Field(
+        None, description="Set on a deprecated version published beside its successor: the successor's type.")
     actorid: str | None = Field(None, description="Staff id of who issued the command, or the service.")
     actorrole: str | None = Field(None, description="coordinator, physician, cashier, auditor or system.")
 

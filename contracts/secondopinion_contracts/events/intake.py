@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from secondopinion_contracts.base import EventData
 from secondopinion_contracts.codes import (
     ConsentBasis,
+    DeclineReason,
     DocumentKind,
     Mode,
+    Recommendation,
     RefusalReason,
     Relationship,
+    Screening,
     WithdrawalReason,
 )
 
@@ -61,9 +64,59 @@ class CaseAccepted(_IntakeEvent):
 
 
 class CaseDeclined(_IntakeEvent):
+    """v1, deprecated: still published beside v2. A referral is mixed into `reasons`."""
+
     NAME: ClassVar[str] = "CaseDeclined"
     reasons: list[RefusalReason] = Field(min_length=1)
     declined_by: str = Field(min_length=1, max_length=100, description="Staff id, or `intake` when automatic.")
+
+
+AUTOMATIC_DECLINER_V1 = "intake"
+
+
+class CaseDeclinedV2(_IntakeEvent):
+    """The request is refused. v2 separates a referral to the general outpatient clinic (a recommendation,
+    which the general outpatient desk subscribes to) from the refusal reasons, and says explicitly whether
+    intake declined on the submitted facts or a specialist on the content."""
+
+    NAME: ClassVar[str] = "CaseDeclined"
+    VERSION: ClassVar[int] = 2
+    reasons: list[DeclineReason] = Field(default_factory=list)
+    recommendation: Recommendation | None = None
+    screening: Screening
+    declined_by: str | None = Field(None, min_length=1, max_length=100,
+                                    description="Staff id of the specialist; absent when automatic.")
+
+    @model_validator(mode="after")
+    def _has_a_reason_or_recommendation(self) -> CaseDeclinedV2:
+        if not self.reasons and self.recommendation is None:
+            raise ValueError("a decline needs at least one reason or a recommendation")
+        if (self.screening is Screening.SPECIALIST) != (self.declined_by is not None):
+            raise ValueError("declined_by is the specialist's staff id, and only for a specialist's decline")
+        return self
+
+    def as_v1(self) -> CaseDeclined:
+        reasons = [RefusalReason(reason.value) for reason in self.reasons]
+        if self.recommendation is Recommendation.GENERAL_OUTPATIENT:
+            reasons.append(RefusalReason.REFER_TO_GENERAL_OUTPATIENT)
+        return CaseDeclined(case_id=self.case_id, reasons=reasons,
+                            declined_by=self.declined_by or AUTOMATIC_DECLINER_V1)
+
+    def published_alongside(self) -> tuple[EventData, ...]:
+        return (self.as_v1(),)
+
+    @staticmethod
+    def upcast_v1(data: dict[str, Any]) -> dict[str, Any]:
+        """Stored v1 data as v2 (applied on load by intake's event store)."""
+        referral = RefusalReason.REFER_TO_GENERAL_OUTPATIENT.value
+        automatic = data["declined_by"] == AUTOMATIC_DECLINER_V1
+        return {
+            "case_id": data["case_id"],
+            "reasons": [reason for reason in data["reasons"] if reason != referral],
+            "recommendation": Recommendation.GENERAL_OUTPATIENT.value if referral in data["reasons"] else None,
+            "screening": (Screening.AUTOMATIC if automatic else Screening.SPECIALIST).value,
+            "declined_by": None if automatic else data["declined_by"],
+        }
 
 
 class CaseWithdrawn(_IntakeEvent):
@@ -77,5 +130,6 @@ EVENTS: tuple[type[EventData], ...] = (
     ConsentVerified,
     CaseAccepted,
     CaseDeclined,
+    CaseDeclinedV2,
     CaseWithdrawn,
 )

@@ -101,7 +101,11 @@ class Consumer:
             envelope = CloudEvent.model_validate_json(body)
         except ValidationError as error:
             return Outcome(Verdict.DEAD_LETTER, "invalid-envelope", _short(error))
-        handler = self.handlers.get(envelope.type) or (self.catch_all if envelope.type in BY_TYPE else None)
+        handler = self.handlers.get(envelope.type)
+        if handler is None and envelope.supersededby and self.catch_all is not None:
+            # A deprecated copy published beside its successor: the catch-all takes the successor only.
+            return Outcome(Verdict.DONE, "superseded")
+        handler = handler or (self.catch_all if envelope.type in BY_TYPE else None)
         if handler is None:
             return Outcome(Verdict.DEAD_LETTER, "unknown-event-type", f"no handler for type {envelope.type}")
         try:

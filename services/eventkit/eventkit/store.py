@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import asyncpg
 from secondopinion_contracts import CloudEvent, EventData
@@ -83,8 +83,9 @@ class EventTypes:
 
 
 def envelope_for(service: str, event: EventData, event_id: UUID, version: int, recorded_at: datetime,
-                 context: CommandContext, traceparent: str | None) -> CloudEvent:
+                 context: CommandContext, traceparent: str | None, superseded_by: str | None = None) -> CloudEvent:
     return CloudEvent(
+        supersededby=superseded_by,
         id=event_id,
         source=f"/secondopinion/{service}",
         type=event.type_name(),
@@ -163,10 +164,17 @@ class EventStore:
         ]
         published = [r for r in recorded if isinstance(r.data, EventData)]
         if published:
-            envelopes = [
-                envelope_for(self.service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent)
-                for r in published if isinstance(r.data, EventData)
-            ]
+            envelopes = []
+            for r in published:
+                assert isinstance(r.data, EventData)
+                envelopes.append(
+                    envelope_for(self.service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent))
+                # Deprecated versions go out beside their successor, each with its own stable id.
+                envelopes += [
+                    envelope_for(self.service, older, uuid5(r.event_id, older.type_name()), r.version, r.recorded_at,
+                                 context, traceparent, superseded_by=r.data.type_name())
+                    for older in r.data.published_alongside()
+                ]
             headers = json.dumps({"traceparent": traceparent} if traceparent else {})
             await conn.execute(
                 """INSERT INTO outbox (event_id, routing_key, body, headers)

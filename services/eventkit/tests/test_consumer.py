@@ -149,3 +149,32 @@ async def test_a_database_outage_requeues_without_dead_lettering(runtime: Servic
     await publish_raw(rabbitmq_url, event.to_json_bytes(), event.routing_key, message_id=str(event.id))
     await wait_until(lambda: _count_is(runtime, 1), timeout=15)
     assert await drain_queue(rabbitmq_url, "testsvc.inbox.dlq", timeout=0.5) == []
+
+
+async def test_a_catch_all_consumer_takes_the_successor_and_skips_the_deprecated_copy(
+        database: str, rabbitmq_url: str) -> None:
+    from eventkit.testing import make_envelope
+    from secondopinion_contracts.codes import DeclineReason, Screening
+    from secondopinion_contracts.events.intake import CaseDeclinedV2
+
+    seen: list[str] = []
+
+    async def log_everything(conn: Conn, delivery: Delivery) -> None:
+        seen.append(delivery.envelope.type)
+
+    settings = ServiceSettings(service="everything", database_url=database, RABBITMQ_URL=rabbitmq_url)
+    service = ServiceRuntime(settings, types=EventTypes.of(), catch_all=lambda _: log_everything,
+                             extra_bindings=("#",))
+    await service.start()
+    try:
+        v2 = CaseDeclinedV2(case_id=uuid.uuid4(), reasons=[DeclineReason.PATIENT_DECEASED],
+                            screening=Screening.AUTOMATIC)
+        v1_copy = make_envelope(v2.as_v1()).model_copy(update={"supersededby": v2.type_name()})
+        await publish_raw(rabbitmq_url, v1_copy.to_json_bytes(), v1_copy.routing_key)
+        successor = make_envelope(v2)
+        await publish_raw(rabbitmq_url, successor.to_json_bytes(), successor.routing_key)
+        await wait_until(lambda: seen)
+        await asyncio.sleep(0.3)
+    finally:
+        await service.stop()
+    assert seen == ["secondopinion.intake.CaseDeclined.v2"]

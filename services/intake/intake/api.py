@@ -80,6 +80,7 @@ class CommandResult(BaseModel):
     status: str
     events: list[str]
     decline_reasons: list[str] = []
+    recommendation: str | None = None
     document_id: UUID | None = None
 
 
@@ -101,7 +102,7 @@ async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, 
     view = await q.get(case_id)
     assert view is not None
     return CommandResult(case_id=case_id, status=view["status"], events=[e.name for e in recorded],
-                         decline_reasons=view["decline_reasons"], **extra)
+                         decline_reasons=view["decline_reasons"], recommendation=view["recommendation"], **extra)
 
 
 @router.post("/cases", status_code=201, response_model=CommandResult)

@@ -12,10 +12,19 @@ from enum import StrEnum
 
 from eventkit.errors import CommandRejected
 from eventkit.events import Event
-from secondopinion_contracts.codes import ConsentBasis, DocumentKind, Mode, RefusalReason, Relationship
+from secondopinion_contracts.codes import (
+    ConsentBasis,
+    DeclineReason,
+    DocumentKind,
+    Mode,
+    Recommendation,
+    RefusalReason,
+    Relationship,
+    Screening,
+)
 from secondopinion_contracts.events.intake import (
     CaseAccepted,
-    CaseDeclined,
+    CaseDeclinedV2,
     CaseSubmitted,
     CaseWithdrawn,
     ConsentVerified,
@@ -25,7 +34,6 @@ from secondopinion_contracts.events.intake import (
 from intake.commands import ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 
 ADULT_AGE = 18
-AUTOMATIC_DECLINER = "intake"
 
 
 class CaseStatus(StrEnum):
@@ -50,7 +58,8 @@ class Case:
     patient_is_minor: bool = False
     documents: tuple[DocumentKind, ...] = ()
     consent: ConsentBasis | None = None
-    reasons: tuple[RefusalReason, ...] = field(default=())
+    reasons: tuple[DeclineReason, ...] = field(default=())
+    recommendation: Recommendation | None = None
 
     @property
     def missing_documents(self) -> list[DocumentKind]:
@@ -87,24 +96,24 @@ def consent_basis(case: Case) -> ConsentBasis | None:
     return None
 
 
-def refusal_reasons(command: SubmitCase, departments: frozenset[str], patient_is_minor: bool) -> list[RefusalReason]:
+def refusal_reasons(command: SubmitCase, departments: frozenset[str], patient_is_minor: bool) -> list[DeclineReason]:
     """Refusal reasons the submitted facts already show, in the guide's order."""
-    reasons: list[RefusalReason] = []
+    reasons: list[DeclineReason] = []
     if command.requester_relationship is Relationship.OTHER:
-        reasons.append(RefusalReason.REQUESTER_NOT_PATIENT_OR_FAMILY)
+        reasons.append(DeclineReason.REQUESTER_NOT_PATIENT_OR_FAMILY)
     if (command.requester_relationship is Relationship.FAMILY and command.patient_consents is False
             and not patient_is_minor):
-        reasons.append(RefusalReason.MISSING_PATIENT_CONSENT)
+        reasons.append(DeclineReason.MISSING_PATIENT_CONSENT)
     if command.wants_treatment_here:
-        reasons.append(RefusalReason.SEEKS_TREATMENT_HERE)
+        reasons.append(DeclineReason.SEEKS_TREATMENT_HERE)
     if command.complaint_or_litigation:
-        reasons.append(RefusalReason.COMPLAINT_OR_LITIGATION)
+        reasons.append(DeclineReason.COMPLAINT_OR_LITIGATION)
     if command.patient_deceased:
-        reasons.append(RefusalReason.PATIENT_DECEASED)
+        reasons.append(DeclineReason.PATIENT_DECEASED)
     if not command.attending_physician_consents:
-        reasons.append(RefusalReason.ATTENDING_PHYSICIAN_NOT_CONSENTING)
+        reasons.append(DeclineReason.ATTENDING_PHYSICIAN_NOT_CONSENTING)
     if command.department not in departments:
-        reasons.append(RefusalReason.NO_SPECIALIST_AVAILABLE)
+        reasons.append(DeclineReason.NO_SPECIALIST_AVAILABLE)
     return reasons
 
 
@@ -123,7 +132,7 @@ def submit(command: SubmitCase, case: Case, departments: frozenset[str]) -> list
     )]
     reasons = refusal_reasons(command, departments, minor)
     if reasons:
-        events.append(CaseDeclined(case_id=command.case_id, reasons=reasons, declined_by=AUTOMATIC_DECLINER))
+        events.append(CaseDeclinedV2(case_id=command.case_id, reasons=reasons, screening=Screening.AUTOMATIC))
     elif command.requester_relationship is Relationship.SELF:
         events.append(ConsentVerified(case_id=command.case_id, basis=ConsentBasis.REQUESTER_IS_PATIENT))
     return events
@@ -153,8 +162,13 @@ def screen(command: ScreenCase, case: Case, departments: frozenset[str]) -> list
     if case.status is CaseStatus.ACCEPTED:
         raise CommandRejected("the case was already accepted", code="already_accepted")
     if not command.accept:
-        reasons = list(command.reasons) or [RefusalReason.DECLINED_BY_SPECIALIST]
-        return [CaseDeclined(case_id=command.case_id, reasons=reasons, declined_by=command.physician)]
+        referral = RefusalReason.REFER_TO_GENERAL_OUTPATIENT
+        reasons = [DeclineReason(reason.value) for reason in command.reasons if reason is not referral]
+        recommendation = Recommendation.GENERAL_OUTPATIENT if referral in command.reasons else None
+        if not reasons and recommendation is None:
+            reasons = [DeclineReason.DECLINED_BY_SPECIALIST]
+        return [CaseDeclinedV2(case_id=command.case_id, reasons=reasons, recommendation=recommendation,
+                               screening=Screening.SPECIALIST, declined_by=command.physician)]
     missing = [f"document:{kind.value}" for kind in missing_documents(case)]
     if case.consent is None:
         missing.append("consent_verified")
@@ -196,8 +210,9 @@ def evolve(case: Case, event: Event) -> Case:
             return replace(consented, status=_status_after_documents(consented))
         case CaseAccepted():
             return replace(case, status=CaseStatus.ACCEPTED)
-        case CaseDeclined():
-            return replace(case, status=CaseStatus.DECLINED, reasons=tuple(event.reasons))
+        case CaseDeclinedV2():
+            return replace(case, status=CaseStatus.DECLINED, reasons=tuple(event.reasons),
+                           recommendation=event.recommendation)
         case CaseWithdrawn():
             return replace(case, status=CaseStatus.WITHDRAWN)
     return case

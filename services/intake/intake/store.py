@@ -13,13 +13,13 @@ from eventkit.aggregate import AggregateRepository
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
 from eventkit.store import EventStore, EventTypes
-from secondopinion_contracts.codes import ConsentBasis, DocumentKind, Mode, RefusalReason, Relationship
+from secondopinion_contracts.codes import ConsentBasis, DeclineReason, DocumentKind, Mode, Recommendation, Relationship
 from secondopinion_contracts.events import intake as events
 
 from intake import domain
 from intake.commands import SubmitCase
 
-EVENT_TYPES = EventTypes.of(*events.EVENTS)
+EVENT_TYPES = EventTypes.of(*events.EVENTS, upcasters={("CaseDeclined", 1): events.CaseDeclinedV2.upcast_v1})
 STREAM_TYPE = "case"
 
 
@@ -72,10 +72,11 @@ class CaseViewProjection:
                               "received_on": data.received_on.isoformat()})
         await conn.execute(
             """UPDATE case_view SET status = $2, consent_basis = $3, documents = $4::jsonb, decline_reasons = $5::jsonb,
-                                    history = history || $6::jsonb, version = $7, updated_at = $8
+                                    history = history || $6::jsonb, version = $7, updated_at = $8, recommendation = $9
                WHERE case_id = $1""",
             case_id, after.status.value, after.consent.value if after.consent else None, json.dumps(documents),
             json.dumps([reason.value for reason in after.reasons]), entry, event.version, event.recorded_at,
+            after.recommendation.value if after.recommendation else None,
         )
 
 
@@ -88,7 +89,8 @@ def case_from_row(row: asyncpg.Record) -> domain.Case:
         patient_is_minor=row["patient_is_minor"],
         documents=tuple(DocumentKind(doc["kind"]) for doc in json.loads(row["documents"])),
         consent=ConsentBasis(row["consent_basis"]) if row["consent_basis"] else None,
-        reasons=tuple(RefusalReason(reason) for reason in json.loads(row["decline_reasons"])),
+        reasons=tuple(DeclineReason(reason) for reason in json.loads(row["decline_reasons"])),
+        recommendation=Recommendation(row["recommendation"]) if row["recommendation"] else None,
     )
 
 
@@ -133,6 +135,7 @@ class CaseQueries:
             "missing_documents": [kind.value for kind in case.missing_documents],
             "consent": {"verified": row["consent_basis"] is not None, "basis": row["consent_basis"]},
             "decline_reasons": json.loads(row["decline_reasons"]),
+            "recommendation": row["recommendation"],
             "history": json.loads(row["history"]),
             "version": row["version"],
         }
@@ -140,7 +143,7 @@ class CaseQueries:
     async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                """SELECT case_id, status, mode, department, submitted_on, updated_at, decline_reasons
+                """SELECT case_id, status, mode, department, submitted_on, updated_at, decline_reasons, recommendation
                    FROM case_view WHERE ($1::text IS NULL OR status = $1)
                    ORDER BY submitted_on DESC, updated_at DESC LIMIT $2 OFFSET $3""",
                 status, limit, offset,

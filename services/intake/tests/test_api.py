@@ -223,3 +223,51 @@ async def test_health_and_readiness(intake: httpx.AsyncClient) -> None:
     assert ready.json()["checks"]["database"] is True
     metrics = await intake.get("/metrics")
     assert "secondopinion_outbox_backlog" in metrics.text
+
+
+async def test_declines_are_published_as_v2_with_v1_beside_them_for_v1_only_subscribers(
+        intake: httpx.AsyncClient, rabbitmq_url: str) -> None:
+    v1_only = await EventCollector(rabbitmq_url, "intake.CaseDeclined.v1").start()
+    v2_only = await EventCollector(rabbitmq_url, "intake.CaseDeclined.v2").start()
+    try:
+        case = await submit(intake)
+        decision = {"decision": "decline", "reasons": ["refer_to_general_outpatient"], "physician": "dr-k"}
+        response = await intake.post(f"/cases/{case['case_id']}/screening", json=decision)
+        assert response.json()["recommendation"] == "general_outpatient"
+        assert response.json()["decline_reasons"] == []
+        (v1,) = await v1_only.wait_count(1)
+        (v2,) = await v2_only.wait_count(1)
+    finally:
+        await v1_only.stop()
+        await v2_only.stop()
+    assert v2.data == {"case_id": case["case_id"], "reasons": [], "recommendation": "general_outpatient",
+                       "screening": "specialist", "declined_by": "dr-k"}
+    assert v1.data == {"case_id": case["case_id"], "reasons": ["refer_to_general_outpatient"], "declined_by": "dr-k"}
+    assert v1.supersededby == "secondopinion.intake.CaseDeclined.v2"
+    assert v1.id != v2.id
+    assert v1.sequence == v2.sequence
+    assert_valid(v1)
+    assert_valid(v2)
+
+
+async def test_a_v1_decline_in_the_store_is_upcast_on_load(intake: httpx.AsyncClient, database: str) -> None:
+    case = await submit(intake)
+    conn = await asyncpg.connect(database)
+    try:  # history written before v2 existed
+        await conn.execute(
+            """INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data,
+                                   metadata)
+               VALUES ($1, 'case', 3, gen_random_uuid(), 'CaseDeclined', 1, $2, '{}')""",
+            f"case-{case['case_id']}",
+            json.dumps({"case_id": case["case_id"], "reasons": ["seeks_treatment_here", "refer_to_general_outpatient"],
+                        "declined_by": "dr-old"}))
+    finally:
+        await conn.close()
+    runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+    await runtime.store.rebuild_projections()
+    view = (await intake.get(f"/cases/{case['case_id']}")).json()
+    assert view["status"] == "declined"
+    assert view["decline_reasons"] == ["seeks_treatment_here"]
+    assert view["recommendation"] == "general_outpatient"
+    refused = await intake.post(f"/cases/{case['case_id']}/withdrawal", json={"reason": "other"})
+    assert refused.status_code == 409

@@ -13,15 +13,18 @@ from intake import domain
 from intake.commands import Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from secondopinion_contracts.codes import (
     ConsentBasis,
+    DeclineReason,
     DocumentKind,
     Mode,
+    Recommendation,
     RefusalReason,
     Relationship,
+    Screening,
     WithdrawalReason,
 )
 from secondopinion_contracts.events.intake import (
     CaseAccepted,
-    CaseDeclined,
+    CaseDeclinedV2,
     CaseSubmitted,
     CaseWithdrawn,
     ConsentVerified,
@@ -72,27 +75,27 @@ def test_the_patient_asking_for_themself_is_consent_enough() -> None:
 
 
 @pytest.mark.parametrize(("changes", "reason"), [
-    ({"requester_relationship": Relationship.OTHER}, RefusalReason.REQUESTER_NOT_PATIENT_OR_FAMILY),
+    ({"requester_relationship": Relationship.OTHER}, DeclineReason.REQUESTER_NOT_PATIENT_OR_FAMILY),
     ({"requester_relationship": Relationship.FAMILY, "patient_consents": False},
-     RefusalReason.MISSING_PATIENT_CONSENT),
-    ({"wants_treatment_here": True}, RefusalReason.SEEKS_TREATMENT_HERE),
-    ({"complaint_or_litigation": True}, RefusalReason.COMPLAINT_OR_LITIGATION),
-    ({"patient_deceased": True}, RefusalReason.PATIENT_DECEASED),
-    ({"attending_physician_consents": False}, RefusalReason.ATTENDING_PHYSICIAN_NOT_CONSENTING),
-    ({"department": "astrology"}, RefusalReason.NO_SPECIALIST_AVAILABLE),
+     DeclineReason.MISSING_PATIENT_CONSENT),
+    ({"wants_treatment_here": True}, DeclineReason.SEEKS_TREATMENT_HERE),
+    ({"complaint_or_litigation": True}, DeclineReason.COMPLAINT_OR_LITIGATION),
+    ({"patient_deceased": True}, DeclineReason.PATIENT_DECEASED),
+    ({"attending_physician_consents": False}, DeclineReason.ATTENDING_PHYSICIAN_NOT_CONSENTING),
+    ({"department": "astrology"}, DeclineReason.NO_SPECIALIST_AVAILABLE),
 ])
-def test_each_refusal_reason_declines_at_submission(changes: dict[str, object], reason: RefusalReason) -> None:
+def test_each_refusal_reason_declines_at_submission(changes: dict[str, object], reason: DeclineReason) -> None:
     case, events = given_submitted(**changes)
-    assert events[-1] == CaseDeclined(case_id=CASE_ID, reasons=[reason], declined_by="intake")
+    assert events[-1] == CaseDeclinedV2(case_id=CASE_ID, reasons=[reason], screening=Screening.AUTOMATIC)
     assert case.status is domain.CaseStatus.DECLINED
 
 
 def test_every_applicable_reason_is_listed_in_the_guides_order() -> None:
     _, events = given_submitted(requester_relationship=Relationship.OTHER, patient_deceased=True,
                                 wants_treatment_here=True)
-    assert isinstance(events[-1], CaseDeclined)
-    assert events[-1].reasons == [RefusalReason.REQUESTER_NOT_PATIENT_OR_FAMILY, RefusalReason.SEEKS_TREATMENT_HERE,
-                                  RefusalReason.PATIENT_DECEASED]
+    assert isinstance(events[-1], CaseDeclinedV2)
+    assert events[-1].reasons == [DeclineReason.REQUESTER_NOT_PATIENT_OR_FAMILY, DeclineReason.SEEKS_TREATMENT_HERE,
+                                  DeclineReason.PATIENT_DECEASED]
 
 
 def test_a_minor_family_request_without_consent_is_not_refused_for_consent() -> None:
@@ -169,10 +172,27 @@ def test_a_complete_case_is_accepted_with_department_and_mode() -> None:
 def test_the_specialist_may_decline_on_content_or_refer_to_general_outpatient() -> None:
     case, _ = given_submitted()
     assert domain.screen(ScreenCase(CASE_ID, accept=False, physician="dr-1"), case, DEPARTMENTS) == [
-        CaseDeclined(case_id=CASE_ID, reasons=[RefusalReason.DECLINED_BY_SPECIALIST], declined_by="dr-1")]
+        CaseDeclinedV2(case_id=CASE_ID, reasons=[DeclineReason.DECLINED_BY_SPECIALIST],
+                       screening=Screening.SPECIALIST, declined_by="dr-1")]
     referral = ScreenCase(CASE_ID, accept=False, physician="dr-1", reasons=(RefusalReason.REFER_TO_GENERAL_OUTPATIENT,))
-    assert domain.screen(referral, case, DEPARTMENTS)[0].reasons == [  # type: ignore[union-attr]
-        RefusalReason.REFER_TO_GENERAL_OUTPATIENT]
+    assert domain.screen(referral, case, DEPARTMENTS) == [
+        CaseDeclinedV2(case_id=CASE_ID, reasons=[], recommendation=Recommendation.GENERAL_OUTPATIENT,
+                       screening=Screening.SPECIALIST, declined_by="dr-1")]
+
+
+def test_v2_declines_are_published_as_v1_beside_them_and_v1_history_upcasts() -> None:
+    referral = CaseDeclinedV2(case_id=CASE_ID, reasons=[DeclineReason.DECLINED_BY_SPECIALIST],
+                              recommendation=Recommendation.GENERAL_OUTPATIENT, screening=Screening.SPECIALIST,
+                              declined_by="dr-1")
+    (v1,) = referral.published_alongside()
+    assert v1.model_dump(mode="json") == {
+        "case_id": str(CASE_ID), "reasons": ["declined_by_specialist", "refer_to_general_outpatient"],
+        "declined_by": "dr-1"}
+    assert CaseDeclinedV2.model_validate(CaseDeclinedV2.upcast_v1(v1.model_dump(mode="json"))) == referral
+    automatic = CaseDeclinedV2(case_id=CASE_ID, reasons=[DeclineReason.PATIENT_DECEASED],
+                               screening=Screening.AUTOMATIC)
+    (automatic_v1,) = automatic.published_alongside()
+    assert CaseDeclinedV2.model_validate(CaseDeclinedV2.upcast_v1(automatic_v1.model_dump(mode="json"))) == automatic
 
 
 def test_a_declined_or_withdrawn_case_takes_no_more_commands() -> None:
