@@ -112,27 +112,30 @@ class ServiceRuntime:
             checks["database"] = False
         if self.relay is not None:
             checks["outbox_relay"] = self.relay.running
-        if self.broker is not None:
-            try:
-                checks["broker"] = await self.broker.ping(timeout=2)
-            except Exception:
-                checks["broker"] = False
-            checks["consumer_attached"] = self.consumer is not None and self.consumer.is_attached()
+        if self.consumer is not None:
+            inbox_consumers = await self._broker_view()
+            checks["broker"] = inbox_consumers is not None
+            # Attached means this process's consumer holds an open channel AND the broker counts a consumer
+            # on the inbox: after a broker restart a connection can come back without its consumer.
+            checks["consumer_attached"] = self.consumer.is_attached() and bool(inbox_consumers)
         return checks
 
-    async def refresh_dlq_depth(self) -> None:
-        if self.consumer is None:
-            return
+    async def _broker_view(self) -> int | None:
+        """The inbox's consumer count as the broker sees it (and the DLQ depth into metrics), or None."""
+        assert self.consumer is not None
         try:
             connection = await aio_pika.connect(self.settings.rabbitmq_url, timeout=2)
         except Exception:
-            return
+            return None
         try:
             channel = await connection.channel()
-            queue = await channel.declare_queue(dead_letter_queue(self.service), passive=True)
-            metrics.DLQ_DEPTH.labels(self.service).set(queue.declaration_result.message_count or 0)
+            inbox = await channel.declare_queue(self.consumer.queue, passive=True)
+            dead = await channel.declare_queue(dead_letter_queue(self.service), passive=True)
+            metrics.DLQ_DEPTH.labels(self.service).set(dead.declaration_result.message_count or 0)
+            return inbox.declaration_result.consumer_count or 0
         except Exception as error:
-            log.warning("could not read the DLQ depth: %s", error.__class__.__name__)
+            log.warning("could not inspect the inbox queues: %s", error.__class__.__name__)
+            return None
         finally:
             await connection.close()
 
@@ -197,7 +200,6 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def prometheus() -> Response:
         await runtime.readiness()
-        await runtime.refresh_dlq_depth()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:

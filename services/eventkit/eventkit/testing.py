@@ -63,6 +63,19 @@ async def fresh_vhost() -> AsyncIterator[str]:
             await client.delete(f"/api/vhosts/{name}")
 
 
+async def close_broker_connections(amqp_url: str) -> int:
+    """Cut every client connection of the URL's vhost, as a broker restart or `rabbitmqctl
+    close_all_connections` would; returns how many were closed."""
+    vhost = amqp_url.rstrip("/").rsplit("/", 1)[-1]
+    auth = (RABBITMQ_USER, RABBITMQ_PASSWORD)
+    async with httpx.AsyncClient(base_url=RABBITMQ_MANAGEMENT, auth=auth, timeout=30) as client:
+        connections = (await client.get(f"/api/vhosts/{vhost}/connections")).json()
+        for connection in connections:
+            await client.delete(f"/api/connections/{quote(connection['name'], safe='')}",
+                                headers={"X-Reason": "fault injection by a test"})
+    return len(connections)
+
+
 @dataclass
 class EventCollector:
     """A subscriber bound to the events exchange that keeps every message it receives."""

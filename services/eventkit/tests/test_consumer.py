@@ -178,3 +178,27 @@ async def test_a_catch_all_consumer_takes_the_successor_and_skips_the_deprecated
     finally:
         await service.stop()
     assert seen == ["secondopinion.intake.CaseDeclined.v2"]
+
+
+async def test_after_the_broker_drops_every_connection_the_consumer_comes_back_and_readiness_says_so(
+        runtime: ServiceRuntime, rabbitmq_url: str) -> None:
+    from eventkit.testing import close_broker_connections
+
+    assert all((await runtime.readiness()).values())
+    await wait_until(lambda: close_broker_connections(rabbitmq_url), timeout=10)  # stats may lag a moment
+    states = []
+    for _ in range(100):
+        checks = await runtime.readiness()
+        states.append(checks["consumer_attached"])
+        if not checks["consumer_attached"]:
+            break
+        await asyncio.sleep(0.05)
+    assert False in states, "readiness never noticed the consumer was gone"
+    await wait_until(lambda: _ready(runtime), timeout=30, interval=0.2)
+    event = accepted_event()
+    await publish_raw(rabbitmq_url, event.to_json_bytes(), event.routing_key, message_id=str(event.id))
+    await wait_until(lambda: _count_is(runtime, 1), timeout=15)
+
+
+async def _ready(runtime: ServiceRuntime) -> bool:
+    return all((await runtime.readiness()).values())
