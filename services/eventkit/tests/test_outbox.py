@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 
 import aio_pika
 import pytest
 from eventkit import db
 from eventkit.db import Conn
+from eventkit.events import Actor, CommandContext
 from eventkit.outbox import OutboxRelay
-from eventkit.store import EventStore
+from eventkit.store import EventStore, EventTypes
 from eventkit.testing import EventCollector
-
-from .test_store import TYPES, context, document
+from secondopinion_contracts.codes import DocumentKind
+from secondopinion_contracts.events.intake import DocumentReceived
 
 
 @pytest.fixture
@@ -22,7 +24,7 @@ async def store(database: str) -> AsyncIterator[EventStore]:
     await db.migrate(database, [])
     pool = await db.create_pool(database)
     try:
-        yield EventStore(pool, service="intake", types=TYPES)
+        yield EventStore(pool, service="intake", types=EventTypes.of(DocumentReceived))
     finally:
         await pool.close()
 
@@ -30,8 +32,11 @@ async def store(database: str) -> AsyncIterator[EventStore]:
 async def append_many(store: EventStore, streams: int, per_stream: int) -> list[uuid.UUID]:
     ids = []
     for stream in range(streams):
+        context = CommandContext(actor=Actor(id="desk", role="coordinator"), correlation_id=f"case-{stream}")
         for version in range(per_stream):
-            recorded = await store.append(f"case-{stream}", "case", version, [document(uuid.uuid4())], context())
+            received = DocumentReceived(case_id=uuid.uuid4(), document_id=uuid.uuid4(), kind=DocumentKind.TEST_RESULTS,
+                                        received_on=date(2026, 12, 1))
+            recorded = await store.append(f"case-{stream}", "case", version, [received], context)
             ids.append(recorded[0].event_id)
     return ids
 

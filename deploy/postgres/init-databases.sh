@@ -1,0 +1,19 @@
+#!/bin/sh
+# PostgreSQL init script for the local compose stack (run once, by the postgres image's entrypoint, on an
+# empty data volume). One database per service, each owned by its own login role, and no other role but
+# the superuser may connect to it. The password is the compose stack's local-development one
+# (APP_DB_PASSWORD); in Kubernetes PostgreSQL is managed outside and the DSNs come from Secrets.
+set -eu
+
+: "${APP_DB_PASSWORD:?APP_DB_PASSWORD must be set}"
+
+for name in ${SERVICE_DATABASES:-intake scheduling billing reporting}; do
+    echo "init-databases: role and database '$name'"
+    psql --no-psqlrc -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+        -v name="$name" -v password="$APP_DB_PASSWORD" <<'SQL'
+CREATE ROLE :"name" LOGIN PASSWORD :'password';
+CREATE DATABASE :"name" OWNER :"name";
+REVOKE ALL ON DATABASE :"name" FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE :"name" TO :"name";
+SQL
+done
