@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from eventkit import db, logs
-from eventkit.runtime import ServiceRuntime
+from eventkit.runtime import ServiceRuntime, UnsafeConfiguration
 from eventkit.settings import ServiceSettings
 
 HOW_TO_START = {
@@ -81,5 +81,10 @@ def main(settings_type: type[ServiceSettings], runtime_for: Callable[[ServiceSet
         count = asyncio.run(_rebuild(runtime_for(settings)))
         print(f"{settings.service}: projections rebuilt from {count} events", file=sys.stderr)
         return
-    uvicorn.run(build(settings), host=settings.http_host, port=settings.http_port, log_config=None,
+    try:
+        app = build(settings)
+    except UnsafeConfiguration as refusal:
+        print(refusal, file=sys.stderr)
+        raise SystemExit(3) from None
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
                 access_log=False, timeout_graceful_shutdown=20)

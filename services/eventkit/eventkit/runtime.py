@@ -20,16 +20,21 @@ from faststream.rabbit import RabbitBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from secondopinion_contracts import EventData
 
-from eventkit import db, metrics
+from eventkit import audit, db, metrics
+from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.consumer import Consumer, Handler
 from eventkit.errors import CommandRejected
 from eventkit.outbox import OutboxRelay, outbox_status
-from eventkit.settings import ServiceSettings
+from eventkit.settings import ServiceSettings, production_problems
 from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
 from eventkit.telemetry import configure_tracing, instrument_http
 from eventkit.topology import dead_letter_queue, declare_inbox
 
 log = logging.getLogger(__name__)
+
+class UnsafeConfiguration(RuntimeError):
+    pass
+
 
 HandlersFactory = Callable[["ServiceRuntime"], Mapping[type[EventData], Handler]]
 
@@ -154,10 +159,16 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         finally:
             await runtime.stop()
 
+    auth = AuthSettings()
+    problems = production_problems(runtime.settings, auth.uses_development_key())
+    if problems:
+        raise UnsafeConfiguration(f"{runtime.service} refuses to start in production: " + "; ".join(problems))
     configure_tracing(runtime.service)
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     instrument_http(app)
     app.state.runtime = runtime
+    app.state.token_verifier = TokenVerifier(auth)
+    app.include_router(audit.router)
     service = runtime.service
 
     @app.middleware("http")

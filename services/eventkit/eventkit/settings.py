@@ -32,3 +32,26 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(500, validation_alias="OUTBOX_BATCH_SIZE", ge=1, le=10_000)
     outbox_sweep_seconds: float = Field(1.0, validation_alias="OUTBOX_SWEEP_SECONDS", gt=0)
     db_pool_max: int = Field(10, validation_alias="DB_POOL_MAX", ge=2, le=200)
+
+
+_DEFAULT_PASSWORDS = ("guest", "postgres", "password", "changeme", "secret", "")
+
+
+def production_problems(settings: ServiceSettings, uses_development_key: bool) -> list[str]:
+    """Why this configuration must not run with APP_PROFILE=production (empty when it may)."""
+    if settings.profile != "production":
+        return []
+    problems = []
+    if uses_development_key:
+        problems.append("JWT verification would use the repository's development key: set JWT_JWKS_URL")
+    for name, url in (("RABBITMQ_URL", settings.rabbitmq_url), ("database URL", settings.database_url)):
+        password = _password_of(url)
+        if password is None or password in _DEFAULT_PASSWORDS:
+            problems.append(f"{name} has no password or a default one")
+    return problems
+
+
+def _password_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).password

@@ -32,6 +32,13 @@ RABBITMQ_USER = os.environ.get("TEST_RABBITMQ_USER", "guest")
 RABBITMQ_PASSWORD = os.environ.get("TEST_RABBITMQ_PASSWORD", "guest")
 
 
+def bearer(*roles: str, subject: str = "staff-test") -> dict[str, str]:
+    """An Authorization header with a development token holding `roles` (all four when none given)."""
+    from eventkit.auth import ROLES, mint_development_token
+
+    return {"Authorization": f"Bearer {mint_development_token(subject, list(roles or ROLES))}"}
+
+
 def unique(prefix: str) -> str:
     return f"t_{prefix}_{uuid.uuid4().hex[:10]}"
 

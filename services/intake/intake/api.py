@@ -8,7 +8,8 @@ from uuid import UUID, uuid4
 
 from eventkit.errors import NotFound
 from eventkit.events import Actor, CommandContext, RecordedEvent
-from eventkit.http import current_actor
+from eventkit.audit import record_access
+from eventkit.auth import allow
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
@@ -106,7 +107,7 @@ async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, 
 
 
 @router.post("/cases", status_code=201, response_model=CommandResult)
-async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(current_actor)],
+async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
                       h: Annotated[IntakeHandlers, Depends(handlers)],
                       q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
     case_id = uuid4()
@@ -127,7 +128,7 @@ async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(curren
 
 
 @router.post("/cases/{case_id}/documents", status_code=201, response_model=CommandResult)
-async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Actor, Depends(current_actor)],
+async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
                            h: Annotated[IntakeHandlers, Depends(handlers)],
                            q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
     document_id = uuid4()
@@ -137,7 +138,7 @@ async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Act
 
 
 @router.post("/cases/{case_id}/screening", response_model=CommandResult)
-async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, Depends(current_actor)],
+async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, Depends(allow("physician"))],
                       h: Annotated[IntakeHandlers, Depends(handlers)],
                       q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
     command = ScreenCase(case_id=case_id, accept=body.decision == "accept", physician=body.physician,
@@ -147,7 +148,7 @@ async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, 
 
 
 @router.post("/cases/{case_id}/withdrawal", response_model=CommandResult)
-async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Actor, Depends(current_actor)],
+async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
                         h: Annotated[IntakeHandlers, Depends(handlers)],
                         q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
     recorded = await h.withdraw_case(WithdrawCase(case_id=case_id, reason=body.reason),
@@ -156,16 +157,18 @@ async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Acto
 
 
 @router.get("/cases/{case_id}")
-async def get_case(case_id: UUID, _: Annotated[Actor, Depends(current_actor)],
+async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
                    q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
     view = await q.get(case_id)
     if view is None:
         raise NotFound(f"no case {case_id}")
+    async with q.pool.acquire() as conn:
+        await record_access(conn, actor, case_id, "read_case_personal_data")
     return view
 
 
 @router.get("/cases")
-async def list_cases(_: Annotated[Actor, Depends(current_actor)], q: Annotated[CaseQueries, Depends(queries)],
+async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))], q: Annotated[CaseQueries, Depends(queries)],
                      status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
     rows = await q.list(status.value if status else None, limit, offset)

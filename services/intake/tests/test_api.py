@@ -12,14 +12,14 @@ import asyncpg
 import httpx
 import jsonschema
 import pytest
-from eventkit.testing import EventCollector, running_app
+from eventkit.testing import EventCollector, bearer, running_app
 from intake.app import build
 from intake.settings import IntakeSettings
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.schemas import SCHEMA_DIR
 
 PATIENT_NAME = "Hanako Zzyzx-Canary"
-STAFF = {"X-Staff-Id": "coord-12", "X-Staff-Role": "coordinator"}
+STAFF = bearer(subject="coord-12")
 
 
 def request_body(**changes: Any) -> dict[str, Any]:

@@ -1,0 +1,182 @@
+"""Authentication and authorization on every route of every service, the access log, and the refusal
+to run in production with development keys or default passwords."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from eventkit.auth import ROLES, mint_development_token
+from eventkit.runtime import UnsafeConfiguration
+from eventkit.settings import ServiceSettings
+from eventkit.testing import bearer, running_app
+
+SERVICES = ("intake", "scheduling", "billing", "reporting")
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
+              "/dashboard"}
+
+
+def service_app(name: str, **settings: Any) -> FastAPI | None:
+    try:
+        app_module = importlib.import_module(f"{name}.app")
+        settings_module = importlib.import_module(f"{name}.settings")
+    except ImportError:
+        return None
+    settings_type = next(value for key, value in vars(settings_module).items()
+                         if key.endswith("Settings") and isinstance(value, type)
+                         and issubclass(value, ServiceSettings) and value is not ServiceSettings)
+    app: FastAPI = app_module.build(settings_type(**settings))
+    return app
+
+
+def allowed_roles(route: APIRoute) -> set[str]:
+    found: set[str] = set()
+
+    def walk(dependant: Any) -> None:
+        roles = getattr(dependant.call, "allowed_roles", None)
+        if roles:
+            found.update(roles)
+        for sub in dependant.dependencies:
+            walk(sub)
+
+    walk(route.dependant)
+    return found
+
+
+def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """Every APIRoute, including those of included routers (FastAPI keeps those behind a wrapper)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from api_routes(route.original_router.routes)
+
+
+def protected_routes() -> Iterator[tuple[str, str, str, set[str]]]:
+    for name in SERVICES:
+        app = service_app(name)
+        if app is None:
+            continue
+        for route in api_routes(app.routes):
+            if route.path not in OPEN_PATHS:
+                for method in sorted(route.methods):
+                    yield name, method, route.path, allowed_roles(route)
+
+
+ROUTES = list(protected_routes())
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+
+
+def test_every_route_of_every_service_states_its_roles() -> None:
+    assert ROUTES, "no service routes found"
+    unguarded = [f"{name} {method} {path}" for name, method, path, roles in ROUTES if not roles]
+    assert unguarded == []
+
+
+@pytest.mark.parametrize(("service", "method", "path", "roles"), ROUTES,
+                         ids=[f"{s}:{m}:{p}" for s, m, p, _ in ROUTES])
+async def test_no_token_is_401_and_each_wrong_role_is_403(service: str, method: str, path: str,
+                                                          roles: set[str]) -> None:
+    app = service_app(service)
+    assert app is not None
+    # No lifespan: authorization is decided before any database or broker is touched.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        url = concrete(path)
+        response = await client.request(method, url, json={})
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == "Bearer"
+        for role in sorted(set(ROLES) - roles):
+            response = await client.request(method, url, json={}, headers=bearer(role))
+            assert response.status_code == 403, f"{role}: {response.status_code} {response.text}"
+
+
+@pytest.mark.parametrize(("token", "reason"), [
+    (mint_development_token("s", ["coordinator"], lifetime_seconds=-120), "expired"),
+    (mint_development_token("s", ["coordinator"], audience="another-system"), "audience"),
+    (mint_development_token("s", ["coordinator"], issuer="https://evil.example"), "issuer"),
+    ("not.a.jwt", "malformed"),
+])
+async def test_bad_tokens_are_refused(token: str, reason: str) -> None:
+    app = service_app("intake")
+    assert app is not None
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.get("/cases", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401, reason
+
+
+async def test_a_token_signed_by_another_key_is_refused() -> None:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())
+    genuine = jwt.decode(mint_development_token("s", ["coordinator"]), options={"verify_signature": False})
+    forged = jwt.encode(genuine, pem, algorithm="RS256")
+    app = service_app("intake")
+    assert app is not None
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/cases", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
+
+
+def test_production_profile_refuses_development_keys_and_default_passwords(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_PROFILE", "production")
+    with pytest.raises(UnsafeConfiguration, match="development key") as refusal:
+        service_app("intake")
+    assert "RABBITMQ_URL has no password or a default one" in str(refusal.value)
+    monkeypatch.setenv("JWT_JWKS_URL", "https://idp.hospital.example/.well-known/jwks.json")
+    monkeypatch.setenv("RABBITMQ_URL", "amqp://desk:Kx9-long-secret@rabbitmq:5672/")
+    monkeypatch.setenv("INTAKE_DATABASE_URL", "postgresql://intake:Qz7-long-secret@db:5432/intake")
+    assert service_app("intake") is not None
+
+
+async def test_reading_a_case_is_in_the_access_log_only_auditors_read_it_and_nobody_changes_it(
+        database: str, rabbitmq_url: str) -> None:
+    from intake.app import build
+    from intake.settings import IntakeSettings
+
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
+    async with running_app(build(settings)) as intake:
+        created = await intake.post("/cases", headers=bearer("coordinator", subject="coord-1"), json={
+            "requester": {"relationship": "self", "name": "A"}, "patient": {"name": "A", "birth_date": "1970-01-01"},
+            "mode": "online", "department": "hematology", "question": "q",
+            "attending_physician": {"name": "B", "institution": "C", "consents": True},
+            "wants_treatment_here": False, "complaint_or_litigation": False})
+        case_id = created.json()["case_id"]
+        await intake.get(f"/cases/{case_id}", headers=bearer("physician", subject="dr-9"))
+        await intake.get(f"/cases/{case_id}", headers=bearer("coordinator", subject="coord-1"))
+        assert (await intake.get("/audit/access-log", headers=bearer("coordinator"))).status_code == 403
+        log = (await intake.get("/audit/access-log", params={"case_id": case_id},
+                                headers=bearer("auditor", subject="audit-1"))).json()["entries"]
+        assert [(e["actor_id"], e["actor_role"], e["action"]) for e in log] == [
+            ("coord-1", "coordinator", "read_case_personal_data"), ("dr-9", "physician", "read_case_personal_data")]
+        verified = (await intake.get("/audit/access-log/verify", headers=bearer("auditor"))).json()
+        assert verified == {"intact": True, "checked": 2, "broken_at_id": None}
+
+        conn = await asyncpg.connect(database)
+        try:
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute("UPDATE access_log SET actor_id = 'someone-else'")
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute("DELETE FROM access_log")
+            # Even a superuser who disables the guard cannot hide the change: the chain breaks.
+            await conn.execute("ALTER TABLE access_log DISABLE TRIGGER access_log_no_change")
+            await conn.execute("UPDATE access_log SET actor_id = 'someone-else' WHERE actor_id = 'dr-9'")
+        finally:
+            await conn.close()
+        verified = (await intake.get("/audit/access-log/verify", headers=bearer("auditor"))).json()
+        assert verified["intact"] is False
