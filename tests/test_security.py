@@ -180,3 +180,58 @@ async def test_reading_a_case_is_in_the_access_log_only_auditors_read_it_and_nob
             await conn.close()
         verified = (await intake.get("/audit/access-log/verify", headers=bearer("auditor"))).json()
         assert verified["intact"] is False
+
+
+async def test_erasing_a_case_key_after_retention_masks_its_personal_data_and_keeps_history(
+        database: str, rabbitmq_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from eventkit.testing import EventCollector
+    from intake.app import build
+    from intake.settings import IntakeSettings
+
+    now = [datetime(2026, 12, 1, 1, 0, tzinfo=UTC)]
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url, OUTBOX_SWEEP_SECONDS=0.2)
+    bus = await EventCollector(rabbitmq_url, "intake.PersonalDataErased.*").start()
+    try:
+        async with running_app(build(settings, clock=lambda: now[0]), headers=bearer()) as intake:
+            created = await intake.post("/cases", json={
+                "requester": {"relationship": "self", "name": "Erasable Person", "phone": "090-0000-1111"},
+                "patient": {"name": "Erasable Person", "birth_date": "1950-02-03"}, "mode": "in_person",
+                "department": "nephrology", "question": "dialysis?",
+                "attending_physician": {"name": "Dr B", "institution": "C", "consents": True},
+                "wants_treatment_here": False, "complaint_or_litigation": False})
+            case_id = created.json()["case_id"]
+            erase = f"/cases/{case_id}/personal-data/erasure"
+            assert (await intake.post(erase, headers=bearer("coordinator"))).status_code == 403
+            early = await intake.post(erase, headers=bearer("auditor"))
+            assert early.status_code == 409
+            assert "retention period runs until 2031-" in early.json()["detail"]
+
+            now[0] = datetime(2032, 1, 5, 1, 0, tzinfo=UTC)
+            erased = await intake.post(erase, headers=bearer("auditor", subject="audit-7"))
+            assert erased.status_code == 200, erased.text
+            assert erased.json()["events"] == ["PersonalDataErased"]
+            view = (await intake.get(f"/cases/{case_id}")).json()
+            assert view["patient"]["name"] == view["requester"]["phone"] == view["question"] == "***"
+            assert view["personal_data_erased_on"] == "2032-01-05"
+            assert (await intake.post(erase, headers=bearer("auditor"))).status_code == 409
+
+            runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+            assert await runtime.store.rebuild_projections() == 3  # submitted, consent, erased: history intact
+            rebuilt = (await intake.get(f"/cases/{case_id}")).json()
+            assert rebuilt["patient"]["name"] == "***"
+            assert rebuilt["status"] == view["status"]
+            conn = await asyncpg.connect(database)
+            try:
+                sealed = await conn.fetchval("SELECT sealed FROM case_personal_data WHERE case_id = $1",
+                                             uuid.UUID(case_id))
+                assert sealed is not None
+                assert b"Erasable" not in sealed
+                assert await conn.fetchval("SELECT erased_by FROM case_keys WHERE case_id = $1", case_id) == "audit-7"
+            finally:
+                await conn.close()
+            (published,) = await bus.wait_count(1)
+            assert published.data == {"case_id": case_id, "erased_on": "2032-01-05"}
+    finally:
+        await bus.stop()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
 from eventkit.consumer import Delivery
 from eventkit.db import Conn
 from eventkit.runtime import ServiceRuntime, wait_until
@@ -12,8 +15,6 @@ from eventkit.store import EventTypes
 from eventkit.testing import EventCollector, fresh_database, running_app
 from intake.app import build
 from intake.settings import IntakeSettings
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
 from secondopinion_contracts.events.intake import CaseSubmitted
 
 

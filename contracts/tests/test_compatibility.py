@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from secondopinion_contracts.compatibility import RELEASED_DIR, check, last_release
 from secondopinion_contracts.schemas import SCHEMA_DIR
 

@@ -7,6 +7,7 @@ import uuid
 from datetime import date
 
 import jsonschema
+
 from secondopinion_contracts import ALL_EVENTS, CloudEvent
 from secondopinion_contracts.events.intake import CaseDeclined
 from secondopinion_contracts.schemas import SCHEMA_DIR, rendered, stale

@@ -124,6 +124,14 @@ class CaseWithdrawn(_IntakeEvent):
     reason: WithdrawalReason
 
 
+class PersonalDataErased(_IntakeEvent):
+    """The case's personal data was erased after its retention period (its key destroyed): every service
+    should purge what it holds of this patient; ids, codes and history stay."""
+
+    NAME: ClassVar[str] = "PersonalDataErased"
+    erased_on: date
+
+
 EVENTS: tuple[type[EventData], ...] = (
     CaseSubmitted,
     DocumentReceived,
@@ -132,4 +140,5 @@ EVENTS: tuple[type[EventData], ...] = (
     CaseDeclined,
     CaseDeclinedV2,
     CaseWithdrawn,
+    PersonalDataErased,
 )

@@ -24,7 +24,6 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
 from pydantic import ValidationError
-from secondopinion_contracts import BY_TYPE, CONTENT_TYPE, CloudEvent, EventData
 
 from eventkit import metrics
 from eventkit.db import Conn, is_transient
@@ -32,6 +31,7 @@ from eventkit.events import Actor, CommandContext
 from eventkit.store import ConcurrencyError
 from eventkit.telemetry import continued_from
 from eventkit.topology import dead_letter_queue, inbox_arguments, inbox_queue
+from secondopinion_contracts import BY_TYPE, CONTENT_TYPE, CloudEvent, EventData
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
+
 from secondopinion_contracts import EventData
 
 SYSTEM_ROLE = "system"

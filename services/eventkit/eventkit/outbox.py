@@ -18,12 +18,12 @@ from typing import Any
 import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
-from secondopinion_contracts import CONTENT_TYPE, EXCHANGE
 
 from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.store import OUTBOX_CHANNEL
 from eventkit.topology import declare_exchange
+from secondopinion_contracts import CONTENT_TYPE, EXCHANGE
 
 log = logging.getLogger(__name__)
 

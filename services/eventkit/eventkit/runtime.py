@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.rabbit import RabbitBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from secondopinion_contracts import EventData
 
 from eventkit import audit, db, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
@@ -29,6 +28,7 @@ from eventkit.settings import ServiceSettings, production_problems
 from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
 from eventkit.telemetry import configure_tracing, instrument_http
 from eventkit.topology import dead_letter_queue, declare_inbox
+from secondopinion_contracts import EventData
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4, uuid5
 
 import asyncpg
-from secondopinion_contracts import CloudEvent, EventData
 
 from eventkit.db import Conn
 from eventkit.events import CommandContext, Event, PrivateEvent, RecordedEvent
 from eventkit.telemetry import current_traceparent
+from secondopinion_contracts import CloudEvent, EventData
 
 OUTBOX_CHANNEL = "eventkit_outbox"
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from fastapi import FastAPI
-from secondopinion_contracts import EXCHANGE, CloudEvent, EventData
 
 from eventkit import db
 from eventkit.topology import declare_exchange
+from secondopinion_contracts import EXCHANGE, CloudEvent, EventData
 
 POSTGRES_BASE = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 RABBITMQ_HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1")

@@ -7,6 +7,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
 from secondopinion_contracts import EXCHANGE
 
 UNROUTED_EXCHANGE = "secondopinion.unrouted"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from eventkit.consumer import ATTEMPTS_HEADER, REASON_HEADER, Delivery
 from eventkit.db import Conn
 from eventkit.runtime import ServiceRuntime, wait_until

@@ -9,6 +9,7 @@ from datetime import date
 
 import aio_pika
 import pytest
+
 from eventkit import db
 from eventkit.db import Conn
 from eventkit.events import Actor, CommandContext

@@ -10,6 +10,7 @@ from datetime import date
 from typing import ClassVar
 
 import pytest
+
 from eventkit import db
 from eventkit.db import Conn
 from eventkit.events import Actor, CommandContext, PrivateEvent, RecordedEvent

@@ -1,5 +1,4 @@
 from eventkit.cli import main
-
 from intake.app import build, runtime_for
 from intake.settings import IntakeSettings
 

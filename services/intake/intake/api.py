@@ -6,19 +6,19 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from eventkit.errors import NotFound
-from eventkit.events import Actor, CommandContext, RecordedEvent
-from eventkit.audit import record_access
-from eventkit.auth import allow
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
-from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
 
+from eventkit.audit import record_access
+from eventkit.auth import allow
+from eventkit.errors import NotFound
+from eventkit.events import Actor, CommandContext, RecordedEvent
 from intake.commands import Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
 from intake.handlers import IntakeHandlers
 from intake.store import CaseQueries
+from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
+from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
 
 router = APIRouter(tags=["cases"])
 
@@ -156,6 +156,15 @@ async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Acto
     return await _result(case_id, recorded, q)
 
 
+@router.post("/cases/{case_id}/personal-data/erasure", response_model=CommandResult)
+async def erase_personal_data(case_id: UUID, actor: Annotated[Actor, Depends(allow("auditor"))],
+                              h: Annotated[IntakeHandlers, Depends(handlers)],
+                              q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+    """After the retention period: destroy the case's key; its personal data becomes unreadable everywhere."""
+    recorded = await h.erase_personal_data(case_id, _context(actor, case_id, "ErasePersonalData"))
+    return await _result(case_id, recorded, q)
+
+
 @router.get("/cases/{case_id}")
 async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
                    q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
@@ -168,7 +177,8 @@ async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordin
 
 
 @router.get("/cases")
-async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))], q: Annotated[CaseQueries, Depends(queries)],
+async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
+                     q: Annotated[CaseQueries, Depends(queries)],
                      status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
     rows = await q.list(status.value if status else None, limit, offset)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from eventkit.clock import Clock, utc_now
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
-from fastapi import FastAPI
-
 from intake import api
 from intake.handlers import IntakeHandlers
 from intake.settings import IntakeSettings
@@ -30,6 +30,7 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         description="Requests for a second opinion: requester, documents, consent, eligibility screening.",
         routers=[api.router],
         on_start=lambda app, runtime: setattr(
-            app.state, "handlers", IntakeHandlers(runtime.store, departments, clock or utc_now)),
+            app.state, "handlers",
+            IntakeHandlers(runtime.store, departments, clock or utc_now, getattr(settings, "retention_years", 5))),
     )
     return app

@@ -52,6 +52,14 @@ class ScreenCase:
 
 
 @dataclass(frozen=True)
+class ErasePersonalData:
+    case_id: UUID
+    requested_on: date
+    last_activity_on: date
+    retention_years: int
+
+
+@dataclass(frozen=True)
 class WithdrawCase:
     case_id: UUID
     reason: WithdrawalReason

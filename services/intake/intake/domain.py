@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from eventkit.errors import CommandRejected
 from eventkit.events import Event
+from intake.commands import ErasePersonalData, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from secondopinion_contracts.codes import (
     ConsentBasis,
     DeclineReason,
@@ -29,9 +30,8 @@ from secondopinion_contracts.events.intake import (
     CaseWithdrawn,
     ConsentVerified,
     DocumentReceived,
+    PersonalDataErased,
 )
-
-from intake.commands import ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 
 ADULT_AGE = 18
 
@@ -60,6 +60,7 @@ class Case:
     consent: ConsentBasis | None = None
     reasons: tuple[DeclineReason, ...] = field(default=())
     recommendation: Recommendation | None = None
+    personal_data_erased: bool = False
 
     @property
     def missing_documents(self) -> list[DocumentKind]:
@@ -187,6 +188,26 @@ def withdraw(command: WithdrawCase, case: Case) -> list[Event]:
     return [CaseWithdrawn(case_id=command.case_id, reason=command.reason)]
 
 
+def retention_ends(last_activity_on: date, years: int) -> date:
+    try:
+        return last_activity_on.replace(year=last_activity_on.year + years)
+    except ValueError:  # 29 February in a year without one
+        return last_activity_on.replace(year=last_activity_on.year + years, day=28)
+
+
+def erase_personal_data(command: ErasePersonalData, case: Case) -> list[Event]:
+    """Allowed once the legal retention period after the case's last activity has passed."""
+    if case.status is CaseStatus.NEW:
+        raise CommandRejected("no such case", code="not_found")
+    if case.personal_data_erased:
+        raise CommandRejected("the case's personal data was already erased", code="already_erased")
+    ends = retention_ends(command.last_activity_on, command.retention_years)
+    if command.requested_on < ends:
+        raise CommandRejected(f"the retention period runs until {ends.isoformat()}; personal data is kept until then",
+                              code="retention_period")
+    return [PersonalDataErased(case_id=command.case_id, erased_on=command.requested_on)]
+
+
 def _status_after_documents(case: Case) -> CaseStatus:
     if case.status in (*CLOSED, CaseStatus.ACCEPTED):
         return case.status
@@ -215,4 +236,6 @@ def evolve(case: Case, event: Event) -> Case:
                            recommendation=event.recommendation)
         case CaseWithdrawn():
             return replace(case, status=CaseStatus.WITHDRAWN)
+        case PersonalDataErased():
+            return replace(case, personal_data_erased=True)
     return case

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from uuid import UUID
 
 from eventkit.aggregate import AggregateRepository
 from eventkit.clock import tokyo_date
 from eventkit.errors import NotFound
 from eventkit.events import CommandContext, Event, RecordedEvent
 from eventkit.store import EventStore
-
 from intake import domain
-from intake.commands import ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
-from intake.store import case_repository, save_personal_data
+from intake.commands import ErasePersonalData, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from intake.store import CASE_KEYS, case_repository, save_personal_data
 
 
 @dataclass
@@ -22,6 +22,7 @@ class IntakeHandlers:
     store: EventStore
     departments: frozenset[str]
     clock: Callable[[], datetime]
+    retention_years: int = 5
 
     def today(self) -> date:
         return tokyo_date(self.clock())
@@ -48,6 +49,20 @@ class IntakeHandlers:
     async def withdraw_case(self, command: WithdrawCase, context: CommandContext) -> list[RecordedEvent]:
         return await self.cases.execute(command.case_id, _existing(lambda case: domain.withdraw(command, case)),
                                         context)
+
+    async def erase_personal_data(self, case_id: UUID, context: CommandContext) -> list[RecordedEvent]:
+        """Record the erasure and destroy the case's key in one transaction: both happen or neither."""
+        async with self.store.transaction() as conn:
+            history = await self.store.load(self.cases.stream_id(case_id), conn=conn)
+            if not history:
+                raise NotFound("no such case")
+            command = ErasePersonalData(case_id=case_id, requested_on=self.today(),
+                                        last_activity_on=tokyo_date(history[-1].recorded_at),
+                                        retention_years=self.retention_years)
+            recorded = await self.cases.execute(
+                case_id, lambda case: domain.erase_personal_data(command, case), context, conn=conn)
+            await CASE_KEYS.erase(conn, case_id, context.actor.id, self.clock())
+        return recorded
 
 
 def _existing(decide: Callable[[domain.Case], list[Event]]) -> Callable[[domain.Case], list[Event]]:

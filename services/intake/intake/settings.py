@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from eventkit.settings import ServiceSettings, default_dsn
 from pydantic import Field
+
+from eventkit.settings import ServiceSettings, default_dsn
 
 # Departments whose specialists give second opinions (codes used in events). Configurable because the
 # roster changes; a request for a department not listed is refused as `no_specialist_available`.
@@ -19,4 +20,5 @@ class IntakeSettings(ServiceSettings):
     service: str = "intake"
     database_url: str = Field(default_dsn("intake"), validation_alias="INTAKE_DATABASE_URL")
     http_port: int = Field(8001, validation_alias="INTAKE_HTTP_PORT")
+    retention_years: int = Field(5, validation_alias="INTAKE_RETENTION_YEARS", ge=1, le=100)
     departments: tuple[str, ...] = Field(DEFAULT_DEPARTMENTS, validation_alias="INTAKE_DEPARTMENTS")

@@ -9,15 +9,16 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+
 from eventkit.aggregate import AggregateRepository
+from eventkit.crypto import MASK, CaseKeys
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
 from eventkit.store import EventStore, EventTypes
-from secondopinion_contracts.codes import ConsentBasis, DeclineReason, DocumentKind, Mode, Recommendation, Relationship
-from secondopinion_contracts.events import intake as events
-
 from intake import domain
 from intake.commands import SubmitCase
+from secondopinion_contracts.codes import ConsentBasis, DeclineReason, DocumentKind, Mode, Recommendation, Relationship
+from secondopinion_contracts.events import intake as events
 
 EVENT_TYPES = EventTypes.of(*events.EVENTS, upcasters={("CaseDeclined", 1): events.CaseDeclinedV2.upcast_v1})
 STREAM_TYPE = "case"
@@ -70,13 +71,15 @@ class CaseViewProjection:
         if isinstance(data, events.DocumentReceived):
             documents.append({"document_id": str(data.document_id), "kind": data.kind.value,
                               "received_on": data.received_on.isoformat()})
+        erased_on = data.erased_on if isinstance(data, events.PersonalDataErased) else row["personal_data_erased_on"]
         await conn.execute(
             """UPDATE case_view SET status = $2, consent_basis = $3, documents = $4::jsonb, decline_reasons = $5::jsonb,
+                                    personal_data_erased_on = $10,
                                     history = history || $6::jsonb, version = $7, updated_at = $8, recommendation = $9
                WHERE case_id = $1""",
             case_id, after.status.value, after.consent.value if after.consent else None, json.dumps(documents),
             json.dumps([reason.value for reason in after.reasons]), entry, event.version, event.recorded_at,
-            after.recommendation.value if after.recommendation else None,
+            after.recommendation.value if after.recommendation else None, erased_on,
         )
 
 
@@ -94,14 +97,27 @@ def case_from_row(row: asyncpg.Record) -> domain.Case:
     )
 
 
+PERSONAL_FIELDS = ("requester_name", "requester_phone", "patient_name", "patient_birth_date", "attending_name",
+                   "attending_institution", "question")
+CASE_KEYS = CaseKeys()
+
+
 async def save_personal_data(conn: Conn, command: SubmitCase) -> None:
-    await conn.execute(
-        """INSERT INTO case_personal_data (case_id, requester_name, requester_phone, patient_name, patient_birth_date,
-                                           attending_name, attending_institution, question)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        command.case_id, command.requester.name, command.requester.phone, command.patient_name,
-        command.patient_birth_date, command.attending_physician_name, command.attending_institution, command.question,
-    )
+    """Names, phone, birth date and the question, sealed with the case's own key (never in events)."""
+    sealed = await CASE_KEYS.seal(conn, command.case_id, {
+        "requester_name": command.requester.name, "requester_phone": command.requester.phone,
+        "patient_name": command.patient_name, "patient_birth_date": command.patient_birth_date.isoformat(),
+        "attending_name": command.attending_physician_name, "attending_institution": command.attending_institution,
+        "question": command.question,
+    })
+    await conn.execute("INSERT INTO case_personal_data (case_id, sealed) VALUES ($1, $2)", command.case_id, sealed)
+
+
+async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
+    """The case's personal data, or every field masked once its key was erased."""
+    sealed = await conn.fetchval("SELECT sealed FROM case_personal_data WHERE case_id = $1", case_id)
+    opened = await CASE_KEYS.open(conn, case_id, sealed) if sealed is not None else None
+    return opened if opened is not None else dict.fromkeys(PERSONAL_FIELDS, MASK)
 
 
 @dataclass(frozen=True)
@@ -110,14 +126,10 @@ class CaseQueries:
 
     async def get(self, case_id: UUID) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                """SELECT v.*, p.requester_name, p.requester_phone, p.patient_name, p.patient_birth_date,
-                          p.attending_name, p.attending_institution, p.question
-                   FROM case_view v LEFT JOIN case_personal_data p USING (case_id) WHERE v.case_id = $1""",
-                case_id,
-            )
-        if row is None:
-            return None
+            row = await conn.fetchrow("SELECT * FROM case_view WHERE case_id = $1", case_id)
+            if row is None:
+                return None
+            person = await personal_data(conn, case_id)
         case = case_from_row(row)
         return {
             "case_id": row["case_id"],
@@ -125,12 +137,14 @@ class CaseQueries:
             "mode": row["mode"],
             "department": row["department"],
             "submitted_on": row["submitted_on"],
-            "requester": {"relationship": row["requester_relationship"], "name": row["requester_name"],
-                          "phone": row["requester_phone"]},
-            "patient": {"name": row["patient_name"], "birth_date": row["patient_birth_date"],
+            "requester": {"relationship": row["requester_relationship"], "name": person["requester_name"],
+                          "phone": person["requester_phone"]},
+            "patient": {"name": person["patient_name"], "birth_date": person["patient_birth_date"],
                         "is_minor": row["patient_is_minor"]},
-            "attending_physician": {"name": row["attending_name"], "institution": row["attending_institution"]},
-            "question": row["question"],
+            "attending_physician": {"name": person["attending_name"],
+                                    "institution": person["attending_institution"]},
+            "question": person["question"],
+            "personal_data_erased_on": row["personal_data_erased_on"],
             "documents": json.loads(row["documents"]),
             "missing_documents": [kind.value for kind in case.missing_documents],
             "consent": {"verified": row["consent_basis"] is not None, "basis": row["consent_basis"]},

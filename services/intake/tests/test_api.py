@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import jsonschema
 import pytest
+
 from eventkit.testing import EventCollector, bearer, running_app
 from intake.app import build
 from intake.settings import IntakeSettings

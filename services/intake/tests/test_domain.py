@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
+
 from eventkit.errors import CommandRejected
 from eventkit.events import Event
 from intake import domain

@@ -1,0 +1,58 @@
+"""Crypto-shredding: personal data sealed with a key of its own per case, so erasing one patient is
+deleting one key. Everything sealed with it (rows, event fields) stays in place and becomes unreadable,
+without rewriting any history. AES-256-GCM; the case id is bound in as associated data so a sealed
+value cannot be moved to another case."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from eventkit.db import Conn
+
+MASK = "***"
+_NONCE_BYTES = 12
+
+
+class CaseKeys:
+    """The per-case keys, in the owning service's database (table `case_keys`)."""
+
+    async def create(self, conn: Conn, case_id: object) -> bytes:
+        key = AESGCM.generate_key(bit_length=256)
+        await conn.execute("INSERT INTO case_keys (case_id, key) VALUES ($1, $2)", str(case_id), key)
+        return key
+
+    async def key(self, conn: Conn, case_id: object) -> bytes | None:
+        key: bytes | None = await conn.fetchval("SELECT key FROM case_keys WHERE case_id = $1", str(case_id))
+        return key
+
+    async def seal(self, conn: Conn, case_id: object, values: dict[str, Any]) -> bytes:
+        key = await self.key(conn, case_id) or await self.create(conn, case_id)
+        nonce = os.urandom(_NONCE_BYTES)
+        plaintext = json.dumps(values, default=str).encode()
+        return nonce + AESGCM(key).encrypt(nonce, plaintext, str(case_id).encode())
+
+    async def open(self, conn: Conn, case_id: object, sealed: bytes) -> dict[str, Any] | None:
+        """The values, or None once the case's key has been erased."""
+        key = await self.key(conn, case_id)
+        if key is None:
+            return None
+        opened: dict[str, Any] = json.loads(
+            AESGCM(key).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], str(case_id).encode()))
+        return opened
+
+    async def erase(self, conn: Conn, case_id: object, erased_by: str, erased_at: datetime) -> bool:
+        """Forget the key for good; True if there was one to forget."""
+        status = await conn.execute(
+            "UPDATE case_keys SET key = NULL, erased_at = $2, erased_by = $3 WHERE case_id = $1 AND key IS NOT NULL",
+            str(case_id), erased_at, erased_by)
+        return bool(status.endswith(" 1"))
+
+    async def erased_at(self, conn: Conn, case_id: object) -> datetime | None:
+        erased: datetime | None = await conn.fetchval(
+            "SELECT erased_at FROM case_keys WHERE case_id = $1", str(case_id))
+        return erased
