@@ -68,7 +68,7 @@ def protected_routes() -> Iterator[tuple[str, str, str, set[str]]]:
             continue
         for route in api_routes(app.routes):
             if route.path not in OPEN_PATHS:
-                for method in sorted(route.methods):
+                for method in sorted(route.methods or ()):
                     yield name, method, route.path, allowed_roles(route)
 
 
