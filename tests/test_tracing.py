@@ -12,7 +12,7 @@ from eventkit.db import Conn
 from eventkit.runtime import ServiceRuntime, wait_until
 from eventkit.settings import ServiceSettings
 from eventkit.store import EventTypes
-from eventkit.testing import EventCollector, fresh_database, running_app
+from eventkit.testing import EventCollector, bearer, fresh_database, running_app
 from intake.app import build
 from intake.settings import IntakeSettings
 from secondopinion_contracts.events.intake import CaseSubmitted
@@ -33,7 +33,7 @@ async def test_the_trace_of_a_submission_continues_through_the_outbox_into_a_con
         await downstream.start()
         settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url, OUTBOX_SWEEP_SECONDS=0.2)
         try:
-            async with running_app(build(settings)) as intake:
+            async with running_app(build(settings), headers=bearer("coordinator")) as intake:
                 response = await intake.post("/cases", json={
                     "requester": {"relationship": "self", "name": "N"},
                     "patient": {"name": "N", "birth_date": "1980-01-01"}, "mode": "online",
