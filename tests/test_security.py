@@ -235,3 +235,20 @@ async def test_erasing_a_case_key_after_retention_masks_its_personal_data_and_ke
             assert published.data == {"case_id": case_id, "erased_on": "2032-01-05"}
     finally:
         await bus.stop()
+
+
+async def test_oversized_bodies_are_refused_with_413() -> None:
+    app = service_app("intake")
+    assert app is not None
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        response = await client.post("/cases", content=b"{" + b" " * 200_000 + b"}", headers={
+            **bearer("coordinator"), "content-type": "application/json"})
+        assert response.status_code == 413
+
+        async def stream() -> Any:
+            for _ in range(100):
+                yield b" " * 1024
+
+        response = await client.post("/cases", content=stream(), headers={
+            **bearer("coordinator"), "content-type": "application/json"})
+        assert response.status_code == 413

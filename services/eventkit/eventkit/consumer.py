@@ -64,6 +64,7 @@ class Outcome:
     verdict: Verdict
     reason: str = ""
     detail: str = ""
+    case_id: str | None = None
 
 
 class Consumer:
@@ -111,7 +112,7 @@ class Consumer:
         try:
             data = BY_TYPE[envelope.type].parse_lenient(envelope.data)
         except ValidationError as error:
-            return Outcome(Verdict.DEAD_LETTER, "schema-invalid", _short(error))
+            return Outcome(Verdict.DEAD_LETTER, "schema-invalid", _short(error), envelope.subject)
         context = CommandContext(
             actor=Actor.service(self.service), correlation_id=envelope.correlationid,
             causation_id=str(envelope.id), command=envelope.event_name,
@@ -124,8 +125,9 @@ class Consumer:
                                     case_id=envelope.subject, event_id=str(envelope.id)):
                     outcome = await self._handle_once(handler, delivery)
             except Exception as error:
-                outcome = (Outcome(Verdict.REQUEUE, "transient", _short(error)) if is_transient(error)
-                           else Outcome(Verdict.RETRY, "handler-failed", _short(error)))
+                outcome = (Outcome(Verdict.REQUEUE, "transient", _short(error), envelope.subject)
+                           if is_transient(error)
+                           else Outcome(Verdict.RETRY, "handler-failed", _short(error), envelope.subject))
             finally:
                 if not self._case_locks[envelope.subject].locked():
                     self._case_locks.pop(envelope.subject, None)
@@ -169,7 +171,8 @@ class Consumer:
             await message.ack()
             return
         if outcome.verdict is Verdict.REQUEUE:
-            log.warning("transient failure on %s, requeueing: %s", raw.message_id, outcome.detail)
+            log.warning("transient failure on %s, requeueing: %s", raw.message_id, outcome.detail,
+                        extra={"case_id": outcome.case_id})
             await asyncio.sleep(self.transient_delay)
             await message.nack(requeue=True)
             return
@@ -178,11 +181,12 @@ class Consumer:
         if outcome.verdict is Verdict.RETRY and attempts < self.max_attempts:
             await asyncio.sleep(min(self.retry_base_delay * 2 ** (attempts - 1), self.retry_max_delay))
             log.warning("handler failed on %s (attempt %d of %d): %s", raw.message_id, attempts,
-                        self.max_attempts, outcome.detail)
+                        self.max_attempts, outcome.detail, extra={"case_id": outcome.case_id})
             await self._send(broker, raw.body, self.queue, {**headers, ATTEMPTS_HEADER: attempts}, raw.message_id)
         else:
             reason = outcome.reason if outcome.verdict is Verdict.DEAD_LETTER else "retries-exhausted"
-            log.error("dead-lettering %s: %s (%s)", raw.message_id, reason, outcome.detail)
+            log.error("dead-lettering %s: %s (%s)", raw.message_id, reason, outcome.detail,
+                      extra={"case_id": outcome.case_id})
             metrics.DEAD_LETTERED.labels(self.service, reason).inc()
             await self._send(broker, raw.body, dead_letter_queue(self.service), {
                 **headers, ATTEMPTS_HEADER: attempts, REASON_HEADER: reason,
@@ -207,4 +211,10 @@ class Consumer:
 
 
 def _short(error: BaseException) -> str:
+    """A reason fit for logs and DLQ headers: what failed where, never the offending values (which may be
+    personal data in a hostile or mistaken message)."""
+    if isinstance(error, ValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in error.errors(include_input=False, include_url=False))
+        return f"{error.title} invalid: {problems}"[:1000]
     return f"{error.__class__.__name__}: {error}"[:1000]

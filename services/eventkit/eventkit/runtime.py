@@ -23,6 +23,7 @@ from eventkit import audit, db, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.consumer import Consumer, Handler
 from eventkit.errors import CommandRejected
+from eventkit.http import BodySizeLimit
 from eventkit.outbox import OutboxRelay, outbox_status
 from eventkit.settings import ServiceSettings, production_problems
 from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
@@ -166,6 +167,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     configure_tracing(runtime.service)
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     instrument_http(app)
+    app.add_middleware(BodySizeLimit)
     app.state.runtime = runtime
     app.state.token_verifier = TokenVerifier(auth)
     app.include_router(audit.router)
