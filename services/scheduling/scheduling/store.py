@@ -1,0 +1,303 @@
+"""Scheduling's persistence: the Slot and CaseSchedule repositories over eventkit, and the read models
+(slot_view, case_schedule_view, appointment_view) with the queries the API serves from them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from eventkit.aggregate import AggregateRepository
+from eventkit.clock import TOKYO, tokyo_date
+from eventkit.db import Conn
+from eventkit.events import RecordedEvent
+from eventkit.store import EventStore, EventTypes
+from scheduling import domain
+from scheduling.events import (
+    CASE_PRIVATE_EVENTS,
+    SLOT_EVENTS,
+    CaseWithdrawalRecorded,
+    FeePaymentRecorded,
+    SchedulingStarted,
+    SlotBooked,
+    SlotFreed,
+    SlotHeld,
+    SlotHoldReleased,
+    SlotOpened,
+)
+from secondopinion_contracts.events import scheduling as published
+
+EVENT_TYPES = EventTypes.of(*published.EVENTS, *SLOT_EVENTS, *CASE_PRIVATE_EVENTS)
+SLOT_STREAM = "slot"
+CASE_STREAM = "case_schedule"
+
+
+def _no_slot() -> domain.Slot | None:
+    return None
+
+
+def slot_repository(store: EventStore) -> AggregateRepository[domain.Slot | None]:
+    return AggregateRepository(store, SLOT_STREAM, _no_slot, domain.evolve_slot)
+
+
+def case_repository(store: EventStore) -> AggregateRepository[domain.CaseSchedule]:
+    return AggregateRepository(store, CASE_STREAM, domain.CaseSchedule, domain.evolve)
+
+
+async def lock_physician_schedule(conn: Conn, physician_id: str) -> None:
+    """Serialize slot openings per physician until commit, so overlap checks see each other's slots."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('scheduling-physician:' || $1))", physician_id)
+
+
+async def physician_slot_times(conn: Conn, physician_id: str, first: datetime,
+                               last: datetime) -> list[tuple[datetime, datetime]]:
+    rows = await conn.fetch(
+        "SELECT starts_at, ends_at FROM slot_view WHERE physician_id = $1 AND starts_at < $3 AND ends_at > $2",
+        physician_id, first, last)
+    return [(row["starts_at"], row["ends_at"]) for row in rows]
+
+
+class SlotViewProjection:
+    """One row per slot: when, whose, and whether it is open, held for a case, or booked."""
+
+    name = "slot_view"
+    tables = ("slot_view",)
+
+    async def apply(self, conn: Conn, recorded: Sequence[RecordedEvent]) -> None:
+        for event in recorded:
+            if event.stream_type == SLOT_STREAM:
+                await self._apply_one(conn, event)
+
+    async def _apply_one(self, conn: Conn, event: RecordedEvent) -> None:
+        data = event.data
+        if isinstance(data, SlotOpened):
+            await conn.execute(
+                """INSERT INTO slot_view (slot_id, department, physician_id, starts_at, ends_at, local_date, status,
+                                          version, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) ON CONFLICT (slot_id) DO NOTHING""",
+                data.slot_id, data.department, data.physician_id, data.start, data.end, tokyo_date(data.start),
+                event.version, event.recorded_at)
+            return
+        if not isinstance(data, SlotHeld | SlotHoldReleased | SlotBooked | SlotFreed):
+            return
+        version = await conn.fetchval("SELECT version FROM slot_view WHERE slot_id = $1 FOR UPDATE", data.slot_id)
+        if version is None or version >= event.version:
+            return  # already applied (rebuild and live apply are idempotent per stream version)
+        match data:
+            case SlotHeld():
+                await conn.execute(
+                    "UPDATE slot_view SET status = 'held', held_for_case = $2, hold_expires_at = $3 WHERE slot_id = $1",
+                    data.slot_id, data.case_id, data.hold_expires_at)
+            case SlotHoldReleased():
+                await conn.execute(
+                    """UPDATE slot_view SET status = 'open', held_for_case = NULL, hold_expires_at = NULL
+                       WHERE slot_id = $1 AND status = 'held' AND held_for_case = $2""",
+                    data.slot_id, data.case_id)
+            case SlotBooked():
+                await conn.execute(
+                    """UPDATE slot_view SET status = 'booked', held_for_case = NULL, hold_expires_at = NULL,
+                                            booked_for_case = $2, appointment_id = $3 WHERE slot_id = $1""",
+                    data.slot_id, data.case_id, data.appointment_id)
+            case SlotFreed():
+                await conn.execute(
+                    """UPDATE slot_view SET status = 'open', booked_for_case = NULL, appointment_id = NULL
+                       WHERE slot_id = $1""", data.slot_id)
+        await conn.execute("UPDATE slot_view SET version = $2, updated_at = $3 WHERE slot_id = $1",
+                           data.slot_id, event.version, event.recorded_at)
+
+
+class CaseScheduleProjection:
+    """Per case: status, candidates, current appointment and fee; per appointment: its whole course."""
+
+    name = "case_schedule_view"
+    tables = ("case_schedule_view", "appointment_view")
+
+    async def apply(self, conn: Conn, recorded: Sequence[RecordedEvent]) -> None:
+        for event in recorded:
+            if event.stream_type == CASE_STREAM:
+                await self._apply_one(conn, event)
+
+    async def _apply_one(self, conn: Conn, event: RecordedEvent) -> None:
+        case_id: UUID = getattr(event.data, "case_id")  # noqa: B009 (every event of the stream carries it)
+        await conn.execute(
+            """INSERT INTO case_schedule_view (case_id, status, version, updated_at) VALUES ($1, 'new', 0, $2)
+               ON CONFLICT (case_id) DO NOTHING""", case_id, event.recorded_at)
+        version = await conn.fetchval("SELECT version FROM case_schedule_view WHERE case_id = $1 FOR UPDATE", case_id)
+        if version >= event.version:
+            return  # already applied (rebuild and live apply are idempotent per stream version)
+        await self._apply_case(conn, case_id, event)
+        await conn.execute("UPDATE case_schedule_view SET version = $2, updated_at = $3 WHERE case_id = $1",
+                           case_id, event.version, event.recorded_at)
+
+    async def _apply_case(self, conn: Conn, case_id: UUID, event: RecordedEvent) -> None:
+        data = event.data
+        at = event.recorded_at
+        match data:
+            case SchedulingStarted():
+                await conn.execute(
+                    """UPDATE case_schedule_view
+                       SET status = CASE WHEN status = 'new' THEN 'awaiting_proposals' ELSE status END,
+                           department = $2, mode = $3 WHERE case_id = $1""",
+                    case_id, data.department, data.mode.value)
+            case FeePaymentRecorded():
+                await conn.execute(
+                    """UPDATE case_schedule_view SET fee_paid = true
+                       WHERE case_id = $1 AND ($2::uuid IS NULL OR appointment_id IS NULL OR appointment_id = $2)""",
+                    case_id, data.appointment_id)
+            case CaseWithdrawalRecorded():
+                await conn.execute(
+                    """UPDATE case_schedule_view SET status = 'withdrawn', candidates = '[]'::jsonb,
+                                                     hold_expires_at = NULL WHERE case_id = $1""", case_id)
+            case published.SlotsProposed():
+                candidates = json.dumps([candidate.model_dump(mode="json") for candidate in data.candidates])
+                await conn.execute(
+                    """UPDATE case_schedule_view SET status = 'proposed', candidates = $2::jsonb, hold_expires_at = $3
+                       WHERE case_id = $1""", case_id, candidates, data.hold_expires_at)
+            case published.SlotConfirmed():
+                await conn.execute(
+                    """UPDATE case_schedule_view SET status = 'booked', candidates = '[]'::jsonb,
+                                                     hold_expires_at = NULL, appointment_id = $2 WHERE case_id = $1""",
+                    case_id, data.appointment_id)
+                await conn.execute(
+                    """INSERT INTO appointment_view (appointment_id, case_id, status, mode, department, physician_id,
+                                                     slot_id, starts_at, ends_at, local_date, confirmed_at, updated_at)
+                       VALUES ($1, $2, 'booked', $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                       ON CONFLICT (appointment_id) DO NOTHING""",
+                    data.appointment_id, case_id, data.mode.value, data.department, data.physician_id, data.slot_id,
+                    data.start, data.end, tokyo_date(data.start), at)
+            case published.AppointmentSlipIssued():
+                await self._update_appointment(conn, data.appointment_id, at, "slip_issued_on = $3", data.issued_on)
+            case published.OnlineBookingRegistered():
+                await self._update_appointment(conn, data.appointment_id, at, "clinics_booking_ref = $3",
+                                               data.clinics_booking_ref)
+            case published.AppointmentRescheduled():
+                entry = json.dumps([{"from_slot_id": str(data.previous_slot_id), "to_slot_id": str(data.slot_id),
+                                     "reason": data.reason.value, "at": at.isoformat()}])
+                await self._update_appointment(
+                    conn, data.appointment_id, at,
+                    """slot_id = $3, starts_at = $4, ends_at = $5, local_date = $6, physician_id = $7,
+                       slip_issued_on = NULL, clinics_booking_ref = NULL, reschedules = reschedules || $8::jsonb""",
+                    data.slot_id, data.start, data.end, tokyo_date(data.start), data.physician_id, entry)
+            case published.AppointmentCancelled():
+                await self._update_appointment(
+                    conn, data.appointment_id, at,
+                    "status = 'cancelled', cancellation_reason = $3, cancelled_by = $4, cancelled_at = $2",
+                    data.reason.value, data.cancelled_by.value)
+                await conn.execute(
+                    "UPDATE case_schedule_view SET status = 'cancelled', fee_paid = false WHERE case_id = $1", case_id)
+            case published.ConsultationCompleted():
+                await self._update_appointment(conn, data.appointment_id, at,
+                                               "status = 'completed', completed_at = $3", data.completed_at)
+                await conn.execute("UPDATE case_schedule_view SET status = 'completed' WHERE case_id = $1", case_id)
+            case published.PatientNoShow():
+                await self._update_appointment(conn, data.appointment_id, at,
+                                               "status = 'no_show', no_show_recorded_at = $3", data.recorded_at)
+                await conn.execute("UPDATE case_schedule_view SET status = 'no_show' WHERE case_id = $1", case_id)
+
+    async def _update_appointment(self, conn: Conn, appointment_id: UUID, at: datetime, assignments: str,
+                                  *values: Any) -> None:
+        await conn.execute(f"UPDATE appointment_view SET {assignments}, updated_at = $2 WHERE appointment_id = $1",
+                           appointment_id, at, *values)
+
+
+PROJECTIONS = (SlotViewProjection(), CaseScheduleProjection())
+
+
+def _slot_row(row: asyncpg.Record) -> dict[str, Any]:
+    held = row["current_status"] == "held"
+    return {
+        "slot_id": row["slot_id"], "department": row["department"], "physician_id": row["physician_id"],
+        "start": row["starts_at"], "end": row["ends_at"], "date": row["local_date"],
+        "local_start": row["starts_at"].astimezone(TOKYO).strftime("%H:%M"),
+        "status": row["current_status"],
+        "held_for_case": row["held_for_case"] if held else None,
+        "hold_expires_at": row["hold_expires_at"] if held else None,
+        "booked_for_case": row["booked_for_case"], "appointment_id": row["appointment_id"],
+    }
+
+
+def _appointment_row(row: asyncpg.Record) -> dict[str, Any]:
+    cancellation = ({"reason": row["cancellation_reason"], "by": row["cancelled_by"], "at": row["cancelled_at"]}
+                    if row["cancellation_reason"] else None)
+    return {
+        "appointment_id": row["appointment_id"], "case_id": row["case_id"], "status": row["status"],
+        "mode": row["mode"], "department": row["department"], "physician_id": row["physician_id"],
+        "slot_id": row["slot_id"], "start": row["starts_at"], "end": row["ends_at"], "date": row["local_date"],
+        "local_start": row["starts_at"].astimezone(TOKYO).strftime("%H:%M"),
+        "slip_issued_on": row["slip_issued_on"], "clinics_booking_ref": row["clinics_booking_ref"],
+        "fee_paid": row["fee_paid"], "reschedules": json.loads(row["reschedules"]), "cancellation": cancellation,
+        "completed_at": row["completed_at"], "no_show_recorded_at": row["no_show_recorded_at"],
+        "confirmed_at": row["confirmed_at"],
+    }
+
+
+# The fee recorded for a case belongs to its current appointment only.
+_APPOINTMENT_SELECT = """
+    SELECT a.*, COALESCE(c.appointment_id = a.appointment_id AND c.fee_paid, false) AS fee_paid
+    FROM appointment_view a LEFT JOIN case_schedule_view c USING (case_id)"""
+
+_SLOT_STATUS = "CASE WHEN status = 'held' AND hold_expires_at <= $1 THEN 'open' ELSE status END"
+
+
+@dataclass(frozen=True)
+class ScheduleQueries:
+    pool: asyncpg.Pool
+
+    async def slots(self, department: str, first: date, last: date, status: str | None,
+                    now: datetime) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT *, {_SLOT_STATUS} AS current_status FROM slot_view
+                    WHERE department = $2 AND local_date BETWEEN $3 AND $4
+                      AND ($5::text IS NULL OR {_SLOT_STATUS} = $5)
+                    ORDER BY starts_at, physician_id""",
+                now, department, first, last, status)
+        return [_slot_row(row) for row in rows]
+
+    async def slot(self, slot_id: UUID, now: datetime) -> dict[str, Any] | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(f"SELECT *, {_SLOT_STATUS} AS current_status FROM slot_view WHERE slot_id = $2",
+                                      now, slot_id)
+        return _slot_row(row) if row else None
+
+    async def case_schedule(self, case_id: UUID) -> dict[str, Any] | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM case_schedule_view WHERE case_id = $1", case_id)
+        if row is None or row["status"] == domain.CaseStatus.NEW.value:
+            return None
+        return {
+            "case_id": row["case_id"], "status": row["status"], "department": row["department"], "mode": row["mode"],
+            "candidates": json.loads(row["candidates"]), "hold_expires_at": row["hold_expires_at"],
+            "appointment_id": row["appointment_id"], "fee_paid": row["fee_paid"], "version": row["version"],
+        }
+
+    async def appointment(self, appointment_id: UUID) -> dict[str, Any] | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(f"{_APPOINTMENT_SELECT} WHERE a.appointment_id = $1", appointment_id)
+        return _appointment_row(row) if row else None
+
+    async def case_appointment(self, case_id: UUID) -> dict[str, Any] | None:
+        """The case's current appointment (after a cancellation and no new booking: the cancelled one)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"{_APPOINTMENT_SELECT} WHERE a.case_id = $1 ORDER BY a.confirmed_at DESC LIMIT 1", case_id)
+        return _appointment_row(row) if row else None
+
+    async def case_of_appointment(self, appointment_id: UUID) -> UUID | None:
+        async with self.pool.acquire() as conn:
+            case_id: UUID | None = await conn.fetchval(
+                "SELECT case_id FROM appointment_view WHERE appointment_id = $1", appointment_id)
+        return case_id
+
+    async def day(self, day: date, department: str | None, status: str | None) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""{_APPOINTMENT_SELECT} WHERE a.local_date = $1 AND ($2::text IS NULL OR a.department = $2)
+                      AND ($3::text IS NULL OR a.status = $3)
+                    ORDER BY a.starts_at, a.physician_id""", day, department, status)
+        return [_appointment_row(row) for row in rows]
