@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help env run migrate test lint typecheck contracts rebuild bench clean-test-resources
+.PHONY: help env browser run migrate test lint typecheck contracts
 
 help:
 	@echo "make run        start every service against local PostgreSQL and RabbitMQ"
@@ -21,6 +21,10 @@ help:
 	@touch $@
 
 env: .venv/.synced
+
+# Debian's Chromium for the dashboard's browser test (Playwright drives it; no browser download).
+browser:
+	@bash scripts/install-chromium.sh
 
 run: env
 	$(RUN) python -m eventkit.devrun
@@ -39,7 +43,7 @@ lint: env
 
 typecheck: lint
 
-test: lint
+test: lint browser
 	@$(RUN) python -m eventkit.preflight
 	$(RUN) pytest $(PYTEST_ARGS)
 

@@ -1,0 +1,180 @@
+"""Reporting's HTTP API: the opinion report (draft, finalize, delivery), and the read side for the desk:
+case timelines, the case board, KPIs and the dashboard page that shows them."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cache
+from importlib.resources import files
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventkit.audit import record_access
+from eventkit.auth import allow
+from eventkit.errors import InvalidCommand, NotFound
+from eventkit.events import Actor, CommandContext, RecordedEvent
+from reporting import domain
+from reporting.commands import DraftReport, FinalizeReport, RecordDelivery
+from reporting.handlers import ReportingHandlers
+from reporting.store import ReportingQueries
+from secondopinion_contracts.codes import DeliveryChannel
+
+router = APIRouter()
+
+# Who does what (DESIGN.md roles): the physician writes the report, the desk records its delivery; the
+# read side serves the desk, the physicians and the auditors (it holds ids and codes, no personal data).
+Physician = Annotated[Actor, Depends(allow("physician"))]
+Coordinator = Annotated[Actor, Depends(allow("coordinator"))]
+ReportReader = Annotated[Actor, Depends(allow("physician", "coordinator"))]
+DeskReader = Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))]
+
+StaffId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class DraftIn(Strict):
+    physician: StaffId = Field(description="Staff id of the physician who writes the opinion.")
+    summary: Annotated[str, Field(min_length=1, max_length=20_000,
+                                  description="The opinion for the attending physician (kept in reporting only).")]
+
+
+class DeliveryIn(Strict):
+    channel: DeliveryChannel
+
+
+class ReportResult(BaseModel):
+    case_id: UUID
+    report_id: UUID | None
+    status: str
+    draft_number: int
+    case_closed: bool
+    events: list[str]
+
+
+def handlers(request: Request) -> ReportingHandlers:
+    handlers: ReportingHandlers = request.app.state.handlers
+    return handlers
+
+
+def queries(request: Request) -> ReportingQueries:
+    return ReportingQueries(request.app.state.runtime.pool)
+
+
+def _context(actor: Actor, case_id: UUID, command: str) -> CommandContext:
+    return CommandContext(actor=actor, correlation_id=str(case_id), causation_id=f"command:{uuid4()}",
+                          command=command)
+
+
+async def _result(h: ReportingHandlers, case_id: UUID, recorded: list[RecordedEvent]) -> ReportResult:
+    report, _ = await h.reports.load(case_id)
+    return ReportResult(case_id=case_id, report_id=report.report_id, status=report.status.value,
+                        draft_number=report.draft_number, case_closed=report.closed,
+                        events=[event.name for event in recorded])
+
+
+# --- the opinion report --------------------------------------------------------------------------------------
+
+@router.post("/cases/{case_id}/report", status_code=201, response_model=ReportResult, tags=["report"])
+async def draft_report(case_id: UUID, body: DraftIn, actor: Physician,
+                       h: Annotated[ReportingHandlers, Depends(handlers)]) -> ReportResult:
+    """Draft (or redraft) the opinion report; allowed once the consultation was completed, until it is final."""
+    command = DraftReport(case_id=case_id, report_id=uuid4(), physician_id=body.physician, summary=body.summary)
+    recorded = await h.draft_report(command, _context(actor, case_id, "DraftReport"))
+    return await _result(h, case_id, recorded)
+
+
+@router.post("/cases/{case_id}/report/finalize", response_model=ReportResult, tags=["report"])
+async def finalize_report(case_id: UUID, actor: Physician,
+                          h: Annotated[ReportingHandlers, Depends(handlers)]) -> ReportResult:
+    recorded = await h.finalize_report(FinalizeReport(case_id=case_id), _context(actor, case_id, "FinalizeReport"))
+    return await _result(h, case_id, recorded)
+
+
+@router.post("/cases/{case_id}/report/delivery", response_model=ReportResult, tags=["report"])
+async def record_delivery(case_id: UUID, body: DeliveryIn, actor: Coordinator,
+                          h: Annotated[ReportingHandlers, Depends(handlers)]) -> ReportResult:
+    """Record how the final report reached its reader: handed to the patient at the end of an in-person
+    consultation, or posted to the attending physician (always, for online consultations)."""
+    recorded = await h.record_delivery(RecordDelivery(case_id=case_id, channel=body.channel),
+                                       _context(actor, case_id, "RecordDelivery"))
+    return await _result(h, case_id, recorded)
+
+
+@router.get("/cases/{case_id}/report", tags=["report"])
+async def get_report(case_id: UUID, actor: ReportReader,
+                     h: Annotated[ReportingHandlers, Depends(handlers)],
+                     q: Annotated[ReportingQueries, Depends(queries)]) -> dict[str, Any]:
+    report, version = await h.reports.load(case_id)
+    if report.status is domain.ReportStatus.NOT_STARTED:
+        raise NotFound(f"no report has been drafted for case {case_id}")
+    draft = await q.latest_draft(case_id)
+    assert draft is not None
+    async with q.pool.acquire() as conn:
+        await record_access(conn, actor, case_id, "read_opinion_report")
+    return {
+        "case_id": case_id, "report_id": report.report_id, "status": report.status.value,
+        "draft_number": report.draft_number, "physician_id": report.physician_id, "summary": draft["summary"],
+        "summary_erased_on": draft["erased_on"], "drafted_at": draft["drafted_at"],
+        "consultation": {"mode": report.consultation_mode, "consulted_on": report.consulted_on},
+        "finalized_on": report.finalized_on,
+        "delivery": {"channel": report.delivery_channel, "delivered_on": report.delivered_on},
+        "fee_settled": report.fee_settled, "closed_on": report.closed_on, "version": version,
+    }
+
+
+# --- read models -------------------------------------------------------------------------------------------
+
+@router.get("/cases/{case_id}/timeline", tags=["read models"])
+async def case_timeline(case_id: UUID, _: DeskReader,
+                        q: Annotated[ReportingQueries, Depends(queries)]) -> dict[str, Any]:
+    """Every event of the case across the services, in the order they happened (envelope time, then
+    service and stream sequence), with who caused it."""
+    events = await q.timeline(case_id)
+    if not events:
+        raise NotFound(f"no events of case {case_id} have been received")
+    return {"case_id": case_id, "case": await q.case(case_id), "events": events}
+
+
+@router.get("/board", tags=["read models"])
+async def case_board(_: DeskReader, q: Annotated[ReportingQueries, Depends(queries)],
+                     per_column: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+    """The case board: a column per stage, the most recently active cases first. `revision` changes
+    whenever an event arrives (the dashboard polls it)."""
+    return await q.board(per_column)
+
+
+@router.get("/kpis", tags=["read models"])
+async def kpis(_: DeskReader, q: Annotated[ReportingQueries, Depends(queries)],
+               first: Annotated[date | None, Query(alias="from")] = None,
+               last: Annotated[date | None, Query(alias="to")] = None) -> dict[str, Any]:
+    """Desk KPIs over the cases submitted from `from` to `to` (inclusive, Tokyo dates; open-ended when
+    omitted): cases by stage, department and mode; declines by reason; business days from submission to
+    consultation and to report delivery (median and 90th percentile, linear interpolation); no-show
+    rate (no-shows / (no-shows + consultations)); fees captured minus refunds (yen)."""
+    if first and last and first > last:
+        raise InvalidCommand("`from` is after `to`", details=["from", "to"])
+    return await q.kpis(first, last)
+
+
+@cache
+def _dashboard_template() -> str:
+    return files("reporting").joinpath("static/dashboard.html").read_text(encoding="utf-8")
+
+
+@router.get("/dashboard", response_class=HTMLResponse, tags=["dashboard"])
+async def dashboard(request: Request) -> HTMLResponse:
+    """The desk coordinators' page: the case board, a case's timeline on click, and the KPIs with charts.
+
+    The page itself is open (a browser cannot send a bearer token when it navigates); it holds no data and
+    calls the API above with the staff member's token (entered on the page, or handed over in the URL
+    fragment `#token=...`, which never reaches a server or its logs)."""
+    poll_ms = int(request.app.state.dashboard_poll_seconds * 1000)
+    return HTMLResponse(_dashboard_template().replace("__POLL_MS__", str(poll_ms)),
+                        headers={"Cache-Control": "no-store"})

@@ -1,0 +1,14 @@
+"""Reporting's configuration: the shared settings plus how often the dashboard page refreshes."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from eventkit.settings import ServiceSettings, default_dsn
+
+
+class ReportingSettings(ServiceSettings):
+    service: str = "reporting"
+    database_url: str = Field(default_dsn("reporting"), validation_alias="REPORTING_DATABASE_URL")
+    http_port: int = Field(8004, validation_alias="REPORTING_HTTP_PORT")
+    dashboard_poll_seconds: float = Field(2.0, validation_alias="REPORTING_DASHBOARD_POLL_SECONDS", gt=0, le=60)
