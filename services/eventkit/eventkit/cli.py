@@ -53,7 +53,7 @@ def _progress(done: int, total: int) -> None:
 async def _rebuild(runtime: ServiceRuntime) -> int:
     await runtime.start(relay=False, consume=False)
     try:
-        count = await runtime.store.rebuild_projections(_progress)
+        count = await runtime.rebuild(_progress)
     finally:
         await runtime.stop()
     sys.stderr.write("\n")

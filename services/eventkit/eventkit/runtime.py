@@ -91,6 +91,11 @@ class ServiceRuntime:
             await self._declare_topology(self.consumer.bindings)
             await self.broker.start()
 
+    async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Drop and rebuild the read models; returns how many events were replayed. A service whose read
+        models come from somewhere other than its event store overrides this."""
+        return await self.store.rebuild_projections(progress)
+
     async def _declare_topology(self, bindings: Sequence[str]) -> None:
         connection = await aio_pika.connect(self.settings.rabbitmq_url)
         try:

@@ -1,5 +1,5 @@
-import sys
+from eventkit.cli import main
+from reporting.app import build, runtime_for
+from reporting.settings import ReportingSettings
 
-from reporting.cli import main
-
-main(sys.argv)
+main(ReportingSettings, runtime_for, build)

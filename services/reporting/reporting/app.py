@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +17,7 @@ from reporting.business_calendar import default_range
 from reporting.consumers import EVERY_EVENT, log_and_react
 from reporting.handlers import ReportingHandlers
 from reporting.settings import ReportingSettings
-from reporting.store import EVENT_TYPES, OwnEventsLog, ReportingQueries, sync_business_calendar
+from reporting.store import EVENT_TYPES, OwnEventsLog, ReportingQueries, rebuild_case_board, sync_business_calendar
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -32,6 +33,10 @@ class ReportingRuntime(ServiceRuntime):
         finally:
             await conn.close()
         await super().start(relay=relay, consume=consume)
+
+    async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Reporting's read models come from the log of every service's received events, not its own store."""
+        return await rebuild_case_board(self.pool, progress)
 
 
 def handlers_for(runtime: ServiceRuntime, clock: Clock) -> ReportingHandlers:

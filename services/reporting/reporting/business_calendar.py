@@ -13,6 +13,8 @@ from datetime import date, timedelta
 
 import jpholiday
 
+from eventkit.business_calendar import BusinessCalendar, in_year_end_closure
+
 # Years the stored calendar covers: durations touching a day outside it count as unknown (NULL).
 FIRST_YEAR = 2020
 YEARS_AHEAD = 10
@@ -25,20 +27,15 @@ class CalendarDay:
     ordinal: int
 
 
-def is_year_end_closure(day: date) -> bool:
-    return (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3)
+def is_business_day(day: date, holidays: frozenset[date] | None = None) -> bool:
+    """The shared calendar's rule (weekends, national holidays, 29 Dec - 3 Jan); `holidays` speeds up a range."""
+    if holidays is None:
+        return BusinessCalendar().is_business_day(day)
+    return day.weekday() < 5 and not in_year_end_closure(day) and day not in holidays
 
 
 def holidays_between(first: date, last: date) -> frozenset[date]:
     return frozenset(holiday for holiday, _ in jpholiday.between(first, last))
-
-
-def is_business_day(day: date, holidays: frozenset[date] | None = None) -> bool:
-    if day.weekday() >= 5 or is_year_end_closure(day):
-        return False
-    if holidays is None:
-        return not jpholiday.is_holiday(day)
-    return day not in holidays
 
 
 def calendar_days(first: date, last: date) -> Iterator[CalendarDay]:

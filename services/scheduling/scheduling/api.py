@@ -12,10 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventkit.auth import allow
+from eventkit.business_calendar import RECEPTION_CLOSES, RECEPTION_OPENS, Closure
 from eventkit.clock import tokyo_date
 from eventkit.errors import NotFound
 from eventkit.events import Actor, CommandContext, RecordedEvent
-from scheduling.calendar import RECEPTION_CLOSES, RECEPTION_OPENS, Closure
 from scheduling.commands import (
     CancelAppointment,
     CompleteConsultation,

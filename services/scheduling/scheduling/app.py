@@ -7,11 +7,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from eventkit.business_calendar import BusinessCalendar
 from eventkit.clock import Clock, utc_now
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
 from scheduling import api, consumers
-from scheduling.calendar import BusinessCalendar
 from scheduling.handlers import SchedulingHandlers
 from scheduling.settings import SchedulingSettings
 from scheduling.store import EVENT_TYPES, PROJECTIONS

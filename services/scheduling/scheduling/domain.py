@@ -20,10 +20,10 @@ from enum import StrEnum
 from itertools import pairwise
 from uuid import UUID
 
+from eventkit.business_calendar import RECEPTION_CLOSES, RECEPTION_OPENS, BusinessCalendar, Closure, tokyo_datetime
 from eventkit.clock import TOKYO, tokyo_date
 from eventkit.errors import CommandRejected, InvalidCommand, NotFound
 from eventkit.events import Event
-from scheduling.calendar import RECEPTION_CLOSES, RECEPTION_OPENS, BusinessCalendar, Closure, tokyo_datetime
 from scheduling.commands import (
     CancelAppointment,
     CompleteConsultation,

@@ -15,12 +15,12 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from eventkit.aggregate import AggregateRepository
+from eventkit.business_calendar import BusinessCalendar
 from eventkit.clock import Clock
 from eventkit.db import Conn
 from eventkit.events import CommandContext, Event, RecordedEvent
 from eventkit.store import ConcurrencyError, EventStore
 from scheduling import domain
-from scheduling.calendar import BusinessCalendar
 from scheduling.commands import (
     CancelAppointment,
     CompleteConsultation,

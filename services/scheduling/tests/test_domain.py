@@ -9,11 +9,11 @@ from uuid import UUID
 
 import pytest
 
+from eventkit.business_calendar import BusinessCalendar, tokyo_datetime
 from eventkit.clock import tokyo_date
 from eventkit.errors import CommandRejected, InvalidCommand, NotFound
 from eventkit.events import Event
 from scheduling import domain
-from scheduling.calendar import BusinessCalendar, tokyo_datetime
 from scheduling.commands import (
     CancelAppointment,
     CompleteConsultation,

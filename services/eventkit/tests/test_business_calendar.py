@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from scheduling.calendar import BusinessCalendar, ClosureReason, tokyo_datetime
+from eventkit.business_calendar import BusinessCalendar, ClosureReason, tokyo_datetime
 
 CALENDAR = BusinessCalendar()
 
