@@ -272,7 +272,8 @@ def test_every_referenced_secret_and_key_is_documented() -> None:
 
 # --- network policies ------------------------------------------------------------------------------
 
-ALLOWED_EGRESS_PORTS = {53, 5432, 5671, 5672, 4317, 4318}
+# 443: the identity provider's JWKS and the payment gateway, from the servers only.
+ALLOWED_EGRESS_PORTS = {53, 5432, 5671, 5672, 4317, 4318, 443}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -292,8 +293,11 @@ def test_network_policies_limit_ingress_and_egress(overlay: str) -> None:
                 assert rule.get("to"), f"{ident(p)}: an egress rule open to any destination"
                 assert rule.get("ports"), f"{ident(p)}: an egress rule open to any port"
         assert {53, 5432, 5672} <= egress_ports, f"{ident(owner)}: needs DNS, PostgreSQL and RabbitMQ"
+        if owner["kind"] != "Deployment":
+            assert 443 not in egress_ports, f"{ident(owner)}: a migration needs no HTTPS egress"
         if owner["kind"] == "Deployment":
             assert {4317, 4318} & egress_ports, f"{ident(owner)}: needs the OpenTelemetry collector"
+            assert 443 in egress_ports, f"{ident(owner)}: needs HTTPS to the identity provider's JWKS"
             sources = [peer for p in applying for rule in p["spec"].get("ingress", [])
                        for peer in rule.get("from", [])]
             namespaces = {peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")

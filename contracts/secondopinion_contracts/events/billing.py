@@ -55,6 +55,7 @@ class PaymentCaptured(_BillingEvent):
     method: PaymentMethod
     captured_at: datetime
     gateway_charge_id: str | None = Field(None, max_length=100)
+    appointment_id: UUID | None = Field(None, description="The appointment paid for (added after the first release).")
 
 
 class PaymentFailed(_BillingEvent):
@@ -71,6 +72,7 @@ class RefundIssued(_BillingEvent):
     reason: RefundReason
     refunded_total: Yen = Field(gt=0, description="All refunds of the invoice so far, this one included.")
     fully_refunded: bool
+    refunded_at: datetime | None = Field(None, description="When the refund was made (added after the first release).")
 
 
 class ReceiptIssued(_BillingEvent):

@@ -1,0 +1,124 @@
+"""Billing's HTTP API for the cashier and the desk: counter payments, charge retries, refunds, receipts,
+and the invoices and the day's takings to read."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from billing.domain import InvoiceStatus
+from billing.handlers import BillingHandlers
+from billing.store import InvoiceQueries
+from eventkit.auth import allow
+from eventkit.errors import NotFound
+from eventkit.events import Actor, RecordedEvent
+from secondopinion_contracts.codes import PaymentMethod, RefundReason
+
+router = APIRouter(tags=["invoices"])
+
+# Integer yen only: a JSON number with a fraction (or a string) is refused, never rounded.
+Amount = Annotated[int, Field(strict=True, gt=0, le=10_000_000, description="Integer yen.")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PaymentIn(Strict):
+    method: Literal["cash", "card"]
+    amount: Amount
+
+
+class RefundIn(Strict):
+    amount: Amount
+    reason: RefundReason
+
+
+class CommandResult(BaseModel):
+    invoice_id: UUID
+    status: str
+    events: list[str]
+    invoice: dict[str, Any]
+
+
+def handlers(request: Request) -> BillingHandlers:
+    billing: BillingHandlers = request.app.state.handlers
+    return billing
+
+
+def queries(request: Request) -> InvoiceQueries:
+    return InvoiceQueries(request.app.state.runtime.pool)
+
+
+Handlers = Annotated[BillingHandlers, Depends(handlers)]
+Queries = Annotated[InvoiceQueries, Depends(queries)]
+# Who does what: the cashier handles money; the desk (coordinators) takes receipt requests and retries a
+# declined online charge; auditors read.
+Cashier = Annotated[Actor, Depends(allow("cashier"))]
+Desk = Annotated[Actor, Depends(allow("cashier", "coordinator"))]
+Reader = Annotated[Actor, Depends(allow("cashier", "coordinator", "auditor"))]
+Accounts = Annotated[Actor, Depends(allow("cashier", "auditor"))]
+
+
+async def _result(invoice_id: UUID, recorded: list[RecordedEvent], q: InvoiceQueries) -> CommandResult:
+    view = await q.get(invoice_id)
+    assert view is not None
+    return CommandResult(invoice_id=invoice_id, status=view["status"], events=[event.name for event in recorded],
+                         invoice=view)
+
+
+@router.post("/invoices/{invoice_id}/payments", status_code=201, response_model=CommandResult)
+async def capture_payment(invoice_id: UUID, body: PaymentIn, actor: Cashier, h: Handlers,
+                          q: Queries) -> CommandResult:
+    """The cashier records the fee paid at the counter (in person, on the consultation day)."""
+    recorded = await h.capture_payment(invoice_id, PaymentMethod(body.method), body.amount, actor)
+    return await _result(invoice_id, recorded, q)
+
+
+@router.post("/invoices/{invoice_id}/charge-retries", status_code=202, response_model=CommandResult)
+async def retry_charge(invoice_id: UUID, actor: Desk, h: Handlers, q: Queries) -> CommandResult:
+    """Charge the online fee again after a failure; the charge itself happens in the background."""
+    recorded = await h.retry_charge(invoice_id, actor)
+    return await _result(invoice_id, recorded, q)
+
+
+@router.post("/invoices/{invoice_id}/refunds", status_code=201, response_model=CommandResult)
+async def issue_refund(invoice_id: UUID, body: RefundIn, actor: Cashier, h: Handlers,
+                       q: Queries) -> CommandResult:
+    recorded = await h.issue_refund(invoice_id, body.amount, body.reason, actor)
+    return await _result(invoice_id, recorded, q)
+
+
+@router.post("/invoices/{invoice_id}/receipt", status_code=201, response_model=CommandResult)
+async def issue_receipt(invoice_id: UUID, actor: Desk, h: Handlers, q: Queries) -> CommandResult:
+    """Issue the receipt for the payment (once; the invoice shows its number afterwards)."""
+    recorded = await h.issue_receipt(invoice_id, actor)
+    return await _result(invoice_id, recorded, q)
+
+
+@router.get("/invoices/{invoice_id}")
+async def get_invoice(invoice_id: UUID, _: Reader, q: Queries) -> dict[str, Any]:
+    view = await q.get(invoice_id)
+    if view is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    return view
+
+
+@router.get("/invoices")
+async def list_invoices(_: Reader, q: Queries, case_id: UUID | None = None, status: InvoiceStatus | None = None,
+                        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                        offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    rows = await q.list(case_id, status.value if status else None, limit, offset)
+    return {"invoices": rows, "limit": limit, "offset": offset}
+
+
+@router.get("/takings")
+async def takings(_: Accounts, h: Handlers, q: Queries,
+                  day: Annotated[date | None, Query(alias="date", description="Asia/Tokyo; today if omitted")] = None,
+                  ) -> dict[str, Any]:
+    """The day's takings: captured minus refunded, by payment method (Asia/Tokyo business date)."""
+    return await q.takings(day or h.today())

@@ -1,0 +1,133 @@
+"""The charge worker: charges the online fees that were requested, through the payment-gateway port.
+
+It runs beside the consumer in every replica, never inside a database transaction: it leases due rows of
+`charge_queue` (so replicas do not call the gateway for the same charge at once), calls the gateway with
+the attempt's idempotency key, and records the outcome as events of the invoice. A timeout or a 5xx
+leaves the outcome unknown: the same key is tried again after an exponential backoff, so a charge that
+went through is answered, not repeated; after `max_tries` the attempt is recorded as PaymentFailed
+(gateway_timeout / gateway_error) and the desk may retry it, still with the same key. A decline is final
+for its key and is recorded as PaymentFailed(card_declined).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter
+
+from billing.commands import ChargeCaptured, ChargeOutcome, ChargeUnavailable
+from billing.gateway import ChargeRequest, GatewayUnavailable, PaymentGateway
+from billing.handlers import BillingHandlers
+from billing.store import CHARGES_CHANNEL, ChargeQueue, DueCharge
+
+log = logging.getLogger(__name__)
+
+GATEWAY_CALLS = Counter("billing_gateway_calls_total", "Payment gateway calls by outcome", ["outcome"])
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_tries: int = 6
+    backoff_seconds: float = 2.0
+    backoff_max_seconds: float = 120.0
+
+    def delay(self, tries: int) -> float:
+        """Exponential backoff with jitter, so that charges failing together do not retry in lockstep."""
+        ceiling = min(self.backoff_seconds * 2.0 ** (tries - 1), self.backoff_max_seconds)
+        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311
+
+
+class ChargeWorker:
+    def __init__(self, queue: ChargeQueue, handlers: BillingHandlers, gateway: PaymentGateway, *, dsn: str,
+                 policy: RetryPolicy, gateway_timeout: float, sweep_seconds: float = 1.0,
+                 concurrency: int = 4) -> None:
+        self.queue = queue
+        self.handlers = handlers
+        self.gateway = gateway
+        self.dsn = dsn
+        self.policy = policy
+        self.sweep_seconds = sweep_seconds
+        self.concurrency = concurrency
+        # Longer than one gateway call can take, so a lease only lapses when its holder died.
+        self.lease_seconds = gateway_timeout + 30.0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="billing-charge-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.gateway.aclose()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _notified(self, *_: Any) -> None:
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._listen_and_work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("charge worker interrupted, restarting: %s", error.__class__.__name__, exc_info=error)
+                await asyncio.sleep(self.sweep_seconds)
+
+    async def _listen_and_work(self) -> None:
+        listener = await asyncpg.connect(self.dsn)
+        try:
+            await listener.add_listener(CHARGES_CHANNEL, self._notified)
+            while True:
+                self._wakeup.clear()
+                if await self.work_once() < self.concurrency:
+                    # Woken by a new request (NOTIFY), or after the sweep interval for retries that fell due.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self.sweep_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.close(timeout=2)
+
+    async def work_once(self) -> int:
+        """Charge what is due now (up to `concurrency` at a time); returns how many were taken."""
+        due = await self.queue.claim(self.concurrency, self.lease_seconds)
+        results = await asyncio.gather(*(self._charge(charge) for charge in due), return_exceptions=True)
+        for charge, result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                # Left leased: it is tried again, with the same key, once the lease lapses.
+                log.error("charge %s could not be settled: %s", charge.idempotency_key, result.__class__.__name__,
+                          exc_info=result)
+        return len(due)
+
+    async def _charge(self, charge: DueCharge) -> None:
+        request = ChargeRequest(idempotency_key=charge.idempotency_key, invoice_id=charge.invoice_id,
+                                amount=charge.amount)
+        outcome: ChargeOutcome
+        try:
+            outcome = await self.gateway.charge(request)
+        except GatewayUnavailable as error:
+            GATEWAY_CALLS.labels(error.reason.value).inc()
+            if charge.tries < self.policy.max_tries:
+                log.warning("charge %s: %s (try %d of %d), retrying", charge.idempotency_key, error, charge.tries,
+                            self.policy.max_tries)
+                await self.queue.retry_later(charge, self.policy.delay(charge.tries), str(error))
+                return
+            outcome = ChargeUnavailable(reason=error.reason)
+        else:
+            GATEWAY_CALLS.labels("captured" if isinstance(outcome, ChargeCaptured) else "declined").inc()
+        recorded = await self.handlers.record_charge_outcome(charge.invoice_id, charge.case_id, charge.attempt,
+                                                             charge.idempotency_key, outcome)
+        if not recorded:
+            await self.queue.discard(charge)  # the attempt was settled already: nothing left to do
