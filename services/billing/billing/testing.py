@@ -8,7 +8,6 @@ with the repository's own `tests/conftest.py` under pytest's importlib mode.)"""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,15 +17,14 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jsonschema
 
 from billing.app import build
 from billing.domain import invoice_id_for
 from billing.gateway_simulator import GatewaySimulator, running_simulator
 from billing.settings import BillingSettings
 from eventkit.clock import TOKYO
-from eventkit.testing import EventCollector, bearer, publish_event, running_app
-from secondopinion_contracts import CloudEvent, EventData
+from eventkit.testing import EventCollector, SettableClock, bearer, publish_event, running_app
+from secondopinion_contracts import EventData
 from secondopinion_contracts.codes import CancellationReason, CancelledBy, Mode, RescheduleReason
 from secondopinion_contracts.events.scheduling import (
     AppointmentCancelled,
@@ -34,17 +32,6 @@ from secondopinion_contracts.events.scheduling import (
     ConsultationCompleted,
     SlotConfirmed,
 )
-from secondopinion_contracts.schemas import SCHEMA_DIR
-
-
-class SettableClock:
-    """The service clock, set by the test (aware datetimes)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def tokyo(year: int, month: int, day: int, hour: int = 10, minute: int = 0) -> datetime:
@@ -168,11 +155,6 @@ async def billing_world(database: str, rabbitmq_url: str) -> AsyncIterator[Billi
             await bus.stop()
 
 
-def assert_valid(envelope: CloudEvent) -> None:
-    """The event's data is valid against its checked-in JSON Schema, and the envelope against its own."""
-    schema = SCHEMA_DIR / envelope.service / f"{envelope.event_name}.v{envelope.event_version}.json"
-    jsonschema.validate(envelope.data, json.loads(schema.read_text()))
-    jsonschema.validate(json.loads(envelope.to_json_bytes()), json.loads((SCHEMA_DIR / "envelope.json").read_text()))
 
 
 async def handled(database: str, deliveries: int = 1) -> bool:

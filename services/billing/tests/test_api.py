@@ -19,8 +19,6 @@ from billing.testing import (
     QUALIFIED_INVOICE_NUMBER,
     BillingWorld,
     SchedulingEvents,
-    SettableClock,
-    assert_valid,
     billing_world,
     handled,
     invoice_of,
@@ -29,7 +27,7 @@ from billing.testing import (
     tokyo,
 )
 from eventkit.runtime import wait_until
-from eventkit.testing import EventCollector, bearer, running_app
+from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, running_app
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.codes import CancellationReason, CancelledBy, Mode
 from secondopinion_contracts.events.scheduling import SlotConfirmed

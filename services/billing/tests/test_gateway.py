@@ -14,18 +14,9 @@ from billing.commands import ChargeCaptured, ChargeDeclined
 from billing.gateway import ChargeRequest, GatewayUnavailable
 from billing.gateway_http import HttpPaymentGateway
 from billing.gateway_simulator import GatewaySimulator, running_simulator
-from billing.testing import (
-    BillingWorld,
-    SchedulingEvents,
-    assert_valid,
-    billing_world,
-    handled,
-    invoice_of,
-    invoice_when,
-    tokyo,
-)
+from billing.testing import BillingWorld, SchedulingEvents, billing_world, handled, invoice_of, invoice_when, tokyo
 from eventkit.runtime import wait_until
-from eventkit.testing import EventCollector
+from eventkit.testing import EventCollector, assert_valid
 from secondopinion_contracts.codes import Mode, PaymentFailureReason
 from secondopinion_contracts.events.scheduling import SlotConfirmed
 

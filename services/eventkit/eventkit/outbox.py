@@ -50,12 +50,14 @@ class OutboxRelay:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Lets the batch in flight be confirmed and marked, so a clean shutdown sends nothing twice on the next
+        start; cancels it if that takes longer than the grace period (the rows are then simply sent again)."""
         self._stopping = True
+        self._wakeup.set()
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, grace_seconds)
 
     @property
     def running(self) -> bool:
@@ -143,7 +145,6 @@ class OutboxRelay:
         if failure is not None:
             raise failure
         return len(rows)
-
 
     async def mark_published(self, db: Conn, outbox_ids: list[int]) -> None:
         await db.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", outbox_ids)

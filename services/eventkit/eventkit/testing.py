@@ -11,25 +11,60 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import aio_pika
 import httpx
+import jsonschema
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from fastapi import FastAPI
 
 from eventkit import db
+from eventkit.clock import TOKYO
 from eventkit.topology import declare_exchange
 from secondopinion_contracts import EXCHANGE, CloudEvent, EventData
+from secondopinion_contracts.schemas import SCHEMA_DIR
 
 POSTGRES_BASE = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 RABBITMQ_HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1")
 RABBITMQ_MANAGEMENT = os.environ.get("TEST_RABBITMQ_MANAGEMENT", f"http://{RABBITMQ_HOST}:15672")
 RABBITMQ_USER = os.environ.get("TEST_RABBITMQ_USER", "guest")
 RABBITMQ_PASSWORD = os.environ.get("TEST_RABBITMQ_PASSWORD", "guest")
+
+
+@dataclass
+class SettableClock:
+    """A service's clock, set and moved by the test: the desk's rules depend on the day and the hour."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+    def set_tokyo(self, day: date | str, at: time = time(12, 0)) -> None:
+        """Move to `day` (a date or YYYY-MM-DD) at `at`, Tokyo time."""
+        day = date.fromisoformat(day) if isinstance(day, str) else day
+        self.now = datetime.combine(day, at, tzinfo=TOKYO).astimezone(UTC)
+
+    @classmethod
+    def at_tokyo(cls, day: date | str, at: time = time(12, 0)) -> SettableClock:
+        clock = cls(datetime.now(UTC))
+        clock.set_tokyo(day, at)
+        return clock
+
+
+def assert_valid(envelope: CloudEvent) -> None:
+    """The event's data is valid against its checked-in JSON Schema, and the envelope against its own: what a
+    subscriber validating against the published contracts would see."""
+    schema = SCHEMA_DIR / envelope.service / f"{envelope.event_name}.v{envelope.event_version}.json"
+    jsonschema.validate(envelope.data, json.loads(schema.read_text()))
+    jsonschema.validate(json.loads(envelope.to_json_bytes()), json.loads((SCHEMA_DIR / "envelope.json").read_text()))
 
 
 def bearer(*roles: str, subject: str = "staff-test") -> dict[str, str]:

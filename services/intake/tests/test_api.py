@@ -10,14 +10,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jsonschema
 import pytest
 
-from eventkit.testing import EventCollector, bearer, running_app
+from eventkit.testing import EventCollector, assert_valid, bearer, running_app
 from intake.app import build
 from intake.settings import IntakeSettings
-from secondopinion_contracts import CloudEvent
-from secondopinion_contracts.schemas import SCHEMA_DIR
 
 PATIENT_NAME = "Hanako Zzyzx-Canary"
 STAFF = bearer(subject="coord-12")
@@ -57,11 +54,6 @@ async def bus(rabbitmq_url: str) -> AsyncIterator[EventCollector]:
     await collector.stop()
 
 
-def assert_valid(envelope: CloudEvent) -> None:
-    schema = json.loads((SCHEMA_DIR / envelope.service / f"{envelope.event_name}.v{envelope.event_version}.json")
-                        .read_text())
-    jsonschema.validate(envelope.data, schema)
-    jsonschema.validate(json.loads(envelope.to_json_bytes()), json.loads((SCHEMA_DIR / "envelope.json").read_text()))
 
 
 async def event_count(database: str) -> int:

@@ -19,7 +19,7 @@ import httpx
 
 from eventkit.clock import TOKYO
 from eventkit.runtime import wait_until
-from eventkit.testing import bearer, make_envelope, running_app
+from eventkit.testing import SettableClock, bearer, make_envelope, running_app
 from eventkit.topology import declare_exchange
 from reporting.app import build
 from reporting.settings import ReportingSettings
@@ -49,14 +49,6 @@ COORDINATOR = bearer("coordinator", subject="coord-7")
 FEES = {Mode.IN_PERSON: (30_000, 3_000), Mode.ONLINE: (40_000, 4_000)}
 
 
-class MutableClock:
-    """The app's clock, set by the script to the business day a command happens on (Tokyo noon)."""
-
-    def __init__(self, day: date = date(2026, 10, 1)) -> None:
-        self.day = day
-
-    def __call__(self) -> datetime:
-        return datetime(self.day.year, self.day.month, self.day.day, 12, 0, tzinfo=TOKYO).astimezone(UTC)
 
 
 def reporting_settings(database: str, rabbitmq_url: str, **extra: Any) -> ReportingSettings:
@@ -65,7 +57,7 @@ def reporting_settings(database: str, rabbitmq_url: str, **extra: Any) -> Report
 
 
 @asynccontextmanager
-async def reporting_app(database: str, rabbitmq_url: str, clock: MutableClock) -> AsyncIterator[httpx.AsyncClient]:
+async def reporting_app(database: str, rabbitmq_url: str, clock: SettableClock) -> AsyncIterator[httpx.AsyncClient]:
     # The desk's own view by default; commands pass the physician's or coordinator's token.
     async with running_app(build(reporting_settings(database, rabbitmq_url), clock=clock),
                            headers=COORDINATOR) as client:
@@ -258,7 +250,7 @@ class Desk:
     """Drives reporting as the other services and the desk would: contract events on the bus (envelope
     times strictly increasing in script order, sequences per service and case) and report commands."""
 
-    def __init__(self, client: httpx.AsyncClient, bus: Bus, database: str, clock: MutableClock) -> None:
+    def __init__(self, client: httpx.AsyncClient, bus: Bus, database: str, clock: SettableClock) -> None:
         self.client = client
         self.bus = bus
         self.database = database
@@ -288,7 +280,7 @@ class Desk:
     async def command(self, method: str, path: str, on: date, json: Any = None,
                       headers: dict[str, str] | None = None) -> httpx.Response:
         await self.settle()  # the desk acts on what it has seen
-        self.clock.day = on
+        self.clock.set_tokyo(on)
         response = await self.client.request(method, path, json=json, headers=headers or PHYSICIAN)
         self._last_time = max(self._last_time, datetime.now(UTC))
         return response
@@ -392,7 +384,7 @@ async def run_script(desk: Desk) -> Script:
                                 {"channel": "posted_to_attending_physician"}, COORDINATOR)
     assert posted.json()["events"] == ["ReportDelivered"], posted.text
     # 20 Oct: G does not come; B's card charge goes through, which closes B.
-    desk.clock.day = OCT[20]
+    desk.clock.set_tokyo(OCT[20])
     await publish(g.no_show(OCT[20]), b.paid(OCT[20]))
     # 21 Oct: P's report is posted although the fee is still unpaid (report delivered, not closed).
     posted_p = await desk.write_report(p, OCT[21], "posted_to_attending_physician")

@@ -4,33 +4,19 @@ bus, the desk drafts, finalizes and delivers over HTTP, and reporting's own even
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 
 import httpx
-import jsonschema
 import pytest
 
-from eventkit.testing import EventCollector
-from reporting.testing import (
-    COORDINATOR,
-    PHYSICIAN,
-    Bus,
-    Case,
-    Desk,
-    MutableClock,
-    fetch,
-    reporting_app,
-    scalar,
-    settle_quietly,
-)
+from eventkit.testing import EventCollector, SettableClock, assert_valid
+from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, fetch, reporting_app, scalar, settle_quietly
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.codes import Mode
 from secondopinion_contracts.events import intake
-from secondopinion_contracts.schemas import SCHEMA_DIR
 
 CONSULTATION_DAY = date(2026, 10, 8)
 SECRET_OPINION = "Zzyzx-opinion: the catheter treatment is reasonable"
@@ -59,7 +45,7 @@ class Reporting:
         events = [case.invoiced(), case.paid(CONSULTATION_DAY)] if paid else []
         await self.desk.publish(case.submitted(date(2026, 10, 1)), *events, case.completed(CONSULTATION_DAY))
         await self.desk.settle()
-        self.desk.clock.day = CONSULTATION_DAY
+        self.desk.clock.set_tokyo(CONSULTATION_DAY)
 
     async def draft(self, case: Case, summary: str = SECRET_OPINION) -> httpx.Response:
         return await self.client.post(f"/cases/{case.case_id}/report",
@@ -76,7 +62,7 @@ class Reporting:
 @pytest.fixture
 async def reporting(database: str, rabbitmq_url: str) -> AsyncIterator[Reporting]:
     collector = await EventCollector(rabbitmq_url, "reporting.#").start()
-    clock = MutableClock()
+    clock = SettableClock.at_tokyo(date(2026, 10, 1))
     try:
         async with reporting_app(database, rabbitmq_url, clock) as client, Bus(rabbitmq_url) as bus:
             yield Reporting(Desk(client, bus, database, clock), collector)
@@ -84,11 +70,6 @@ async def reporting(database: str, rabbitmq_url: str) -> AsyncIterator[Reporting
         await collector.stop()
 
 
-def assert_valid(envelope: CloudEvent) -> None:
-    schema = json.loads((SCHEMA_DIR / envelope.service / f"{envelope.event_name}.v{envelope.event_version}.json")
-                        .read_text())
-    jsonschema.validate(envelope.data, schema)
-    jsonschema.validate(json.loads(envelope.to_json_bytes()), json.loads((SCHEMA_DIR / "envelope.json").read_text()))
 
 
 async def test_a_report_is_drafted_redrafted_finalized_and_handed_over_which_closes_a_paid_case(
@@ -197,7 +178,7 @@ async def test_an_in_person_report_is_handed_over_only_on_the_consultation_day(r
     await reporting.consulted(case)
     await reporting.draft(case)
     await reporting.finalize(case)
-    reporting.desk.clock.day = date(2026, 10, 9)
+    reporting.desk.clock.set_tokyo(date(2026, 10, 9))
     refused = await reporting.deliver(case, "handed_to_patient")
     assert refused.status_code == 409
     assert "posted" in refused.json()["detail"]

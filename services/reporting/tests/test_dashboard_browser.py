@@ -24,11 +24,11 @@ from playwright.async_api import Page, async_playwright, expect
 
 from eventkit.auth import mint_development_token
 from eventkit.runtime import wait_until
-from eventkit.testing import bearer, fresh_database, running_app
+from eventkit.testing import SettableClock, bearer, fresh_database, running_app
 from intake.app import build as build_intake
 from intake.settings import IntakeSettings
 from reporting.app import build as build_reporting
-from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, MutableClock, reporting_settings
+from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, reporting_settings
 from secondopinion_contracts.codes import Mode
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,7 +92,7 @@ async def expect_in_column(page: Page, column: str, case_id: uuid.UUID) -> None:
 async def test_cases_move_across_the_board_and_the_page_shows_timeline_and_kpis(
         database: str, rabbitmq_url: str) -> None:
     executable = chromium_or_skip()
-    clock = MutableClock(CONSULTATION_DAY)
+    clock = SettableClock.at_tokyo(CONSULTATION_DAY)
     reporting_app = build_reporting(reporting_settings(database, rabbitmq_url, REPORTING_DASHBOARD_POLL_SECONDS=0.25),
                                     clock=clock)
     intake_clock = lambda: datetime(2026, 10, 1, 1, 0, tzinfo=UTC)  # noqa: E731

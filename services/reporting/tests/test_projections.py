@@ -8,17 +8,17 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import httpx
 import pytest
 
-from eventkit.testing import EventCollector, fresh_database, fresh_vhost
+from eventkit.testing import EventCollector, SettableClock, fresh_database, fresh_vhost
 from reporting.store import rebuild_case_board
 from reporting.testing import (
     Bus,
     Desk,
-    MutableClock,
     Script,
     all_reporting_events_logged,
     fetch,
@@ -45,7 +45,7 @@ class Scripted:
 @pytest.fixture
 async def scripted(database: str, rabbitmq_url: str) -> AsyncIterator[Scripted]:
     collector = await EventCollector(rabbitmq_url, "#").start()
-    clock = MutableClock()
+    clock = SettableClock.at_tokyo(date(2026, 10, 1))
     try:
         async with reporting_app(database, rabbitmq_url, clock) as client, Bus(rabbitmq_url) as bus:
             desk = Desk(client, bus, database, clock)
@@ -154,7 +154,7 @@ async def test_duplicated_and_reordered_events_leave_the_projections_unchanged(s
 
     # A second reporting, on its own database and vhost, gets every envelope twice, shuffled.
     async with fresh_database("replay") as database, fresh_vhost() as url, \
-            reporting_app(database, url, MutableClock()) as client, Bus(url) as bus:
+            reporting_app(database, url, SettableClock.at_tokyo(date(2026, 10, 1))) as client, Bus(url) as bus:
         for seed in (1, 2):
             await bus.publish(shuffled_with_duplicates(sent, seed))
             await wait_logged(database, [envelope.id for envelope in sent])

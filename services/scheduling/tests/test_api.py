@@ -4,7 +4,6 @@ the inbox, the desk's HTTP commands, the event store, the outbox and the bus."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,15 +12,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jsonschema
 import pytest
 from prometheus_client import REGISTRY
 
-from eventkit.clock import TOKYO
 from eventkit.events import Actor, CommandContext
 from eventkit.runtime import wait_until
 from eventkit.store import EventStore
-from eventkit.testing import EventCollector, bearer, publish_event, running_app
+from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, publish_event, running_app
 from scheduling.app import build
 from scheduling.events import SlotBooked
 from scheduling.settings import SchedulingSettings
@@ -30,32 +27,17 @@ from secondopinion_contracts import CloudEvent, EventData
 from secondopinion_contracts.codes import Mode, PaymentMethod, WithdrawalReason
 from secondopinion_contracts.events.billing import PaymentCaptured
 from secondopinion_contracts.events.intake import CaseAccepted, CaseWithdrawn
-from secondopinion_contracts.schemas import SCHEMA_DIR
 
 STAFF = bearer(subject="coord-7")  # a token holding every role; the coordinator role acts where allowed
 CONSULTATION_DAY = "2026-12-08"  # a Tuesday
 
 
-@dataclass
-class FakeClock:
-    """The service's clock, moved by the test (the desk's rules depend on the day)."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-    def set_tokyo(self, day: str, at: time) -> None:
-        self.now = datetime.combine(date.fromisoformat(day), at, tzinfo=TOKYO).astimezone(UTC)
 
 
 @dataclass
 class Desk:
     client: httpx.AsyncClient
-    clock: FakeClock
+    clock: SettableClock
     rabbitmq_url: str
     database: str
 
@@ -115,8 +97,8 @@ class Desk:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))  # Tuesday 1 Dec 2026, 10:00 in Tokyo
+def clock() -> SettableClock:
+    return SettableClock(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))  # Tuesday 1 Dec 2026, 10:00 in Tokyo
 
 
 @pytest.fixture
@@ -127,7 +109,7 @@ async def bus(rabbitmq_url: str) -> AsyncIterator[EventCollector]:
 
 
 @pytest.fixture
-async def desk(database: str, rabbitmq_url: str, clock: FakeClock,
+async def desk(database: str, rabbitmq_url: str, clock: SettableClock,
                bus: EventCollector) -> AsyncIterator[Desk]:
     settings = SchedulingSettings(SCHEDULING_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url,
                                   OUTBOX_SWEEP_SECONDS=0.2, SCHEDULING_EXTRA_CLOSURES=[date(2026, 12, 9)])
@@ -135,11 +117,6 @@ async def desk(database: str, rabbitmq_url: str, clock: FakeClock,
         yield Desk(client, clock, rabbitmq_url, database)
 
 
-def assert_valid(envelope: CloudEvent) -> None:
-    schema = json.loads((SCHEMA_DIR / envelope.service / f"{envelope.event_name}.v{envelope.event_version}.json")
-                        .read_text())
-    jsonschema.validate(envelope.data, schema)
-    jsonschema.validate(json.loads(envelope.to_json_bytes()), json.loads((SCHEMA_DIR / "envelope.json").read_text()))
 
 
 def handled(event: type[EventData], outcome: str) -> float:
