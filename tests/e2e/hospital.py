@@ -1,0 +1,185 @@
+"""The four services together, in process, as the desk uses them: each on its own fresh database, all on one
+fresh RabbitMQ vhost, sharing one settable clock, billing charging through the gateway simulator over HTTP,
+and a subscriber bound to every event on the bus. Each request carries a bearer token for the role whose
+work it is, as the desk's staff would send it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, time
+from typing import Any
+
+import asyncpg
+import httpx
+
+from billing.app import build as build_billing
+from billing.gateway_simulator import GatewaySimulator, running_simulator
+from billing.testing import settings_for_tests as billing_settings
+from eventkit.runtime import wait_until
+from eventkit.testing import EventCollector, SettableClock, bearer, fresh_database, running_app
+from intake.app import build as build_intake
+from intake.settings import IntakeSettings
+from reporting.app import build as build_reporting
+from reporting.settings import ReportingSettings
+from scheduling.app import build as build_scheduling
+from scheduling.settings import SchedulingSettings
+from secondopinion_contracts import CloudEvent
+
+SUBMISSION_DAY = date(2026, 12, 1)  # a Tuesday
+CONSULTATION_DAY = date(2026, 12, 8)  # the Tuesday after
+SERVICES = ("intake", "scheduling", "billing", "reporting")
+STAFF = {
+    "coordinator": bearer("coordinator", subject="coord-1"),
+    "physician": bearer("physician", subject="dr-sato"),
+    "cashier": bearer("cashier", subject="cashier-3"),
+}
+
+
+def case_request(mode: str, patient_name: str = "Hanako Yamada") -> dict[str, Any]:
+    return {
+        "requester": {"relationship": "family", "name": f"{patient_name} (daughter)", "phone": "03-1234-5678"},
+        "patient": {"name": patient_name, "birth_date": "1958-04-01", "deceased": False},
+        "mode": mode,
+        "department": "cardiology",
+        "question": "Is surgery the right treatment for my mother's valve disease?",
+        "attending_physician": {"name": "Dr. Ichiro Sato", "institution": "Minato Clinic", "consents": True},
+        "wants_treatment_here": False,
+        "complaint_or_litigation": False,
+    }
+
+
+def expect(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, f"{response.request.method} {response.request.url}: {response.text}"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@dataclass
+class Hospital:
+    intake: httpx.AsyncClient
+    scheduling: httpx.AsyncClient
+    billing: httpx.AsyncClient
+    reporting: httpx.AsyncClient
+    clock: SettableClock
+    bus: EventCollector
+    simulator: GatewaySimulator
+    databases: dict[str, str]
+    rabbitmq_url: str
+
+    def published(self, case_id: str) -> list[CloudEvent]:
+        return [envelope for envelope in self.bus.envelopes if envelope.subject == case_id]
+
+    async def wait_for(self, case_id: str, *event_names: str, timeout: float = 20.0) -> list[CloudEvent]:
+        """Until every named event of the case has been published on the bus; returns the case's events."""
+        async def all_published() -> bool:
+            names = {envelope.event_name for envelope in self.published(case_id)}
+            return set(event_names) <= names
+
+        await wait_until(all_published, timeout=timeout)
+        return self.published(case_id)
+
+    async def wait_consumed(self, service: str, event_ids: list[uuid.UUID], timeout: float = 20.0) -> None:
+        """Until the service's consumer has committed these events (its inbox keeps each id once)."""
+        async def consumed() -> bool:
+            conn = await asyncpg.connect(self.databases[service])
+            try:
+                found = await conn.fetchval("SELECT count(*) FROM inbox WHERE message_id = ANY($1::text[])",
+                                            [str(event_id) for event_id in event_ids])
+            finally:
+                await conn.close()
+            return int(found) == len(event_ids)
+
+        await wait_until(consumed, timeout=timeout)
+
+    async def submit_and_accept(self, mode: str, patient_name: str = "Hanako Yamada") -> str:
+        """The coordinator takes the request and its documents; the physician accepts it at screening."""
+        self.clock.set_tokyo(SUBMISSION_DAY, time(10, 0))
+        coordinator = STAFF["coordinator"]
+        case_id = str(expect(await self.intake.post("/cases", json=case_request(mode, patient_name),
+                                                    headers=coordinator), 201)["case_id"])
+        for kind in ("application_form", "referral_letter", "test_results", "consent_form"):
+            expect(await self.intake.post(f"/cases/{case_id}/documents", headers=coordinator,
+                                          json={"kind": kind, "received_on": SUBMISSION_DAY.isoformat()}), 201)
+        accepted = expect(await self.intake.post(f"/cases/{case_id}/screening", headers=STAFF["physician"],
+                                                 json={"decision": "accept", "physician": "dr-sato"}), 200)
+        assert accepted["status"] == "accepted"
+        return case_id
+
+    async def book(self, case_id: str) -> dict[str, Any]:
+        """Scheduling has heard of the acceptance; the desk proposes two slots and the patient picks the first."""
+        coordinator = STAFF["coordinator"]
+
+        async def waiting_for_proposals() -> bool:
+            response = await self.scheduling.get(f"/cases/{case_id}/schedule", headers=coordinator)
+            return response.status_code == 200 and response.json()["status"] == "awaiting_proposals"
+
+        await wait_until(waiting_for_proposals, timeout=20)
+        opened = expect(await self.scheduling.post("/departments/cardiology/slots", headers=coordinator, json={
+            "physician_id": "dr-sato", "from": CONSULTATION_DAY.isoformat(), "to": CONSULTATION_DAY.isoformat(),
+            "start_times": ["10:00", "14:00"], "duration_minutes": 60}), 201)
+        slot_ids = [slot["slot_id"] for slot in opened["opened"]]
+        expect(await self.scheduling.post(f"/cases/{case_id}/proposals", headers=coordinator,
+                                          json={"slot_ids": slot_ids}), 201)
+        return expect(await self.scheduling.post(f"/cases/{case_id}/appointment", headers=coordinator,
+                                                 json={"slot_id": slot_ids[0]}), 201)
+
+    async def invoice_of(self, case_id: str) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        async def issued() -> bool:
+            response = await self.billing.get("/invoices", params={"case_id": case_id}, headers=STAFF["cashier"])
+            found[:] = response.json()["invoices"] if response.status_code == 200 else []
+            return len(found) == 1
+
+        await wait_until(issued, timeout=20)
+        return found[0]
+
+    async def complete(self, appointment_id: str) -> httpx.Response:
+        return await self.scheduling.post(f"/appointments/{appointment_id}/complete", headers=STAFF["physician"])
+
+    async def complete_once_paid(self, appointment_id: str) -> None:
+        """Completion is refused (409) until scheduling has heard of the payment; then it succeeds, once."""
+        async def completed() -> bool:
+            response = await self.complete(appointment_id)
+            assert response.status_code in (200, 409), response.text
+            return response.status_code == 200
+
+        await wait_until(completed, timeout=20)
+
+    async def write_report(self, case_id: str) -> None:
+        """The physician writes the opinion and finalizes it."""
+        physician = STAFF["physician"]
+        expect(await self.reporting.post(f"/cases/{case_id}/report", headers=physician, json={
+            "physician": "dr-sato", "summary": "Surgery is reasonable; a catheter treatment is an alternative."}), 201)
+        expect(await self.reporting.post(f"/cases/{case_id}/report/finalize", headers=physician), 200)
+
+    async def deliver(self, case_id: str, channel: str) -> httpx.Response:
+        return await self.reporting.post(f"/cases/{case_id}/report/delivery", headers=STAFF["coordinator"],
+                                         json={"channel": channel})
+
+
+@asynccontextmanager
+async def hospital(rabbitmq_url: str) -> AsyncIterator[Hospital]:
+    clock = SettableClock.at_tokyo(SUBMISSION_DAY, time(10, 0))
+    async with AsyncExitStack() as stack:
+        databases = {service: await stack.enter_async_context(fresh_database(service)) for service in SERVICES}
+        gateway_url, simulator = await stack.enter_async_context(running_simulator())
+        bus = await EventCollector(rabbitmq_url, "#").start()
+        stack.push_async_callback(bus.stop)
+        common: dict[str, Any] = {"RABBITMQ_URL": rabbitmq_url, "OUTBOX_SWEEP_SECONDS": 0.2}
+        apps = {
+            "intake": build_intake(IntakeSettings(INTAKE_DATABASE_URL=databases["intake"], **common), clock=clock),
+            "scheduling": build_scheduling(
+                SchedulingSettings(SCHEDULING_DATABASE_URL=databases["scheduling"], **common), clock=clock),
+            "billing": build_billing(billing_settings(databases["billing"], rabbitmq_url, gateway_url), clock=clock),
+            "reporting": build_reporting(
+                ReportingSettings(REPORTING_DATABASE_URL=databases["reporting"], **common), clock=clock),
+        }
+        clients = {service: await stack.enter_async_context(running_app(app)) for service, app in apps.items()}
+        yield Hospital(intake=clients["intake"], scheduling=clients["scheduling"], billing=clients["billing"],
+                       reporting=clients["reporting"], clock=clock, bus=bus, simulator=simulator,
+                       databases=databases, rabbitmq_url=rabbitmq_url)
+
