@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from billing.app import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
@@ -57,6 +58,11 @@ def expect(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+def expect_text(response: httpx.Response) -> str:
+    assert response.status_code == 200, f"{response.request.url}: {response.status_code}"
+    return response.text
+
+
 @dataclass
 class Hospital:
     intake: httpx.AsyncClient
@@ -68,6 +74,19 @@ class Hospital:
     simulator: GatewaySimulator
     databases: dict[str, str]
     rabbitmq_url: str
+
+    def clients(self) -> dict[str, httpx.AsyncClient]:
+        return {"intake": self.intake, "scheduling": self.scheduling, "billing": self.billing,
+                "reporting": self.reporting}
+
+    async def scrape_metrics(self) -> dict[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
+        """Every service's /metrics, parsed: {service: {(sample name, labels): value}}."""
+        scraped = {}
+        for service, client in self.clients().items():
+            exposition = expect_text(await client.get("/metrics"))
+            scraped[service] = {(sample.name, frozenset(sample.labels.items())): sample.value
+                                for family in text_string_to_metric_families(exposition) for sample in family.samples}
+        return scraped
 
     def published(self, case_id: str) -> list[CloudEvent]:
         return [envelope for envelope in self.bus.envelopes if envelope.subject == case_id]

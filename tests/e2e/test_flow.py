@@ -38,6 +38,37 @@ def assert_published_once_and_valid(events: list[CloudEvent]) -> None:
         assert_valid(envelope)
 
 
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def value(scraped: Samples, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels` (0 if there is none yet)."""
+    return sum(v for (sample, sample_labels), v in scraped.items()
+               if sample == name and set(labels.items()) <= sample_labels)
+
+
+def assert_operations_can_see_the_flow(before: dict[str, Samples], after: dict[str, Samples]) -> None:
+    """Each service's /metrics has what the operations team alerts on, moved by the flow as it should be (the
+    registry is the process's, so counters are compared with a scrape taken before the flow)."""
+    def grew(scraped_from: str, name: str, **labels: str) -> float:
+        return value(after[scraped_from], name, **labels) - value(before[scraped_from], name, **labels)
+
+    def now(service: str, name: str) -> float:
+        assert any(sample == name for sample, _ in after[service]), f"no {name} in {service}'s /metrics"
+        return value(after[service], name, service=service)
+
+    accepted = "secondopinion.intake.CaseAccepted.v1"
+    assert grew("scheduling", "secondopinion_events_handled_total", service="scheduling", event_type=accepted,
+                outcome="done") == 1
+    assert grew("scheduling", "secondopinion_handler_seconds_count", service="scheduling", event_type=accepted) == 1
+    assert grew("reporting", "secondopinion_projection_delay_seconds_count", service="reporting") >= 10
+    assert grew("billing", "secondopinion_http_seconds_count", service="billing", method="POST",
+                route="/invoices/{invoice_id}/payments", status="201") == 1
+    for gauge in ("secondopinion_outbox_backlog", "secondopinion_outbox_oldest_age_seconds",
+                  "secondopinion_dlq_messages", "secondopinion_projection_lag_events"):
+        assert now("billing", gauge) == 0, gauge
+
+
 def time_of(events: list[CloudEvent], name: str) -> datetime:
     [envelope] = [e for e in events if e.event_name == name]
     return envelope.time
@@ -46,6 +77,7 @@ def time_of(events: list[CloudEvent], name: str) -> datetime:
 async def test_an_in_person_case_is_paid_at_the_counter_before_the_consultation_and_closed_by_the_report(
         rabbitmq_url: str) -> None:
     async with hospital(rabbitmq_url) as h:
+        before = await h.scrape_metrics()
         case_id = await h.submit_and_accept("in_person")
         appointment = await h.book(case_id)
         appointment_id = appointment["appointment_id"]
@@ -69,11 +101,13 @@ async def test_an_in_person_case_is_paid_at_the_counter_before_the_consultation_
         events = await h.wait_for(case_id, "CaseClosed")
 
         timeline = expect(await h.reporting.get(f"/cases/{case_id}/timeline", headers=STAFF["coordinator"]), 200)
+        after = await h.scrape_metrics()
 
     assert by_service(events) == IN_PERSON
     assert_published_once_and_valid(events)
     assert time_of(events, "PaymentCaptured") < time_of(events, "ConsultationCompleted"), "paid before consulting"
     assert [entry["event"] for entry in timeline["events"]][-1] == "CaseClosed"
+    assert_operations_can_see_the_flow(before, after)
 
 
 async def test_an_online_case_is_charged_to_the_card_after_the_consultation_and_closed_by_the_posted_report(

@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -133,6 +134,9 @@ class Consumer:
                     self._case_locks.pop(envelope.subject, None)
         metrics.HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
         metrics.EVENTS_HANDLED.labels(self.service, envelope.type, outcome.verdict.value).inc()
+        if outcome.verdict is Verdict.DONE and envelope.time is not None:
+            delay = (datetime.now(UTC) - envelope.time).total_seconds()
+            metrics.PROJECTION_DELAY.labels(self.service, envelope.type).observe(max(delay, 0.0))
         return outcome
 
     async def _handle_once(self, handler: Handler, delivery: Delivery) -> Outcome:

@@ -15,8 +15,16 @@ OUTBOX_OLDEST_AGE = Gauge(
     "secondopinion_outbox_oldest_age_seconds", "Age of the oldest unpublished event", ["service"]
 )
 DLQ_DEPTH = Gauge("secondopinion_dlq_messages", "Messages waiting in the dead-letter queue", ["service"])
+# A consumer's projections are updated in the transaction that takes the event in (the inbox), so what is not
+# yet in them is exactly what waits in the service's inbox queue; and how late they are is the age of an event
+# when its effect is committed.
 PROJECTION_LAG = Gauge(
-    "secondopinion_projection_lag_events", "Events not yet in a projection", ["service", "projection"]
+    "secondopinion_projection_lag_events", "Events waiting in the inbox queue, not yet in the projections",
+    ["service"],
+)
+PROJECTION_DELAY = Histogram(
+    "secondopinion_projection_delay_seconds", "From an event's recording to its effect in this service's projections",
+    ["service", "event_type"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
 HTTP_SECONDS = Histogram(
     "secondopinion_http_seconds", "HTTP request latency", ["service", "method", "route", "status"]

@@ -143,6 +143,7 @@ class ServiceRuntime:
             inbox = await channel.declare_queue(self.consumer.queue, passive=True)
             dead = await channel.declare_queue(dead_letter_queue(self.service), passive=True)
             metrics.DLQ_DEPTH.labels(self.service).set(dead.declaration_result.message_count or 0)
+            metrics.PROJECTION_LAG.labels(self.service).set(inbox.declaration_result.message_count or 0)
             return inbox.declaration_result.consumer_count or 0
         except Exception as error:
             log.warning("could not inspect the inbox queues: %s", error.__class__.__name__)
