@@ -51,7 +51,10 @@ class CloudEvent(BaseModel):
     def _must_be_aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("time must carry a timezone (UTC)")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00: not a ValueError, so pydantic would not catch it
+            raise ValueError("time is out of range once converted to UTC") from None
 
     @property
     def service(self) -> str:

@@ -272,8 +272,9 @@ def test_every_referenced_secret_and_key_is_documented() -> None:
 
 # --- network policies ------------------------------------------------------------------------------
 
-# 443: the identity provider's JWKS and the payment gateway, from the servers only.
-ALLOWED_EGRESS_PORTS = {53, 5432, 5671, 5672, 4317, 4318, 443}
+# 443: the identity provider's JWKS and the payment gateway, from the servers only; 8001: billing to intake
+# (a case's key for the receipt), to intake's pods only.
+ALLOWED_EGRESS_PORTS = {53, 5432, 5671, 5672, 4317, 4318, 443, 8001}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -295,6 +296,8 @@ def test_network_policies_limit_ingress_and_egress(overlay: str) -> None:
         assert {53, 5432, 5672} <= egress_ports, f"{ident(owner)}: needs DNS, PostgreSQL and RabbitMQ"
         if owner["kind"] != "Deployment":
             assert 443 not in egress_ports, f"{ident(owner)}: a migration needs no HTTPS egress"
+        if 8001 in egress_ports:
+            assert labels["app.kubernetes.io/name"] == "billing", f"{ident(owner)}: only billing calls intake"
         if owner["kind"] == "Deployment":
             assert {4317, 4318} & egress_ports, f"{ident(owner)}: needs the OpenTelemetry collector"
             assert 443 in egress_ports, f"{ident(owner)}: needs HTTPS to the identity provider's JWKS"

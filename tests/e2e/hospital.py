@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from billing.app import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
+from billing.payers import IntakeKeys
 from billing.testing import settings_for_tests as billing_settings
 from eventkit.runtime import wait_until
 from eventkit.testing import EventCollector, SettableClock, bearer, fresh_database, running_app
@@ -99,6 +100,13 @@ class Hospital:
 
         await wait_until(all_published, timeout=timeout)
         return self.published(case_id)
+
+    async def fetch(self, service: str, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.databases[service])
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
 
     async def wait_consumed(self, service: str, event_ids: list[uuid.UUID], timeout: float = 20.0) -> None:
         """Until the service's consumer has committed these events (its inbox keeps each id once)."""
@@ -189,11 +197,15 @@ async def hospital(rabbitmq_url: str) -> AsyncIterator[Hospital]:
         bus = await EventCollector(rabbitmq_url, "#").start()
         stack.push_async_callback(bus.stop)
         common: dict[str, Any] = {"RABBITMQ_URL": rabbitmq_url, "OUTBOX_SWEEP_SECONDS": 0.2}
+        intake_app = build_intake(IntakeSettings(INTAKE_DATABASE_URL=databases["intake"], **common), clock=clock)
+        # Billing asks intake for a case's key over HTTP; here that HTTP goes to the intake app in this process.
+        intake_transport = httpx.ASGITransport(app=intake_app)
         apps = {
-            "intake": build_intake(IntakeSettings(INTAKE_DATABASE_URL=databases["intake"], **common), clock=clock),
+            "intake": intake_app,
             "scheduling": build_scheduling(
                 SchedulingSettings(SCHEDULING_DATABASE_URL=databases["scheduling"], **common), clock=clock),
-            "billing": build_billing(billing_settings(databases["billing"], rabbitmq_url, gateway_url), clock=clock),
+            "billing": build_billing(billing_settings(databases["billing"], rabbitmq_url, gateway_url), clock=clock,
+                                     intake_keys=IntakeKeys("http://intake", transport=intake_transport)),
             "reporting": build_reporting(
                 ReportingSettings(REPORTING_DATABASE_URL=databases["reporting"], **common), clock=clock),
         }

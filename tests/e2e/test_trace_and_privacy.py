@@ -11,7 +11,8 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from eventkit.testing import drain_queue
+from eventkit.crypto import MASK
+from eventkit.testing import bearer, drain_queue
 from tests.e2e.hospital import CONSULTATION_DAY, SERVICES, STAFF, expect, hospital
 
 
@@ -84,3 +85,36 @@ async def test_a_patients_name_never_appears_in_logs_spans_bus_messages_or_dead_
         assert not leaked, f"the patient's name is in {where}: {leaked[0][:300]}"
     assert {record.name.split(".")[0] for record in caplog.records} >= {"eventkit"}, "the services' logs were captured"
     assert spans.get_finished_spans(), "spans were captured"
+
+
+async def test_the_payer_name_reaches_the_receipt_sealed_and_is_masked_once_the_case_is_erased(
+        rabbitmq_url: str) -> None:
+    async with hospital(rabbitmq_url) as h:
+        case_id = await h.submit_and_accept("in_person", patient_name=CANARY)
+        await h.book(case_id)
+        invoice_id = (await h.invoice_of(case_id))["invoice_id"]
+        h.clock.set_tokyo(CONSULTATION_DAY, time(9, 30))
+        cashier = STAFF["cashier"]
+        expect(await h.billing.post(f"/invoices/{invoice_id}/payments", headers=cashier,
+                                    json={"method": "cash", "amount": 33_000}), 201)
+        expect(await h.billing.post(f"/invoices/{invoice_id}/receipt", headers=cashier), 201)
+        receipt = expect(await h.billing.get(f"/invoices/{invoice_id}/receipt", headers=cashier), 200)
+        assert receipt["payer_name"] == f"{CANARY} (daughter)"
+        assert (receipt["total"], receipt["tax"], receipt["tax_rate_percent"]) == (33_000, 3_000, 10)
+        assert receipt["qualified_invoice_registration_number"].startswith("T")
+        assert (await h.billing.get(f"/invoices/{invoice_id}/receipt", headers=STAFF["coordinator"])).status_code \
+            == 403
+        [kept] = await h.fetch("billing", "SELECT payer_name_sealed FROM case_payers WHERE case_id = $1::uuid",
+                               case_id)
+        assert CANARY.split()[0] not in kept["payer_name_sealed"], "billing keeps the name sealed only"
+        key_reads = await h.fetch("intake", "SELECT actor_id, action FROM access_log WHERE case_id = $1::text AND"
+                                  " action = 'read_case_key_for_receipt'", str(case_id))
+        assert [tuple(row) for row in key_reads] == [("cashier-3", "read_case_key_for_receipt")]
+
+        # Years later, past the retention period, an auditor erases the case: the receipt's name is gone too.
+        h.clock.set_tokyo(CONSULTATION_DAY.replace(year=CONSULTATION_DAY.year + 6), time(10, 0))
+        expect(await h.intake.post(f"/cases/{case_id}/personal-data/erasure",
+                                   headers=bearer("auditor", subject="auditor-1")), 200)
+        erased = expect(await h.billing.get(f"/invoices/{invoice_id}/receipt", headers=cashier), 200)
+        assert erased["payer_name"] == MASK
+        assert erased["receipt_number"] == receipt["receipt_number"]

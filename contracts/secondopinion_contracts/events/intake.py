@@ -42,6 +42,11 @@ class CaseSubmitted(_IntakeEvent):
     wants_treatment_here: bool
     complaint_or_litigation: bool
     submitted_on: date
+    payer_name_sealed: str | None = Field(
+        None, max_length=4000, pattern=r"^[A-Za-z0-9_-]+={0,2}$",
+        description="The requester's name for receipts, sealed (AES-256-GCM, base64url) with the case's own key, "
+                    "which intake holds and hands only to billing's cashiers; unreadable once the case's personal "
+                    "data is erased. Added after the first release.")
 
 
 class DocumentReceived(_IntakeEvent):

@@ -7,12 +7,14 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from billing.domain import InvoiceStatus
 from billing.handlers import BillingHandlers
+from billing.payers import IntakeKeys, IntakeUnavailable, sealed_payer
 from billing.store import InvoiceQueries
+from eventkit.audit import record_access
 from eventkit.auth import allow
 from eventkit.errors import NotFound
 from eventkit.events import Actor, RecordedEvent
@@ -100,6 +102,33 @@ async def issue_receipt(invoice_id: UUID, actor: Desk, h: Handlers, q: Queries) 
     return await _result(invoice_id, recorded, q)
 
 
+@router.get("/invoices/{invoice_id}/receipt")
+async def print_receipt(invoice_id: UUID, actor: Cashier, request: Request, q: Queries) -> dict[str, Any]:
+    """The issued receipt as printed: its number, the hospital's registration number, the amounts with the
+    consumption tax, and the payer's name, opened for this answer only (see billing.payers)."""
+    view = await q.get(invoice_id)
+    if view is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    receipt = view["receipt"]
+    if receipt is None:
+        raise NotFound(f"no receipt has been issued for invoice {invoice_id}")
+    case_id: UUID = view["case_id"]
+    keys: IntakeKeys = request.app.state.intake_keys
+    async with q.pool.acquire() as conn:
+        sealed = await sealed_payer(conn, case_id)
+        try:
+            payer_name = await keys.payer_name(case_id, sealed, request.headers["authorization"])
+        except IntakeUnavailable as error:
+            raise HTTPException(503, detail=f"{error}; try again", headers={"Retry-After": "2"}) from error
+        if payer_name is not None:
+            await record_access(conn, actor, case_id, "read_payer_name_for_receipt")
+    return {
+        **receipt, "invoice_id": invoice_id, "case_id": case_id, "payer_name": payer_name, "currency": "JPY",
+        "amount_excl_tax": view["amount_excl_tax"], "tax_rate_percent": view["tax_rate_percent"],
+        "tax": view["tax"], "total": view["total"], "payment": view["payment"],
+    }
+
+
 @router.get("/invoices/{invoice_id}")
 async def get_invoice(invoice_id: UUID, _: Reader, q: Queries) -> dict[str, Any]:
     view = await q.get(invoice_id)
@@ -108,10 +137,11 @@ async def get_invoice(invoice_id: UUID, _: Reader, q: Queries) -> dict[str, Any]
     return view
 
 
+# OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
 @router.get("/invoices")
 async def list_invoices(_: Reader, q: Queries, case_id: UUID | None = None, status: InvoiceStatus | None = None,
                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                        offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                        offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
     rows = await q.list(case_id, status.value if status else None, limit, offset)
     return {"invoices": rows, "limit": limit, "offset": offset}
 

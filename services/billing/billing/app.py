@@ -15,6 +15,7 @@ from billing.gateway import PaymentGateway
 from billing.gateway_http import HttpPaymentGateway
 from billing.gateway_simulator import GatewaySimulator
 from billing.handlers import BillingHandlers
+from billing.payers import IntakeKeys
 from billing.settings import BillingSettings
 from billing.store import EVENT_TYPES, PROJECTIONS, ChargeQueue
 from eventkit.clock import Clock, utc_now
@@ -92,7 +93,7 @@ class _Wiring:
 
 
 def build(settings: BillingSettings | None = None, *, clock: Clock | None = None,
-          gateway: PaymentGateway | None = None) -> FastAPI:
+          gateway: PaymentGateway | None = None, intake_keys: IntakeKeys | None = None) -> FastAPI:
     settings = settings or BillingSettings()
     gateway_url = settings.gateway_url
     if not gateway_url:
@@ -108,6 +109,7 @@ def build(settings: BillingSettings | None = None, *, clock: Clock | None = None
         routers=[api.router],
         on_start=lambda app, runtime: setattr(app.state, "handlers", wiring.handlers(runtime)),
     )
+    app.state.intake_keys = intake_keys or IntakeKeys(settings.intake_url)
     if not settings.gateway_url:
         app.mount(SIMULATOR_PATH, GatewaySimulator().app())
     return app

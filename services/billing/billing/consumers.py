@@ -13,9 +13,11 @@ from uuid import uuid4
 from billing.commands import IssueInvoice, NoteCancellation, NoteCompletion, NoteReschedule
 from billing.domain import invoice_id_for
 from billing.handlers import BillingHandlers
+from billing.payers import save_sealed_payer
 from eventkit.consumer import Delivery, Handler
 from eventkit.db import Conn
 from secondopinion_contracts import EventData
+from secondopinion_contracts.events.intake import CaseSubmitted
 from secondopinion_contracts.events.scheduling import (
     AppointmentCancelled,
     AppointmentRescheduled,
@@ -57,7 +59,14 @@ def handlers(billing: BillingHandlers) -> Mapping[type[EventData], Handler]:
                                  completed_at=event.completed_at)
         await billing.note_completion(command, delivery.context, conn=conn)
 
+    async def keep_the_sealed_payer_name_when_case_submitted(conn: Conn, delivery: Delivery) -> None:
+        event = delivery.data
+        assert isinstance(event, CaseSubmitted)
+        if event.payer_name_sealed is not None:
+            await save_sealed_payer(conn, event.case_id, event.payer_name_sealed)
+
     return {
+        CaseSubmitted: keep_the_sealed_payer_name_when_case_submitted,
         SlotConfirmed: issue_invoice_when_slot_confirmed,
         AppointmentRescheduled: move_consultation_when_appointment_rescheduled,
         AppointmentCancelled: void_or_refund_when_appointment_cancelled,

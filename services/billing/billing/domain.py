@@ -256,6 +256,7 @@ class Invoice(BaseModel):
     charge_failure: PaymentFailureReason | None = None
     receipt_number: str | None = None
     receipt_issued_on: date | None = None
+    receipt_registration_number: str | None = None
 
     @property
     def voided(self) -> bool:
@@ -545,8 +546,9 @@ def evolve(invoice: Invoice, event: Event) -> Invoice:
         case RefundIssued():
             return invoice.model_copy(update={"refunded_total": event.refunded_total})
         case ReceiptIssued():
-            return invoice.model_copy(update={"receipt_number": event.receipt_number,
-                                              "receipt_issued_on": event.issued_on})
+            return invoice.model_copy(update={
+                "receipt_number": event.receipt_number, "receipt_issued_on": event.issued_on,
+                "receipt_registration_number": event.qualified_invoice_registration_number})
     return invoice
 
 

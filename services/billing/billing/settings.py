@@ -23,6 +23,8 @@ class BillingSettings(ServiceSettings):
     qualified_invoice_number: str = Field(
         DEVELOPMENT_QUALIFIED_INVOICE_NUMBER, pattern=QUALIFIED_INVOICE_NUMBER_PATTERN,
         validation_alias="BILLING_QUALIFIED_INVOICE_NUMBER")
+    # Intake's API: billing asks it for a case's key to print the payer's name on a receipt.
+    intake_url: str = Field("http://127.0.0.1:8001", validation_alias="BILLING_INTAKE_URL")
     # The payment API of the telemedicine platform. Empty in development: the built-in simulator is used.
     gateway_url: str = Field("", validation_alias="BILLING_GATEWAY_URL")
     gateway_api_key: SecretStr | None = Field(None, validation_alias="BILLING_GATEWAY_API_KEY")

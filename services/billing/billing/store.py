@@ -256,7 +256,8 @@ def invoice_view(row: asyncpg.Record, *, with_history: bool) -> dict[str, Any]:
         "refundable": invoice.refundable,
         "online_charge": ({"attempt": invoice.charge_attempt, "status": invoice.charge_status,
                            "failure": invoice.charge_failure} if invoice.charge_attempt else None),
-        "receipt": ({"receipt_number": invoice.receipt_number, "issued_on": invoice.receipt_issued_on}
+        "receipt": ({"receipt_number": invoice.receipt_number, "issued_on": invoice.receipt_issued_on,
+                     "qualified_invoice_registration_number": invoice.receipt_registration_number}
                     if invoice.receipt_number else None),
         "cancellation": ({"cancelled_by": invoice.cancelled_by, "reason": invoice.cancellation_reason,
                           "void_reason": invoice.void_reason} if invoice.cancelled_by else None),

@@ -117,7 +117,8 @@ async def test_an_in_person_fee_is_invoiced_paid_at_the_counter_and_receipted(
     assert payment.json()["status"] == "paid"
     receipt = await billing.post(f"/invoices/{invoice_id}/receipt")
     assert receipt.status_code == 201, receipt.text
-    assert receipt.json()["invoice"]["receipt"] == {"receipt_number": "R2026-000001", "issued_on": "2026-12-01"}
+    assert receipt.json()["invoice"]["receipt"] == {"receipt_number": "R2026-000001", "issued_on": "2026-12-01",
+                                                    "qualified_invoice_registration_number": QUALIFIED_INVOICE_NUMBER}
 
     await seen(bus, "ReceiptIssued")
     issued, captured, receipted = (bus.of_type(name) for name in ("InvoiceIssued", "PaymentCaptured", "ReceiptIssued"))

@@ -5,6 +5,7 @@ value cannot be moved to another case."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from datetime import datetime
@@ -16,6 +17,30 @@ from eventkit.db import Conn
 
 MASK = "***"
 _NONCE_BYTES = 12
+
+
+def seal_with(key: bytes, case_id: object, values: dict[str, Any]) -> bytes:
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, json.dumps(values, default=str).encode(), str(case_id).encode())
+
+
+def open_with(key: bytes, case_id: object, sealed: bytes) -> dict[str, Any]:
+    """The sealed values; raises cryptography's InvalidTag if the key, the case or the bytes do not match."""
+    opened: dict[str, Any] = json.loads(
+        AESGCM(key).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], str(case_id).encode()))
+    return opened
+
+
+def to_text(sealed: bytes) -> str:
+    """Sealed bytes as they travel in an event field or a JSON body (base64url)."""
+    return base64.urlsafe_b64encode(sealed).decode()
+
+
+def from_text(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode())
+
+
+SEALED_TEXT_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
 
 
 class CaseKeys:
@@ -32,18 +57,12 @@ class CaseKeys:
 
     async def seal(self, conn: Conn, case_id: object, values: dict[str, Any]) -> bytes:
         key = await self.key(conn, case_id) or await self.create(conn, case_id)
-        nonce = os.urandom(_NONCE_BYTES)
-        plaintext = json.dumps(values, default=str).encode()
-        return nonce + AESGCM(key).encrypt(nonce, plaintext, str(case_id).encode())
+        return seal_with(key, case_id, values)
 
     async def open(self, conn: Conn, case_id: object, sealed: bytes) -> dict[str, Any] | None:
         """The values, or None once the case's key has been erased."""
         key = await self.key(conn, case_id)
-        if key is None:
-            return None
-        opened: dict[str, Any] = json.loads(
-            AESGCM(key).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], str(case_id).encode()))
-        return opened
+        return None if key is None else open_with(key, case_id, sealed)
 
     async def erase(self, conn: Conn, case_id: object, erased_by: str, erased_at: datetime) -> bool:
         """Forget the key for good; True if there was one to forget."""

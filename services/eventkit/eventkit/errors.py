@@ -29,3 +29,12 @@ class InvalidCommand(CommandRejected):
 
     def __init__(self, message: str, *, details: list[str] | None = None) -> None:
         super().__init__(message, code="invalid", details=details)
+
+
+class Gone(CommandRejected):
+    """It existed and was destroyed for good, e.g. a case's personal data after erasure (HTTP 410)."""
+
+    status_code = 410
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="gone")

@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
-from eventkit.errors import NotFound
+from eventkit.crypto import to_text
+from eventkit.errors import Gone, NotFound
 from eventkit.events import Actor, CommandContext, RecordedEvent
 from intake.commands import Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
 from intake.handlers import IntakeHandlers
-from intake.store import CaseQueries
+from intake.store import CASE_KEYS, CaseQueries
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
 from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
 
@@ -176,10 +177,26 @@ async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordin
     return view
 
 
+@router.get("/cases/{case_id}/personal-data/key")
+async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow("cashier"))],
+                            q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+    """The case's key, for billing to open the payer's name it received sealed in CaseSubmitted and print it on a
+    receipt (billing relays the cashier's token, so the access log names the cashier). 410 once erased."""
+    async with q.pool.acquire() as conn:
+        if await q.get(case_id) is None:
+            raise NotFound(f"no case {case_id}")
+        key = await CASE_KEYS.key(conn, case_id)
+        if key is None:
+            raise Gone("the case's personal data was erased")
+        await record_access(conn, actor, case_id, "read_case_key_for_receipt")
+    return {"case_id": str(case_id), "key": to_text(key)}
+
+
+# OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
 @router.get("/cases")
 async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
                      q: Annotated[CaseQueries, Depends(queries)],
                      status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+                     offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
     rows = await q.list(status.value if status else None, limit, offset)
     return {"cases": rows, "limit": limit, "offset": offset}

@@ -33,6 +33,8 @@ class SubmitCase:
     wants_treatment_here: bool
     complaint_or_litigation: bool
     submitted_on: date
+    # The requester's name sealed with the case's key, for billing's receipts (set by the handler).
+    payer_name_sealed: str | None = None
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def submit(command: SubmitCase, case: Case, departments: frozenset[str]) -> list
         requester_relationship=command.requester_relationship, patient_is_minor=minor,
         patient_deceased=command.patient_deceased, attending_physician_consents=command.attending_physician_consents,
         wants_treatment_here=command.wants_treatment_here, complaint_or_litigation=command.complaint_or_litigation,
-        submitted_on=command.submitted_on,
+        submitted_on=command.submitted_on, payer_name_sealed=command.payer_name_sealed,
     )]
     reasons = refusal_reasons(command, departments, minor)
     if reasons:

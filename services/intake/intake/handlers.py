@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from uuid import UUID
 
 from eventkit.aggregate import AggregateRepository
 from eventkit.clock import tokyo_date
+from eventkit.crypto import to_text
 from eventkit.errors import NotFound
 from eventkit.events import CommandContext, Event, RecordedEvent
 from eventkit.store import EventStore
@@ -33,8 +34,11 @@ class IntakeHandlers:
 
     async def submit_case(self, command: SubmitCase, context: CommandContext) -> list[RecordedEvent]:
         async with self.store.transaction() as conn:
+            payer = await CASE_KEYS.seal(conn, command.case_id, {"payer_name": command.requester.name})
+            sealed_command = replace(command, payer_name_sealed=to_text(payer))
             recorded = await self.cases.execute(
-                command.case_id, lambda case: domain.submit(command, case, self.departments), context, conn=conn)
+                command.case_id, lambda case: domain.submit(sealed_command, case, self.departments), context,
+                conn=conn)
             await save_personal_data(conn, command)
         return recorded
 
