@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,12 +13,9 @@ import httpx
 import pytest
 
 from billing.app import build
-from billing.gateway_simulator import GatewaySimulator
 from billing.testing import (
     QUALIFIED_INVOICE_NUMBER,
-    BillingWorld,
     SchedulingEvents,
-    billing_world,
     handled,
     invoice_of,
     invoice_when,
@@ -33,37 +29,6 @@ from secondopinion_contracts.codes import CancellationReason, CancelledBy, Mode
 from secondopinion_contracts.events.scheduling import SlotConfirmed
 
 CONSULTATION = tokyo(2026, 12, 1, 14, 0)  # the fixture clock says 2026-12-01 09:30 in Tokyo
-
-
-@pytest.fixture
-async def world(database: str, rabbitmq_url: str) -> AsyncIterator[BillingWorld]:
-    async with billing_world(database, rabbitmq_url) as running:
-        yield running
-
-
-@pytest.fixture
-def billing(world: BillingWorld) -> httpx.AsyncClient:
-    return world.client
-
-
-@pytest.fixture
-def scheduling(world: BillingWorld) -> SchedulingEvents:
-    return world.scheduling
-
-
-@pytest.fixture
-def bus(world: BillingWorld) -> EventCollector:
-    return world.bus
-
-
-@pytest.fixture
-def clock(world: BillingWorld) -> SettableClock:
-    return world.clock
-
-
-@pytest.fixture
-def gateway(world: BillingWorld) -> tuple[str, GatewaySimulator]:
-    return world.gateway_url, world.simulator
 
 
 async def fetch(database: str, query: str, *args: Any) -> list[asyncpg.Record]:

@@ -14,7 +14,7 @@ from billing.commands import ChargeCaptured, ChargeDeclined
 from billing.gateway import ChargeRequest, GatewayUnavailable
 from billing.gateway_http import HttpPaymentGateway
 from billing.gateway_simulator import GatewaySimulator, running_simulator
-from billing.testing import BillingWorld, SchedulingEvents, billing_world, handled, invoice_of, invoice_when, tokyo
+from billing.testing import SchedulingEvents, handled, invoice_of, invoice_when, tokyo
 from eventkit.runtime import wait_until
 from eventkit.testing import EventCollector, assert_valid
 from secondopinion_contracts.codes import Mode, PaymentFailureReason
@@ -22,32 +22,6 @@ from secondopinion_contracts.events.scheduling import SlotConfirmed
 
 CONSULTATION = tokyo(2026, 12, 1, 14, 0)
 Gateway = tuple[str, GatewaySimulator]
-
-
-@pytest.fixture
-async def world(database: str, rabbitmq_url: str) -> AsyncIterator[BillingWorld]:
-    async with billing_world(database, rabbitmq_url) as running:
-        yield running
-
-
-@pytest.fixture
-def billing(world: BillingWorld) -> httpx.AsyncClient:
-    return world.client
-
-
-@pytest.fixture
-def scheduling(world: BillingWorld) -> SchedulingEvents:
-    return world.scheduling
-
-
-@pytest.fixture
-def bus(world: BillingWorld) -> EventCollector:
-    return world.bus
-
-
-@pytest.fixture
-def gateway(world: BillingWorld) -> Gateway:
-    return world.gateway_url, world.simulator
 
 
 async def fail_next(url: str, kind: str, count: int = 1, delay_seconds: float = 0.6) -> None:
