@@ -21,7 +21,7 @@ from billing.gateway_simulator import GatewaySimulator, running_simulator
 from billing.payers import IntakeKeys
 from billing.testing import settings_for_tests as billing_settings
 from eventkit.runtime import wait_until
-from eventkit.testing import EventCollector, SettableClock, bearer, fresh_database, running_app
+from eventkit.testing import EventCollector, SettableClock, bearer, fetch, fresh_database, running_app, scalar
 from intake.app import build as build_intake
 from intake.settings import IntakeSettings
 from reporting.app import build as build_reporting
@@ -102,21 +102,13 @@ class Hospital:
         return self.published(case_id)
 
     async def fetch(self, service: str, query: str, *args: Any) -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(self.databases[service])
-        try:
-            return await conn.fetch(query, *args)
-        finally:
-            await conn.close()
+        return await fetch(self.databases[service], query, *args)
 
     async def wait_consumed(self, service: str, event_ids: list[uuid.UUID], timeout: float = 20.0) -> None:
         """Until the service's consumer has committed these events (its inbox keeps each id once)."""
         async def consumed() -> bool:
-            conn = await asyncpg.connect(self.databases[service])
-            try:
-                found = await conn.fetchval("SELECT count(*) FROM inbox WHERE message_id = ANY($1::text[])",
-                                            [str(event_id) for event_id in event_ids])
-            finally:
-                await conn.close()
+            found = await scalar(self.databases[service], "SELECT count(*) FROM inbox WHERE message_id = ANY($1)",
+                                 [str(event_id) for event_id in event_ids])
             return int(found) == len(event_ids)
 
         await wait_until(consumed, timeout=timeout)

@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -23,7 +22,7 @@ from billing.testing import (
     tokyo,
 )
 from eventkit.runtime import wait_until
-from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, running_app
+from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, fetch, running_app, scalar
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.codes import CancellationReason, CancelledBy, Mode
 from secondopinion_contracts.events.scheduling import SlotConfirmed
@@ -31,16 +30,9 @@ from secondopinion_contracts.events.scheduling import SlotConfirmed
 CONSULTATION = tokyo(2026, 12, 1, 14, 0)  # the fixture clock says 2026-12-01 09:30 in Tokyo
 
 
-async def fetch(database: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
-
 
 async def count(database: str, query: str, *args: Any) -> int:
-    return int((await fetch(database, query, *args))[0][0])
+    return int(await scalar(database, query, *args))
 
 
 async def stored(database: str, name: str) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aio_pika
+import asyncpg
 import httpx
 import jsonschema
 import pytest
@@ -33,6 +34,19 @@ RABBITMQ_HOST = os.environ.get("TEST_RABBITMQ_HOST", "127.0.0.1")
 RABBITMQ_MANAGEMENT = os.environ.get("TEST_RABBITMQ_MANAGEMENT", f"http://{RABBITMQ_HOST}:15672")
 RABBITMQ_USER = os.environ.get("TEST_RABBITMQ_USER", "guest")
 RABBITMQ_PASSWORD = os.environ.get("TEST_RABBITMQ_PASSWORD", "guest")
+
+
+async def fetch(database: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """Rows of one query on a service's database, on a connection of its own (what the test sees from outside)."""
+    conn = await asyncpg.connect(database)
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
+
+
+async def scalar(database: str, query: str, *args: Any) -> Any:
+    return (await fetch(database, query, *args))[0][0]
 
 
 @dataclass

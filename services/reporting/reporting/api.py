@@ -41,7 +41,8 @@ class Strict(BaseModel):
 
 class DraftIn(Strict):
     physician: StaffId = Field(description="Staff id of the physician who writes the opinion.")
-    summary: Annotated[str, Field(min_length=1, max_length=20_000,
+    # No NUL characters: PostgreSQL text cannot hold them.
+    summary: Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"^[^\x00]*$",
                                   description="The opinion for the attending physician (kept in reporting only).")]
 
 

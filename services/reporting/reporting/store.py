@@ -349,7 +349,10 @@ class ReportingQueries:
 
     async def board(self, per_column: int) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
-            revision = await conn.fetchval("SELECT coalesce(max(position), 0) FROM received_events")
+            # How many events the log holds, not its highest position: positions are taken when a transaction
+            # inserts and become visible when it commits, so an event committed after a later one would land
+            # below max(position) and leave the revision (and the dashboard) unchanged.
+            revision = await conn.fetchval("SELECT count(*) FROM received_events")
             rows = await conn.fetch(
                 """SELECT * FROM (
                        SELECT b.*, row_number() OVER (PARTITION BY stage ORDER BY last_event_at DESC, case_id) AS rank

@@ -14,12 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aio_pika
-import asyncpg
 import httpx
 
 from eventkit.clock import TOKYO
 from eventkit.runtime import wait_until
-from eventkit.testing import SettableClock, bearer, make_envelope, running_app
+from eventkit.testing import SettableClock, bearer, fetch, make_envelope, running_app, scalar
 from eventkit.topology import declare_exchange
 from reporting.app import build
 from reporting.settings import ReportingSettings
@@ -92,16 +91,6 @@ class Bus:
                 routing_key=envelope.routing_key)
 
 
-async def fetch(database: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
-
-
-async def scalar(database: str, query: str, *args: Any) -> Any:
-    return (await fetch(database, query, *args))[0][0]
 
 
 async def wait_logged(database: str, event_ids: Iterable[uuid.UUID], timeout: float = 20.0) -> None:

@@ -12,8 +12,8 @@ from datetime import date
 import httpx
 import pytest
 
-from eventkit.testing import EventCollector, SettableClock, assert_valid
-from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, fetch, reporting_app, scalar, settle_quietly
+from eventkit.testing import EventCollector, SettableClock, assert_valid, fetch, scalar
+from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, reporting_app, settle_quietly
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.codes import Mode
 from secondopinion_contracts.events import intake

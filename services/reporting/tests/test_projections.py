@@ -14,14 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from eventkit.testing import EventCollector, SettableClock, fresh_database, fresh_vhost
+from eventkit.testing import EventCollector, SettableClock, fetch, fresh_database, fresh_vhost
 from reporting.store import rebuild_case_board
 from reporting.testing import (
     Bus,
     Desk,
     Script,
     all_reporting_events_logged,
-    fetch,
     reporting_app,
     run_script,
     shuffled_with_duplicates,
