@@ -15,7 +15,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,6 +86,7 @@ class Consumer:
         self.transient_delay = transient_delay
         self.prefetch = prefetch
         self._case_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._case_users: Counter[str] = Counter()  # deliveries of each case holding or awaiting its lock
         self.subscriber: Any = None
 
     @property
@@ -120,18 +121,25 @@ class Consumer:
         )
         delivery = Delivery(envelope=envelope, data=data, context=context)
         started = time.perf_counter()
-        async with self._case_locks[envelope.subject]:
-            try:
-                with continued_from(envelope.traceparent, f"{self.service} handle {envelope.event_name}",
-                                    case_id=envelope.subject, event_id=str(envelope.id)):
-                    outcome = await self._handle_once(handler, delivery)
-            except Exception as error:
-                outcome = (Outcome(Verdict.REQUEUE, "transient", _short(error), envelope.subject)
-                           if is_transient(error)
-                           else Outcome(Verdict.RETRY, "handler-failed", _short(error), envelope.subject))
-            finally:
-                if not self._case_locks[envelope.subject].locked():
-                    self._case_locks.pop(envelope.subject, None)
+        case = envelope.subject
+        self._case_users[case] += 1
+        try:
+            async with self._case_locks[case]:
+                try:
+                    with continued_from(envelope.traceparent, f"{self.service} handle {envelope.event_name}",
+                                        case_id=case, event_id=str(envelope.id)):
+                        outcome = await self._handle_once(handler, delivery)
+                except Exception as error:
+                    outcome = (Outcome(Verdict.REQUEUE, "transient", _short(error), case)
+                               if is_transient(error)
+                               else Outcome(Verdict.RETRY, "handler-failed", _short(error), case))
+        finally:
+            # The case's last delivery in this process drops its lock. (`locked()` cannot tell: it is false
+            # between a release and the next waiter's wake-up, and a fresh lock then would let two run at once.)
+            self._case_users[case] -= 1
+            if not self._case_users[case]:
+                del self._case_users[case]
+                del self._case_locks[case]
         metrics.HANDLER_SECONDS.labels(self.service, envelope.type).observe(time.perf_counter() - started)
         metrics.EVENTS_HANDLED.labels(self.service, envelope.type, outcome.verdict.value).inc()
         if outcome.verdict is Verdict.DONE and envelope.time is not None:
@@ -159,7 +167,7 @@ class Consumer:
     def attach(self, broker: RabbitBroker) -> None:
         """Subscribe on `broker`: declared, bound and acked by this consumer's rules."""
         queue = RabbitQueue(self.queue, durable=True, arguments=inbox_arguments(self.service))  # type: ignore[call-overload]
-        subscriber = broker.subscriber(queue, ack_policy=AckPolicy.MANUAL,
+        subscriber = broker.subscriber(queue, ack_policy=AckPolicy.MANUAL, decoder=_undecoded,
                                        channel=Channel(prefetch_count=self.prefetch))
 
         @subscriber
@@ -181,7 +189,7 @@ class Consumer:
             await message.nack(requeue=True)
             return
         headers = dict(raw.headers or {})
-        attempts = int(str(headers.get(ATTEMPTS_HEADER) or 0)) + 1
+        attempts = _attempts_before(headers) + 1
         if outcome.verdict is Verdict.RETRY and attempts < self.max_attempts:
             await asyncio.sleep(min(self.retry_base_delay * 2 ** (attempts - 1), self.retry_max_delay))
             log.warning("handler failed on %s (attempt %d of %d): %s", raw.message_id, attempts,
@@ -212,6 +220,26 @@ class Consumer:
         queue_obj = getattr(subscriber, "_queue_obj", None)
         tag = getattr(subscriber, "_consumer_tag", None)
         return bool(queue_obj is not None and tag and not queue_obj.channel.is_closed)
+
+
+async def _undecoded(message: RabbitMessage) -> bytes:
+    """The body as it came (`process` parses it). FastStream's own decoder trusts the content type a publisher
+    claims: a body that is not the JSON (or UTF-8 text) it says it is raised there, before `settle`, and the
+    message stayed unacked, holding a prefetch slot for good."""
+    return message.body
+
+
+def _attempts_before(headers: Mapping[str, Any]) -> int:
+    """How often the message was tried, by the count this consumer writes when it retries one. Any other value
+    (another publisher's junk or forgery) counts as none: parsing must not fail, or the message would stay
+    unacked and hold a prefetch slot for good, and retries must stay bounded."""
+    value = headers.get(ATTEMPTS_HEADER)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return 0
 
 
 def _short(error: BaseException) -> str:
