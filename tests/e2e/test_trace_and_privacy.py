@@ -3,6 +3,7 @@ every hop it causes, and a patient's name that never leaves intake in clear."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from datetime import time
@@ -12,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from eventkit.crypto import MASK
+from eventkit.logs import JsonFormatter
 from eventkit.testing import bearer, drain_queue
 from tests.e2e.hospital import CONSULTATION_DAY, SERVICES, STAFF, expect, hospital
 
@@ -47,8 +49,14 @@ CANARY = "Zzyzx Quillfeather-Canary"
 
 
 async def test_a_patients_name_never_appears_in_logs_spans_bus_messages_or_dead_letters(
-        spans: InMemorySpanExporter, rabbitmq_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        spans: InMemorySpanExporter, rabbitmq_url: str, caplog: pytest.LogCaptureFixture,
+        request: pytest.FixtureRequest) -> None:
     caplog.set_level(logging.DEBUG)
+    written = io.StringIO()
+    json_logs = logging.StreamHandler(written)
+    json_logs.setFormatter(JsonFormatter("tests"))
+    logging.getLogger().addHandler(json_logs)
+    request.addfinalizer(lambda: logging.getLogger().removeHandler(json_logs))
     async with hospital(rabbitmq_url) as h:
         case_id = await h.submit_and_accept("in_person", patient_name=CANARY)
         shown = expect(await h.intake.get(f"/cases/{case_id}", headers=STAFF["coordinator"]), 200)
@@ -85,6 +93,12 @@ async def test_a_patients_name_never_appears_in_logs_spans_bus_messages_or_dead_
         assert not leaked, f"the patient's name is in {where}: {leaked[0][:300]}"
     assert {record.name.split(".")[0] for record in caplog.records} >= {"eventkit"}, "the services' logs were captured"
     assert spans.get_finished_spans(), "spans were captured"
+    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    about_the_case = [line for line in lines if line.get("case_id") == case_id]
+    assert {line["service"] for line in about_the_case} >= {"scheduling", "billing", "reporting"}, \
+        "each consumer logs what it did with the case's events, as JSON naming the service"
+    assert all(line.get("trace_id") for line in about_the_case), "every line about the case has its trace id"
+    assert not [line for line in lines if any(fragment in json.dumps(line) for fragment in fragments)]
 
 
 async def test_the_payer_name_reaches_the_receipt_sealed_and_is_masked_once_the_case_is_erased(

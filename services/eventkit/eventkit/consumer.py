@@ -129,6 +129,8 @@ class Consumer:
                     with continued_from(envelope.traceparent, f"{self.service} handle {envelope.event_name}",
                                         case_id=case, event_id=str(envelope.id)):
                         outcome = await self._handle_once(handler, delivery)
+                        log.info("%s %s: %s", envelope.type, envelope.id, outcome.verdict.value,
+                                 extra={"case_id": case, "service": self.service})
                 except Exception as error:
                     outcome = (Outcome(Verdict.REQUEUE, "transient", _short(error), case)
                                if is_transient(error)

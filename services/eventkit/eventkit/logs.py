@@ -20,7 +20,8 @@ class JsonFormatter(logging.Formatter):
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
-            "service": self.service,
+            # A record may name the service it is about (several run in one process in tests and tools).
+            "service": getattr(record, "service", None) or self.service,
             "logger": record.name,
             "message": record.getMessage(),
         }
