@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.rabbit import RabbitBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from eventkit import audit, db, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
@@ -222,8 +223,28 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
     return app
+
+
+class ErrorBody(BaseModel):
+    """What every refusal answers: a readable reason, a stable code to branch on, and details if any."""
+
+    detail: str
+    code: str | None = None
+    reasons: list[str] = []
+
+
+# Declared on every API route so that clients (and schemathesis) know the shape of a refusal.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No bearer token, or not a valid one"},
+    403: {"model": ErrorBody, "description": "The token lacks the role this route is for"},
+    404: {"model": ErrorBody, "description": "No such case, appointment, invoice or report"},
+    409: {"model": ErrorBody, "description": "Refused in the current state (`code` says why); nothing was recorded"},
+    413: {"model": ErrorBody, "description": "The request body is over the size limit"},
+    503: {"model": ErrorBody, "description": "The database is unavailable; nothing was recorded, retry after "
+                                             "`Retry-After` seconds"},
+}
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> None:
