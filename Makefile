@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help env browser run migrate test lint typecheck contracts
+.PHONY: help env browser run migrate test lint typecheck contracts bench chaos
 
 help:
 	@echo "make run        start every service against local PostgreSQL and RabbitMQ"
@@ -14,6 +14,10 @@ help:
 	@echo "make lint       ruff + mypy only"
 	@echo "make contracts  regenerate the published JSON Schemas from the event models"
 	@echo "make migrate    create the databases if missing and apply migrations"
+	@echo "make chaos      long fault-injection soak (docs/reliability.md): make chaos N=100000 sends about N"
+	@echo "                commands while killing the broker, PostgreSQL and consumers; prints what was lost"
+	@echo "make bench      benchmarks against the local broker and databases (docs/BENCHMARKS.md), e.g."
+	@echo "                make bench CASES=200 RATE=20  (RATE: cases/s, 'flat', or a list such as 1,flat)"
 
 .venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml services/*/pyproject.toml)
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -40,6 +44,7 @@ lint: env
 	$(RUN) ruff check .
 	@set -e; for root in $(TYPED_ROOTS); do echo "mypy $$root"; (cd $$root && $(RUN) mypy --config-file $(CURDIR)/pyproject.toml .); done
 	$(RUN) mypy tests conftest.py
+	$(RUN) --group bench mypy bench
 
 typecheck: lint
 
@@ -49,3 +54,26 @@ test: lint browser
 
 contracts: env
 	$(RUN) python -m secondopinion_contracts.schemas
+
+# The long fault-injection soak (tests/faults/soak.py; `make test` runs the short scenarios). N: about how
+# many commands; the broker is killed 10 times, PostgreSQL restarted 3 times and consumers killed 20 times
+# per 100,000. It restarts the machine's own RabbitMQ and PostgreSQL, waiting until no other test runs.
+N ?= 100000
+chaos: env
+	@$(RUN) python -m eventkit.preflight
+	$(RUN) python -m tests.faults.soak $(N)
+
+# Benchmarks (bench/, docs/BENCHMARKS.md). Every parameter is optional; the defaults finish in a few minutes:
+# CASES, RATE (cases/s, 'flat' or a list like 1,flat), CONCURRENCY (cases in flight when flat out),
+# FLOOR_EVENTS, CONSUMER_EVENTS, STATEMENT_EVENTS, STORE_EVENTS, REBUILD_EVENTS, ONLY (sections),
+# PROFILE (a folder for py-spy profiles), OUT (the JSON results file).
+# The bench dependency group (eventsourcing, py-spy) is installed on top of the environment by `--group bench`.
+BENCH_ARGS = $(if $(CASES),--cases $(CASES)) $(if $(RATE),--rate $(RATE)) \
+	$(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) $(if $(FLOOR_EVENTS),--floor-events $(FLOOR_EVENTS)) \
+	$(if $(CONSUMER_EVENTS),--consumer-events $(CONSUMER_EVENTS)) \
+	$(if $(STATEMENT_EVENTS),--statement-events $(STATEMENT_EVENTS)) \
+	$(if $(STORE_EVENTS),--store-events $(STORE_EVENTS)) $(if $(REBUILD_EVENTS),--rebuild-events $(REBUILD_EVENTS)) \
+	$(if $(ONLY),--only $(ONLY)) $(if $(PROFILE),--profile $(PROFILE)) $(if $(OUT),--out $(OUT))
+bench: env
+	@$(RUN) python -m eventkit.preflight
+	$(RUN) --group bench python -m bench $(BENCH_ARGS)

@@ -1,0 +1,229 @@
+"""Event store append and read rates: eventkit's EventStore beside the `eventsourcing` library's PostgreSQL
+application recorder (what a Python user would pick instead), same PostgreSQL, same run, fresh databases.
+
+Appends are new-aggregate saves: one new stream per save holding one event, as a desk records a new case.
+eventkit's event is a contract event (CaseAccepted), so each save also writes its outbox row and a NOTIFY,
+as in production; eventsourcing's application recorder likewise assigns a notification id (global order),
+taking its table lock. Each store is measured with one writer and with several concurrent writers.
+Reads: loading single streams by id, and reading the whole log in order in batches, both decoded into
+event objects. Before both, the ceiling PostgreSQL itself sets here: one-row transactions per second, with
+and without a NOTIFY (see commit_ceiling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+from bench.common import log
+from eventkit import db
+from eventkit.events import Actor, CommandContext
+from eventkit.store import EventStore, EventTypes
+from eventkit.testing import fresh_database
+from secondopinion_contracts.codes import Mode
+from secondopinion_contracts.events.intake import CaseAccepted
+
+CONCURRENT_WRITERS = 8
+READ_BATCH = 5000
+TYPES = EventTypes.of(CaseAccepted)
+
+
+class AcceptedCase(Aggregate):
+    """The same fact as eventkit's CaseAccepted, as an eventsourcing aggregate's creation event."""
+
+    @event("Accepted")
+    def __init__(self, department: str, mode: str, screened_by: str) -> None:
+        self.department = department
+        self.mode = mode
+        self.screened_by = screened_by
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else float("nan")
+
+
+# --- eventkit -----------------------------------------------------------------------------------------
+
+def _accepted() -> CaseAccepted:
+    return CaseAccepted(case_id=uuid.uuid4(), department="cardiology", mode=Mode.IN_PERSON, screened_by="physician-1")
+
+
+async def _eventkit_append(store: EventStore, count: int, writers: int) -> tuple[float, list[str]]:
+    streams: list[str] = []
+
+    async def writer(share: int) -> None:
+        for _ in range(share):
+            data = _accepted()
+            stream_id = f"case-{data.case_id}"
+            context = CommandContext(actor=Actor("coordinator-1", "coordinator"), correlation_id=str(data.case_id),
+                                     causation_id=f"command:{uuid.uuid4()}", command="ScreenCase")
+            await store.append(stream_id, "case", 0, [data], context)
+            streams.append(stream_id)
+
+    shares = [count // writers + (1 if i < count % writers else 0) for i in range(writers)]
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(share) for share in shares))
+    return time.perf_counter() - started, streams
+
+
+async def eventkit_rates(count: int) -> dict[str, Any]:
+    async with fresh_database("bench_eventkit") as dsn:
+        await db.migrate(dsn, [])
+        pool = await db.create_pool(dsn, max_size=10)
+        try:
+            store = EventStore(pool, service="intake", types=TYPES)
+            one, streams = await _eventkit_append(store, count, 1)
+            many, more = await _eventkit_append(store, count, CONCURRENT_WRITERS)
+            sample = (streams + more)[: min(count, 2000)]
+            started = time.perf_counter()
+            for stream_id in sample:
+                assert len(await store.load(stream_id)) == 1
+            load_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            read = 0
+            async for batch in store.read_all(batch=READ_BATCH):
+                read += len(batch)
+            read_seconds = time.perf_counter() - started
+        finally:
+            await pool.close()
+    return {
+        "append_1_writer_per_s": _rate(count, one),
+        f"append_{CONCURRENT_WRITERS}_writers_per_s": _rate(count, many),
+        "load_stream_per_s": _rate(len(sample), load_seconds),
+        "read_all_events_per_s": _rate(read, read_seconds),
+        "events_read": read,
+    }
+
+
+# --- eventsourcing ------------------------------------------------------------------------------------
+
+def _eventsourcing_env(dsn: str, pool_size: int) -> dict[str, str]:
+    parts = urlsplit(dsn)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parts.path.lstrip("/"),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": parts.username or "postgres",
+        "POSTGRES_PASSWORD": parts.password or "",
+        "POSTGRES_POOL_SIZE": str(pool_size),
+    }
+
+
+def _eventsourcing_run(dsn: str, count: int) -> dict[str, Any]:
+    """Synchronous, as the library is: runs in a worker thread so the event loop stays free."""
+    app: Application[uuid.UUID] = Application(env=_eventsourcing_env(dsn, CONCURRENT_WRITERS))
+    try:
+        ids: list[uuid.UUID] = []
+
+        def save_one() -> None:
+            case = AcceptedCase(department="cardiology", mode="in_person", screened_by="physician-1")
+            app.save(case)
+            ids.append(case.id)
+
+        started = time.perf_counter()
+        for _ in range(count):
+            save_one()
+        one = time.perf_counter() - started
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=CONCURRENT_WRITERS) as workers:
+            for future in [workers.submit(save_one) for _ in range(count)]:
+                future.result()
+        many = time.perf_counter() - started
+
+        sample = ids[: min(count, 2000)]
+        started = time.perf_counter()
+        for aggregate_id in sample:
+            app.repository.get(aggregate_id)
+        load_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        read, position = 0, 1
+        while True:
+            notifications = app.recorder.select_notifications(start=position, limit=READ_BATCH)
+            if not notifications:
+                break
+            for notification in notifications:
+                app.mapper.to_domain_event(notification)
+            read += len(notifications)
+            position = notifications[-1].id + 1
+        read_seconds = time.perf_counter() - started
+    finally:
+        app.close()
+    return {
+        "append_1_writer_per_s": _rate(count, one),
+        f"append_{CONCURRENT_WRITERS}_writers_per_s": _rate(count, many),
+        "load_stream_per_s": _rate(len(sample), load_seconds),
+        "read_all_events_per_s": _rate(read, read_seconds),
+        "events_read": read,
+    }
+
+
+async def eventsourcing_rates(count: int) -> dict[str, Any]:
+    async with fresh_database("bench_eventsourcing") as dsn:
+        return await asyncio.to_thread(_eventsourcing_run, dsn, count)
+
+
+async def commit_ceiling(count: int) -> dict[str, Any]:
+    """What PostgreSQL allows a writer here before any event store: one-row INSERT transactions (BEGIN,
+    INSERT, COMMIT), each a durable commit (WAL flush), from 1 and from CONCURRENT_WRITERS connections; then
+    the same with a NOTIFY in each transaction, as eventkit's append sends one to wake the outbox relay
+    (PostgreSQL serializes the commits of notifying transactions on a database-wide lock, so they cannot
+    share WAL flushes)."""
+    async with fresh_database("bench_commits") as dsn:
+        pool = await db.create_pool(dsn, max_size=CONCURRENT_WRITERS)
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute("CREATE TABLE commits (id uuid PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())")
+
+            async def writer(share: int, notify: bool) -> None:
+                async with pool.acquire() as conn:
+                    for _ in range(share):
+                        async with conn.transaction():
+                            await conn.execute("INSERT INTO commits (id) VALUES ($1)", uuid.uuid4())
+                            if notify:
+                                await conn.execute("NOTIFY bench_commits")
+
+            rates: dict[str, Any] = {}
+            for notify in (False, True):
+                for writers in (1, CONCURRENT_WRITERS):
+                    shares = [count // writers + (1 if i < count % writers else 0) for i in range(writers)]
+                    started = time.perf_counter()
+                    await asyncio.gather(*(writer(share, notify) for share in shares))
+                    seconds = time.perf_counter() - started
+                    label = f"{writers}_writer{'s' if writers > 1 else ''}{'_with_notify' if notify else ''}_per_s"
+                    rates[label] = _rate(count, seconds)
+        finally:
+            await pool.close()
+    return rates
+
+
+async def measure(count: int) -> dict[str, Any]:
+    log(f"store: single-row commits, {count} from 1 and from {CONCURRENT_WRITERS} connections")
+    ceiling = await commit_ceiling(count)
+    log(f"store: commits {ceiling}")
+    log(f"store: eventkit EventStore, {count} new-stream appends x2 (1 and {CONCURRENT_WRITERS} writers)")
+    eventkit = await eventkit_rates(count)
+    log(f"store: eventkit {eventkit}")
+    log(f"store: eventsourcing {Application.__module__} PostgreSQL application recorder, same work")
+    library = await eventsourcing_rates(count)
+    log(f"store: eventsourcing {library}")
+    ratios = {key: round(eventkit[key] / library[key], 2) for key in eventkit
+              if key.endswith("_per_s") and library.get(key)}
+    return {"count": count, "concurrent_writers": CONCURRENT_WRITERS, "single_row_commits": ceiling,
+            "eventkit": eventkit, "eventsourcing": library, "eventkit_over_eventsourcing": ratios}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)), indent=2))
