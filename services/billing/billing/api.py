@@ -47,12 +47,13 @@ class CommandResult(BaseModel):
     invoice: dict[str, Any]
 
 
-def handlers(request: Request) -> BillingHandlers:
+# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
+async def handlers(request: Request) -> BillingHandlers:
     billing: BillingHandlers = request.app.state.handlers
     return billing
 
 
-def queries(request: Request) -> InvoiceQueries:
+async def queries(request: Request) -> InvoiceQueries:
     return InvoiceQueries(request.app.state.runtime.pool)
 
 

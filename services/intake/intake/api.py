@@ -86,12 +86,13 @@ class CommandResult(BaseModel):
     document_id: UUID | None = None
 
 
-def handlers(request: Request) -> IntakeHandlers:
+# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
+async def handlers(request: Request) -> IntakeHandlers:
     handlers: IntakeHandlers = request.app.state.handlers
     return handlers
 
 
-def queries(request: Request) -> CaseQueries:
+async def queries(request: Request) -> CaseQueries:
     return CaseQueries(request.app.state.runtime.pool)
 
 

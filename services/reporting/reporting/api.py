@@ -59,12 +59,13 @@ class ReportResult(BaseModel):
     events: list[str]
 
 
-def handlers(request: Request) -> ReportingHandlers:
+# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
+async def handlers(request: Request) -> ReportingHandlers:
     handlers: ReportingHandlers = request.app.state.handlers
     return handlers
 
 
-def queries(request: Request) -> ReportingQueries:
+async def queries(request: Request) -> ReportingQueries:
     return ReportingQueries(request.app.state.runtime.pool)
 
 

@@ -103,12 +103,13 @@ class CancellationIn(Strict):
         return value
 
 
-def handlers(request: Request) -> SchedulingHandlers:
+# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
+async def handlers(request: Request) -> SchedulingHandlers:
     handlers: SchedulingHandlers = request.app.state.handlers
     return handlers
 
 
-def queries(request: Request) -> ScheduleQueries:
+async def queries(request: Request) -> ScheduleQueries:
     return ScheduleQueries(request.app.state.runtime.pool)
 
 
