@@ -27,6 +27,9 @@ TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.InterfaceError,
+    # What asyncpg raises when a pooled connection whose backend was terminated (pg_terminate_backend, a
+    # restart) is used before the pool noticed: "cannot switch to state ..; another operation is in progress".
+    asyncpg.InternalClientError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     ConnectionError,

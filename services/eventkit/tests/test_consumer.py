@@ -203,3 +203,31 @@ async def test_after_the_broker_drops_every_connection_the_consumer_comes_back_a
 
 async def _ready(runtime: ServiceRuntime) -> bool:
     return all((await runtime.readiness()).values())
+
+
+async def test_one_case_s_deliveries_run_one_at_a_time_and_leave_no_lock_behind(database: str) -> None:
+    from eventkit import db
+    from eventkit.consumer import Consumer
+
+    running: dict[str, int] = {}
+    most: dict[str, int] = {}
+
+    async def note(conn: Conn, delivery: Delivery) -> None:
+        case = delivery.envelope.subject
+        running[case] = running.get(case, 0) + 1
+        most[case] = max(most.get(case, 0), running[case])
+        await asyncio.sleep(0.02)
+        running[case] -= 1
+
+    await db.migrate(database, [])
+    pool = await db.create_pool(database)
+    try:
+        consumer = Consumer("testsvc", pool, {CaseAccepted: note})
+        cases = [uuid.uuid4(), uuid.uuid4()]
+        outcomes = await asyncio.gather(*(consumer.process(accepted_event(case).to_json_bytes())
+                                          for case in cases for _ in range(5)))
+    finally:
+        await pool.close()
+    assert {outcome.verdict.value for outcome in outcomes} == {"done"}
+    assert most == {str(case): 1 for case in cases}
+    assert not consumer._case_locks, "every case's lock is dropped once its last delivery is done"
