@@ -13,12 +13,11 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from eventkit.auth import ROLES, mint_development_token
 from eventkit.runtime import UnsafeConfiguration
 from eventkit.settings import ServiceSettings
-from eventkit.testing import bearer, running_app
+from eventkit.testing import allowed_roles, api_routes, bearer, running_app
 
 SERVICES = ("intake", "scheduling", "billing", "reporting")
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
@@ -38,27 +37,6 @@ def service_app(name: str, **settings: Any) -> FastAPI | None:
     return app
 
 
-def allowed_roles(route: APIRoute) -> set[str]:
-    found: set[str] = set()
-
-    def walk(dependant: Any) -> None:
-        roles = getattr(dependant.call, "allowed_roles", None)
-        if roles:
-            found.update(roles)
-        for sub in dependant.dependencies:
-            walk(sub)
-
-    walk(route.dependant)
-    return found
-
-
-def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
-    """Every APIRoute, including those of included routers (FastAPI keeps those behind a wrapper)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif hasattr(route, "original_router"):
-            yield from api_routes(route.original_router.routes)
 
 
 def protected_routes() -> Iterator[tuple[str, str, str, set[str]]]:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+
+from eventkit.testing import allowed_roles, api_routes
 
 SERVICES = ("intake", "scheduling", "billing", "reporting")
 # The services with an inbox (intake consumes nothing).
@@ -62,28 +63,6 @@ async def service_app(service: str, database: str, rabbitmq_url: str, **settings
         raise ValueError(f"no such service: {service}")
 
 
-def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
-    """Every APIRoute, including those of included routers (FastAPI keeps those behind a wrapper)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        elif hasattr(route, "original_router"):
-            yield from api_routes(route.original_router.routes)
-
-
-def allowed_roles(route: APIRoute) -> set[str]:
-    """The roles the route's authorization dependency lets in (empty for open routes such as /healthz)."""
-    found: set[str] = set()
-
-    def walk(dependant: Any) -> None:
-        roles = getattr(dependant.call, "allowed_roles", None)
-        if roles:
-            found.update(roles)
-        for sub in dependant.dependencies:
-            walk(sub)
-
-    walk(route.dependant)
-    return found
 
 
 def roles_by_operation(app: FastAPI) -> dict[tuple[str, str], set[str]]:

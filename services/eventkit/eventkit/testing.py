@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from eventkit import db
 from eventkit.clock import TOKYO
@@ -261,3 +262,27 @@ async def database() -> AsyncIterator[str]:
 async def rabbitmq_url() -> AsyncIterator[str]:
     async with fresh_vhost() as url:
         yield url
+
+
+def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    """Every APIRoute, including those of included routers (FastAPI keeps those behind a wrapper)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from api_routes(route.original_router.routes)
+
+
+def allowed_roles(route: APIRoute) -> set[str]:
+    """The roles the route's authorization dependency (eventkit.auth.allow) lets in; empty for open routes."""
+    found: set[str] = set()
+
+    def walk(dependant: Any) -> None:
+        roles = getattr(dependant.call, "allowed_roles", None)
+        if roles:
+            found.update(roles)
+        for sub in dependant.dependencies:
+            walk(sub)
+
+    walk(route.dependant)
+    return found
