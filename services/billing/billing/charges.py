@@ -16,7 +16,6 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from prometheus_client import Counter
@@ -25,6 +24,7 @@ from billing.commands import ChargeCaptured, ChargeOutcome, ChargeUnavailable
 from billing.gateway import ChargeRequest, GatewayUnavailable, PaymentGateway
 from billing.handlers import BillingHandlers
 from billing.store import CHARGES_CHANNEL, ChargeQueue, DueCharge
+from eventkit.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
@@ -43,59 +43,34 @@ class RetryPolicy:
         return ceiling * random.uniform(0.5, 1.0)  # noqa: S311
 
 
-class ChargeWorker:
+class ChargeWorker(BackgroundWorker):
     def __init__(self, queue: ChargeQueue, handlers: BillingHandlers, gateway: PaymentGateway, *, dsn: str,
                  policy: RetryPolicy, gateway_timeout: float, sweep_seconds: float = 1.0,
                  concurrency: int = 4) -> None:
+        super().__init__("billing-charge-worker", sweep_interval=sweep_seconds, retry_delay=sweep_seconds)
         self.queue = queue
         self.handlers = handlers
         self.gateway = gateway
         self.dsn = dsn
         self.policy = policy
-        self.sweep_seconds = sweep_seconds
         self.concurrency = concurrency
         # Longer than one gateway call can take, so a lease only lapses when its holder died.
         self.lease_seconds = gateway_timeout + 30.0
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="billing-charge-worker")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Lets the gateway calls in flight be answered and recorded (within the grace period), then closes."""
+        await super().stop(grace_seconds)
         await self.gateway.aclose()
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def _notified(self, *_: Any) -> None:
-        self._wakeup.set()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._listen_and_work()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("charge worker interrupted, restarting: %s", error.__class__.__name__, exc_info=error)
-                await asyncio.sleep(self.sweep_seconds)
-
-    async def _listen_and_work(self) -> None:
+    async def session(self) -> None:
         listener = await asyncpg.connect(self.dsn)
         try:
-            await listener.add_listener(CHARGES_CHANNEL, self._notified)
-            while True:
-                self._wakeup.clear()
+            await listener.add_listener(CHARGES_CHANNEL, self.wake)
+            while not self.stopping:
+                self.expect_work()
                 if await self.work_once() < self.concurrency:
                     # Woken by a new request (NOTIFY), or after the sweep interval for retries that fell due.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self.sweep_seconds)
+                    await self.wait_for_work()
         finally:
             with contextlib.suppress(Exception):
                 await listener.close(timeout=2)

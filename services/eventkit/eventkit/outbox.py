@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
 import aio_pika
 import asyncpg
@@ -23,6 +22,7 @@ from eventkit import metrics
 from eventkit.db import Conn
 from eventkit.store import OUTBOX_CHANNEL
 from eventkit.topology import declare_exchange
+from eventkit.worker import BackgroundWorker
 from secondopinion_contracts import CONTENT_TYPE, EXCHANGE
 
 log = logging.getLogger(__name__)
@@ -30,52 +30,28 @@ log = logging.getLogger(__name__)
 _RELAY_LOCK = 0x5EC0_0002
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundWorker):
+    """Publishes the outbox in order, one relay active per database (advisory lock). A clean stop lets the batch
+    in flight be confirmed and marked, so the next start sends nothing twice; past the grace period it is
+    cancelled, and its rows are simply sent again."""
+
     def __init__(self, dsn: str, rabbitmq_url: str, *, service: str, exchange: str = EXCHANGE,
                  batch_size: int = 500, sweep_interval: float = 1.0, retry_delay: float = 1.0) -> None:
+        super().__init__(f"{service}-outbox-relay", sweep_interval=sweep_interval, retry_delay=retry_delay)
         self.dsn = dsn
         self.rabbitmq_url = rabbitmq_url
         self.service = service
         self.exchange_name = exchange
         self.batch_size = batch_size
-        self.sweep_interval = sweep_interval
-        self.retry_delay = retry_delay
         self.publish_timeout = 10.0
         self.published_count = 0
         self.is_leader = False
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
+    def interrupted(self, error: Exception) -> None:
+        self.is_leader = False
 
-    async def stop(self, grace_seconds: float = 5.0) -> None:
-        """Lets the batch in flight be confirmed and marked, so a clean shutdown sends nothing twice on the next
-        start; cancels it if that takes longer than the grace period (the rows are then simply sent again)."""
-        self._stopping = True
-        self._wakeup.set()
-        if self._task:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, grace_seconds)
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    def _notified(self, *_: Any) -> None:
-        self._wakeup.set()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self._lead()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self.is_leader = False
-                log.warning("outbox relay interrupted, retrying: %s", error.__class__.__name__, exc_info=error)
-                await asyncio.sleep(self.retry_delay)
+    async def session(self) -> None:
+        await self._lead()
 
     async def _lead(self) -> None:
         db = await asyncpg.connect(self.dsn)
@@ -83,19 +59,20 @@ class OutboxRelay:
         try:
             while not await db.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
                 self.is_leader = False
+                if self.stopping:
+                    return
                 await asyncio.sleep(self.sweep_interval)
             self.is_leader = True
-            await db.add_listener(OUTBOX_CHANNEL, self._notified)
+            await db.add_listener(OUTBOX_CHANNEL, self.wake)
             broker = await aio_pika.connect_robust(self.rabbitmq_url, client_properties={
                 "connection_name": f"{self.service}-outbox-relay"})
             channel = await broker.channel(publisher_confirms=True)
             exchange = await declare_exchange(channel, self.exchange_name)
-            while not self._stopping:
-                self._wakeup.clear()
+            while not self.stopping:
+                self.expect_work()
                 sent = await self.relay_batch(db, channel, exchange)
                 if sent < self.batch_size:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), self.sweep_interval)
+                    await self.wait_for_work()
         finally:
             self.is_leader = False
             if broker is not None:
