@@ -12,6 +12,7 @@ after a pause, without counting, so good messages are never dead-lettered for it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -176,7 +177,14 @@ class Consumer:
 
         @subscriber
         async def on_message(message: _DeliveredMessage) -> None:
-            await self.settle(broker, message)
+            try:
+                await self.settle(broker, message)
+            except Exception as error:
+                # Settling itself failed (a retry or dead-letter copy not confirmed, the ack refused): hand the
+                # message back rather than leave it unacked, holding a prefetch slot, until the channel dies.
+                log.error("could not settle %s, handing it back: %s", message.message_id, _short(error))
+                with contextlib.suppress(Exception):
+                    await message.nack(requeue=True)
 
         self.subscriber = subscriber
 

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -125,6 +126,31 @@ async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(
     assert dead[0].headers[ATTEMPTS_HEADER] == 3
     assert runtime.behaviour.calls == 3  # type: ignore[attr-defined]
     assert await effects(runtime) == []
+
+
+async def test_a_dead_letter_copy_that_could_not_be_sent_is_handed_back_and_sent_later(
+        runtime: ServiceRuntime, rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer = runtime.consumer
+    assert consumer is not None
+    send = consumer._send
+    refused: list[str] = []
+
+    async def refuse_the_first_dead_letter(broker: Any, body: bytes, queue: str, headers: dict[str, Any],
+                                           message_id: str | None) -> None:
+        if queue.endswith(".dlq") and not refused:
+            refused.append(queue)
+            raise TimeoutError("no confirm for the dead-letter copy")
+        await send(broker, body, queue, headers, message_id)
+
+    monkeypatch.setattr(consumer, "_send", refuse_the_first_dead_letter)
+    await publish_raw(rabbitmq_url, b"{not json", "intake.CaseAccepted.v1")
+    good = accepted_event()
+    await publish_raw(rabbitmq_url, good.to_json_bytes(), good.routing_key)
+    dead = await drain_queue(rabbitmq_url, "testsvc.inbox.dlq", until=lambda taken: len(taken) >= 1)
+    assert refused == ["testsvc.inbox.dlq"]
+    assert [message.body for message in dead] == [b"{not json"]
+    await wait_until(lambda: _count_is(runtime, 1))
+    assert all((await runtime.readiness()).values())
 
 
 async def test_a_handler_that_fails_once_succeeds_on_retry_with_one_effect(
