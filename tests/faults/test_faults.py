@@ -14,7 +14,7 @@ import signal
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -128,25 +128,14 @@ async def assert_consumers_back(cluster: Cluster, watch: ReadinessWatch) -> None
 
 # --- the broker ---------------------------------------------------------------------------------------------
 
-async def test_a_broker_restart_mid_stream_loses_nothing_and_every_consumer_comes_back(
-        cluster: Cluster, desk: Desk) -> None:
+@pytest.mark.parametrize("broker_down", [broker_stopped, broker_killed], ids=["restarted", "killed"])
+async def test_a_broker_restarted_or_killed_mid_stream_loses_nothing_and_every_consumer_comes_back(
+        cluster: Cluster, desk: Desk, broker_down: Callable[[], AbstractAsyncContextManager[None]]) -> None:
     async with machine_or_skip():
         runs, flows = desk.start(CASES)
         await desk.progress(runs, "accepted", 1)
         watch = ReadinessWatch(cluster)
-        async with broker_stopped():
-            await watch.until_all_seen_not_ready()
-        await assert_consumers_back(cluster, watch)
-    await finish(cluster, desk, flows)
-
-
-async def test_a_broker_killed_mid_stream_loses_nothing_and_every_consumer_comes_back(
-        cluster: Cluster, desk: Desk) -> None:
-    async with machine_or_skip():
-        runs, flows = desk.start(CASES)
-        await desk.progress(runs, "accepted", 1)
-        watch = ReadinessWatch(cluster)
-        async with broker_killed():
+        async with broker_down():
             await watch.until_all_seen_not_ready()
         await assert_consumers_back(cluster, watch)
     await finish(cluster, desk, flows)

@@ -117,11 +117,13 @@ async def print_receipt(invoice_id: UUID, actor: Cashier, request: Request, q: Q
     keys: IntakeKeys = request.app.state.intake_keys
     async with q.pool.acquire() as conn:
         sealed = await sealed_payer(conn, case_id)
-        try:
-            payer_name = await keys.payer_name(case_id, sealed, request.headers["authorization"])
-        except IntakeUnavailable as error:
-            raise HTTPException(503, detail=f"{error}; try again", headers={"Retry-After": "2"}) from error
-        if payer_name is not None:
+    # No database connection is held while intake is asked for the key.
+    try:
+        payer_name = await keys.payer_name(case_id, sealed, request.headers["authorization"])
+    except IntakeUnavailable as error:
+        raise HTTPException(503, detail=f"{error}; try again", headers={"Retry-After": "2"}) from error
+    if payer_name is not None:
+        async with q.pool.acquire() as conn:
             await record_access(conn, actor, case_id, "read_payer_name_for_receipt")
     return {
         **receipt, "invoice_id": invoice_id, "case_id": case_id, "payer_name": payer_name, "currency": "JPY",

@@ -40,8 +40,6 @@ def from_text(text: str) -> bytes:
     return base64.urlsafe_b64decode(text.encode())
 
 
-SEALED_TEXT_PATTERN = r"^[A-Za-z0-9_-]+={0,2}$"
-
 
 class CaseKeys:
     """The per-case keys, in the owning service's database (table `case_keys`)."""

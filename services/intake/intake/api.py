@@ -183,9 +183,9 @@ async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow
                             q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
     """The case's key, for billing to open the payer's name it received sealed in CaseSubmitted and print it on a
     receipt (billing relays the cashier's token, so the access log names the cashier). 410 once erased."""
+    if await q.get(case_id) is None:
+        raise NotFound(f"no case {case_id}")
     async with q.pool.acquire() as conn:
-        if await q.get(case_id) is None:
-            raise NotFound(f"no case {case_id}")
         key = await CASE_KEYS.key(conn, case_id)
         if key is None:
             raise Gone("the case's personal data was erased")
