@@ -29,7 +29,7 @@ from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
 from faststream.rabbit.message import RabbitMessage as StreamMessage
 from pydantic import ValidationError
 
-from eventkit import metrics
+from eventkit import db, metrics
 from eventkit.db import Conn, is_transient
 from eventkit.events import Actor, CommandContext
 from eventkit.store import ConcurrencyError
@@ -155,7 +155,7 @@ class Consumer:
     async def _handle_once(self, handler: Handler, delivery: Delivery) -> Outcome:
         for _ in range(5):
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
+                async with db.transaction(self.pool) as conn:
                     first_time = await conn.fetchval(
                         "INSERT INTO inbox (message_id, event_type) VALUES ($1, $2)"
                         " ON CONFLICT DO NOTHING RETURNING true",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import asyncpg
@@ -43,9 +45,48 @@ def is_transient(error: BaseException) -> bool:
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30,
+                                     reset=_keep_session)
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a released connection gets instead of asyncpg's reset query (`UNLISTEN *; RESET ALL;` and more): nothing,
+    which saves a round trip per transaction. Nothing here changes a pooled connection's session: locks are
+    transaction-scoped (`pg_advisory_xact_lock`), settings `SET LOCAL`, and listeners have connections of their own.
+    asyncpg still rolls back a transaction left open before the connection is reused."""
+
+
+# The transaction `transaction()` has open in this task, and what is to run once it has committed.
+_open_transaction: ContextVar[tuple[Conn, list[Callable[[], None]]] | None] = ContextVar(
+    "eventkit_open_transaction", default=None)
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
+    """A transaction on a pooled connection; what `after_commit` registers inside it runs once it has committed."""
+    hooks: list[Callable[[], None]] = []
+    async with pool.acquire() as conn:
+        token = _open_transaction.set((conn, hooks))
+        try:
+            async with conn.transaction():
+                yield conn
+        finally:
+            _open_transaction.reset(token)
+    for hook in hooks:
+        hook()
+
+
+def after_commit(conn: Conn, hook: Callable[[], None]) -> bool:
+    """Runs `hook` (once) after `conn`'s transaction has committed, if `transaction()` opened it; False otherwise, and
+    the caller has to find another way."""
+    current = _open_transaction.get()
+    if current is None or current[0] is not conn:
+        return False
+    if hook not in current[1]:
+        current[1].append(hook)
+    return True
 
 
 def _database_of(dsn: str) -> tuple[str, str]:

@@ -74,12 +74,13 @@ class ServiceRuntime:
         settings = self.settings
         await db.migrate(settings.database_url, self.migrations)
         self._pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
-        self._store = EventStore(self._pool, service=self.service, types=self.types, projections=self.projections)
         if relay:
             self.relay = OutboxRelay(settings.database_url, settings.rabbitmq_url, service=self.service,
                                      batch_size=settings.outbox_batch_size,
                                      sweep_interval=settings.outbox_sweep_seconds)
             self.relay.start()
+        self._store = EventStore(self._pool, service=self.service, types=self.types, projections=self.projections,
+                                 relay=self.relay)
         handlers = self._handlers(self) if self._handlers else {}
         catch_all = self._catch_all(self) if self._catch_all else None
         if consume and (handlers or catch_all):

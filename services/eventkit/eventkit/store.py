@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID, uuid4, uuid5
 
 import asyncpg
 
+from eventkit import db
 from eventkit.db import Conn
 from eventkit.events import CommandContext, Event, PrivateEvent, RecordedEvent
 from eventkit.telemetry import current_traceparent
@@ -102,23 +103,57 @@ def envelope_for(service: str, event: EventData, event_id: UUID, version: int, r
     )
 
 
+class LocalRelay(Protocol):
+    """The outbox relay of this process, as the store sees it: whether it leads (publishes for the database) and
+    how to wake it."""
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    def wake(self, *_: Any) -> None: ...
+
+
+# One statement per append: the version check, the events and their outbox rows. The check is the guard of the
+# INSERT (no row when the stream is not at the expected version); two writers who both passed it collide on the
+# (stream_id, version) unique constraint.
+_APPEND_EVENTS = """
+    INSERT INTO events
+        (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata, recorded_at)
+    SELECT $1, $2, $3 + n, id, t, sv, d::jsonb, $8::jsonb, $9
+    FROM unnest($4::uuid[], $5::text[], $6::int[], $7::text[]) WITH ORDINALITY AS u(id, t, sv, d, n)
+    WHERE (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1) = $3
+    RETURNING version, position"""
+_APPEND_EVENTS_AND_OUTBOX = f"""
+    WITH appended AS ({_APPEND_EVENTS}),
+    outboxed AS (
+        INSERT INTO outbox (event_id, routing_key, body, headers)
+        SELECT id, rk, body, $13::jsonb
+        FROM unnest($10::uuid[], $11::text[], $12::bytea[]) AS o(id, rk, body)
+        WHERE EXISTS (SELECT FROM appended))
+    SELECT version, position FROM appended"""
+
+
 class EventStore:
     def __init__(self, pool: asyncpg.Pool, *, service: str, types: EventTypes,
-                 projections: Sequence[Projection] = ()) -> None:
+                 projections: Sequence[Projection] = (), relay: LocalRelay | None = None) -> None:
         self.pool = pool
         self.service = service
         self.types = types
         self.projections = tuple(projections)
+        self.relay = relay
 
     @asynccontextmanager
     async def transaction(self, conn: Conn | None = None) -> AsyncIterator[Conn]:
-        """A transaction on `conn` (nested as a savepoint) or on a fresh pooled connection."""
-        if conn is not None:
+        """A transaction on a fresh pooled connection, or on `conn`: joining the transaction it has open (an error
+        aborts all of it, the caller retries it whole) or else opening one."""
+        if conn is None:
+            async with db.transaction(self.pool) as acquired:
+                yield acquired
+        elif conn.is_in_transaction():
+            yield conn
+        else:
             async with conn.transaction():
                 yield conn
-            return
-        async with self.pool.acquire() as acquired, acquired.transaction():
-            yield acquired
 
     async def append(self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[Event],
                      context: CommandContext, *, conn: Conn | None = None) -> list[RecordedEvent]:
@@ -134,59 +169,69 @@ class EventStore:
 
     async def _append(self, conn: Conn, stream_id: str, stream_type: str, expected_version: int,
                       events: Sequence[Event], context: CommandContext) -> list[RecordedEvent]:
-        actual = await conn.fetchval("SELECT max(version) FROM events WHERE stream_id = $1", stream_id) or 0
-        if actual != expected_version:
-            raise ConcurrencyError(stream_id, expected_version, actual)
         metadata = context.metadata()
         traceparent = current_traceparent()
         if traceparent:
             metadata["traceparent"] = traceparent
-        event_ids = [uuid4() for _ in events]
-        rows = await conn.fetch(
-            """INSERT INTO events
-                   (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
-               SELECT $1, $2, v, id, t, sv, d::jsonb, $8::jsonb
-               FROM unnest($3::int[], $4::uuid[], $5::text[], $6::int[], $7::text[]) AS u(v, id, t, sv, d)
-               RETURNING position, recorded_at""",
-            stream_id, stream_type,
-            [expected_version + i + 1 for i in range(len(events))],
-            event_ids,
+        # Stamped here rather than by PostgreSQL so that the outbox rows, which carry it, go in the same statement.
+        recorded_at = datetime.now(UTC)
+        recorded = [
+            RecordedEvent(position=0, stream_id=stream_id, stream_type=stream_type, version=expected_version + i,
+                          event_id=uuid4(), data=event, metadata=metadata, recorded_at=recorded_at)
+            for i, event in enumerate(events, start=1)
+        ]
+        arguments: list[Any] = [
+            stream_id, stream_type, expected_version,
+            [r.event_id for r in recorded],
             [event.NAME for event in events],
             [event.VERSION for event in events],
             [event.model_dump_json() for event in events],
             json.dumps(metadata),
-        )
-        recorded = [
-            RecordedEvent(position=row["position"], stream_id=stream_id, stream_type=stream_type,
-                          version=expected_version + i + 1, event_id=event_ids[i], data=events[i],
-                          metadata=metadata, recorded_at=row["recorded_at"].astimezone(UTC))
-            for i, row in enumerate(rows)
+            recorded_at,
         ]
-        published = [r for r in recorded if isinstance(r.data, EventData)]
-        if published:
-            envelopes = []
-            for r in published:
-                assert isinstance(r.data, EventData)
-                envelopes.append(
-                    envelope_for(self.service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent))
-                # Deprecated versions go out beside their successor, each with its own stable id.
-                envelopes += [
-                    envelope_for(self.service, older, uuid5(r.event_id, older.type_name()), r.version, r.recorded_at,
-                                 context, traceparent, superseded_by=r.data.type_name())
-                    for older in r.data.published_alongside()
-                ]
+        envelopes = self._envelopes(recorded, context, traceparent)
+        if envelopes:
             headers = json.dumps({"traceparent": traceparent} if traceparent else {})
-            await conn.execute(
-                """INSERT INTO outbox (event_id, routing_key, body, headers)
-                   SELECT id, rk, body, $4::jsonb
-                   FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(id, rk, body)""",
-                [e.id for e in envelopes], [e.routing_key for e in envelopes], [e.to_json_bytes() for e in envelopes],
-                headers,
-            )
-            await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+            rows = await conn.fetch(_APPEND_EVENTS_AND_OUTBOX, *arguments, [e.id for e in envelopes],
+                                    [e.routing_key for e in envelopes], [e.to_json_bytes() for e in envelopes], headers)
+        else:
+            rows = await conn.fetch(_APPEND_EVENTS, *arguments)
+        if not rows:
+            actual = await conn.fetchval("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1",
+                                         stream_id)
+            raise ConcurrencyError(stream_id, expected_version, actual)
+        positions = {row["version"]: row["position"] for row in rows}
+        recorded = [replace(r, position=positions[r.version]) for r in recorded]
+        if envelopes:
+            await self._wake_relay(conn)
         for projection in self.projections:
             await projection.apply(conn, recorded)
         return recorded
+
+    def _envelopes(self, recorded: Sequence[RecordedEvent], context: CommandContext,
+                   traceparent: str | None) -> list[CloudEvent]:
+        envelopes = []
+        for r in recorded:
+            if not isinstance(r.data, EventData):
+                continue
+            envelopes.append(
+                envelope_for(self.service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent))
+            # Deprecated versions go out beside their successor, each with its own stable id.
+            envelopes += [
+                envelope_for(self.service, older, uuid5(r.event_id, older.type_name()), r.version, r.recorded_at,
+                             context, traceparent, superseded_by=r.data.type_name())
+                for older in r.data.published_alongside()
+            ]
+        return envelopes
+
+    async def _wake_relay(self, conn: Conn) -> None:
+        """Once the transaction commits, the relay that leads has to look at the outbox. When it runs in this process
+        it is woken directly after the commit; otherwise a NOTIFY in the transaction reaches it (PostgreSQL
+        serializes the commits of notifying transactions, so the direct way is also the one that scales)."""
+        relay = self.relay
+        if relay is not None and relay.is_leader and db.after_commit(conn, relay.wake):
+            return
+        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
 
     def _recorded(self, row: asyncpg.Record) -> RecordedEvent:
         return RecordedEvent(
@@ -224,7 +269,7 @@ class EventStore:
 
     async def rebuild_projections(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Empty every projection and replay the whole store through it, in one transaction."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with db.transaction(self.pool) as conn:
             # Lock out writers so the replay sees every event and no append slips in between.
             await conn.execute("LOCK TABLE events IN SHARE MODE")
             total = await conn.fetchval("SELECT count(*) FROM events")

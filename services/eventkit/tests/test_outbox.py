@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 import aio_pika
+import asyncpg
 import pytest
 
 from eventkit import db
 from eventkit.db import Conn
 from eventkit.events import Actor, CommandContext
 from eventkit.outbox import OutboxRelay
-from eventkit.store import EventStore, EventTypes
+from eventkit.runtime import wait_until
+from eventkit.store import OUTBOX_CHANNEL, EventStore, EventTypes
 from eventkit.testing import EventCollector
 from secondopinion_contracts.codes import DocumentKind
 from secondopinion_contracts.events.intake import DocumentReceived
@@ -35,9 +37,7 @@ async def append_many(store: EventStore, streams: int, per_stream: int) -> list[
     for stream in range(streams):
         context = CommandContext(actor=Actor(id="desk", role="coordinator"), correlation_id=f"case-{stream}")
         for version in range(per_stream):
-            received = DocumentReceived(case_id=uuid.uuid4(), document_id=uuid.uuid4(), kind=DocumentKind.TEST_RESULTS,
-                                        received_on=date(2026, 12, 1))
-            recorded = await store.append(f"case-{stream}", "case", version, [received], context)
+            recorded = await store.append(f"case-{stream}", "case", version, [document_received()], context)
             ids.append(recorded[0].event_id)
     return ids
 
@@ -77,6 +77,52 @@ async def test_relay_wakes_on_notify_for_events_appended_while_it_runs(
     finally:
         await relay.stop()
         await collector.stop()
+
+
+async def test_a_relay_leading_in_this_process_is_woken_after_each_commit_and_no_notify_is_sent(
+        store: EventStore, database: str, rabbitmq_url: str) -> None:
+    collector = await EventCollector(rabbitmq_url, "intake.#").start()
+    relay = OutboxRelay(database, rabbitmq_url, service="intake", sweep_interval=60)  # no sweep: only the wake-up
+    store.relay = relay
+    listener = await asyncpg.connect(database)
+    notified: list[str] = []
+    await listener.add_listener(OUTBOX_CHANNEL, lambda *args: notified.append(args[2]))
+    relay.start()
+    try:
+        await wait_until(lambda: relay.is_leader)
+        await append_many(store, streams=1, per_stream=2)  # each append its own transaction
+        context = CommandContext(actor=Actor(id="desk", role="coordinator"), correlation_id="case-in-transaction")
+        async with db.transaction(store.pool) as conn:  # the consumer's and the handlers' transaction
+            for version in range(2):
+                await store.append("case-in-transaction", "case", version, [document_received()], context, conn=conn)
+            await asyncio.sleep(0.3)  # a relay woken before the commit looks now, finds nothing and sleeps a minute
+        await collector.wait_count(4, timeout=5)
+        await listener.fetchval("SELECT 1")  # a NOTIFY of those commits would have reached the listener by now
+        assert notified == []
+    finally:
+        await relay.stop()
+        await collector.stop()
+        await listener.close()
+
+
+async def test_a_writer_whose_relay_does_not_lead_notifies_the_one_that_does(
+        store: EventStore, database: str, rabbitmq_url: str) -> None:
+    leader = OutboxRelay(database, rabbitmq_url, service="intake", sweep_interval=60)
+    store.relay = OutboxRelay(database, rabbitmq_url, service="intake")  # this replica's, not started: not leading
+    collector = await EventCollector(rabbitmq_url, "intake.#").start()
+    leader.start()
+    try:
+        await wait_until(lambda: leader.is_leader)
+        await append_many(store, streams=1, per_stream=2)
+        await collector.wait_count(2, timeout=5)
+    finally:
+        await leader.stop()
+        await collector.stop()
+
+
+def document_received() -> DocumentReceived:
+    return DocumentReceived(case_id=uuid.uuid4(), document_id=uuid.uuid4(), kind=DocumentKind.TEST_RESULTS,
+                            received_on=date(2026, 12, 1))
 
 
 class CrashBeforeMarking(OutboxRelay):
