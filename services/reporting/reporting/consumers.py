@@ -9,7 +9,7 @@ from eventkit.consumer import Delivery, Handler
 from eventkit.db import Conn
 from eventkit.runtime import ServiceRuntime
 from reporting.handlers import ReportingHandlers
-from reporting.store import LoggedEvent, lock_case, log_event, recompute_case
+from reporting.store import LoggedEvent, lock_case_and_log, recompute_case
 
 EVERY_EVENT = ("#",)
 
@@ -22,8 +22,7 @@ def log_and_react(handlers_of: Callable[[ServiceRuntime], ReportingHandlers]) ->
 
         async def handle(conn: Conn, delivery: Delivery) -> None:
             logged = LoggedEvent.from_envelope(delivery.envelope, delivery.data)
-            await lock_case(conn, logged.case_id)
-            if not await log_event(conn, logged):
+            if not await lock_case_and_log(conn, logged):
                 return  # one of reporting's own events, already logged when it was appended
             await handlers.react(conn, delivery.data, delivery.context)
             await recompute_case(conn, logged.case_id)

@@ -84,15 +84,18 @@ def _case_id_of(data: EventData) -> UUID:
     return case_id
 
 
-async def log_event(conn: Conn, event: LoggedEvent) -> bool:
-    """Keep the event in the log; False when it was there already (the same event id)."""
+async def lock_case_and_log(conn: Conn, event: LoggedEvent) -> bool:
+    """Take the case's lock (`lock_case`), then keep the event in the log, in one statement; False when the event was
+    there already (the same event id)."""
     inserted = await conn.fetchval(
         """INSERT INTO received_events (event_id, case_id, source, event_name, event_version, sequence, occurred_at,
                                         actor_id, actor_role, causation_id, data)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb
+           FROM (SELECT pg_advisory_xact_lock($12::int, hashtext($13))) AS case_locked
            ON CONFLICT (event_id) DO NOTHING RETURNING true""",
         event.event_id, event.case_id, event.source, event.event_name, event.event_version, event.sequence,
         event.occurred_at, event.actor_id, event.actor_role, event.causation_id, json.dumps(event.data),
+        CASE_LOCK_NAMESPACE, str(event.case_id),
     )
     return bool(inserted)
 
@@ -110,8 +113,7 @@ class OwnEventsLog:
             if not isinstance(recorded.data, EventData):
                 continue  # private facts stay in the report stream
             logged = LoggedEvent.from_recorded(recorded)
-            await lock_case(conn, logged.case_id)
-            if await log_event(conn, logged):
+            if await lock_case_and_log(conn, logged):
                 touched.add(logged.case_id)
         for case_id in sorted(touched):
             await recompute_case(conn, case_id)

@@ -85,9 +85,13 @@ class SlotViewProjection:
             return
         if not isinstance(data, SlotHeld | SlotHoldReleased | SlotBooked | SlotFreed):
             return
-        version = await conn.fetchval("SELECT version FROM slot_view WHERE slot_id = $1 FOR UPDATE", data.slot_id)
-        if version is None or version >= event.version:
-            return  # already applied (rebuild and live apply are idempotent per stream version)
+        # Claims the event's version for the row first: nothing back means it was applied already (rebuild and live
+        # apply are idempotent per stream version).
+        claimed = await conn.fetchval(
+            "UPDATE slot_view SET version = $2, updated_at = $3 WHERE slot_id = $1 AND version < $2 RETURNING true",
+            data.slot_id, event.version, event.recorded_at)
+        if not claimed:
+            return
         match data:
             case SlotHeld():
                 await conn.execute(
@@ -107,8 +111,6 @@ class SlotViewProjection:
                 await conn.execute(
                     """UPDATE slot_view SET status = 'open', booked_for_case = NULL, appointment_id = NULL
                        WHERE slot_id = $1""", data.slot_id)
-        await conn.execute("UPDATE slot_view SET version = $2, updated_at = $3 WHERE slot_id = $1",
-                           data.slot_id, event.version, event.recorded_at)
 
 
 class CaseScheduleProjection:
@@ -124,15 +126,15 @@ class CaseScheduleProjection:
 
     async def _apply_one(self, conn: Conn, event: RecordedEvent) -> None:
         case_id: UUID = getattr(event.data, "case_id")  # noqa: B009 (every event of the stream carries it)
-        await conn.execute(
-            """INSERT INTO case_schedule_view (case_id, status, version, updated_at) VALUES ($1, 'new', 0, $2)
-               ON CONFLICT (case_id) DO NOTHING""", case_id, event.recorded_at)
-        version = await conn.fetchval("SELECT version FROM case_schedule_view WHERE case_id = $1 FOR UPDATE", case_id)
-        if version >= event.version:
-            return  # already applied (rebuild and live apply are idempotent per stream version)
-        await self._apply_case(conn, case_id, event)
-        await conn.execute("UPDATE case_schedule_view SET version = $2, updated_at = $3 WHERE case_id = $1",
-                           case_id, event.version, event.recorded_at)
+        # Claims the event's version for the row (created by the stream's first event): nothing back means it was
+        # applied already (rebuild and live apply are idempotent per stream version).
+        claimed = await conn.fetchval(
+            """INSERT INTO case_schedule_view (case_id, status, version, updated_at) VALUES ($1, 'new', $2, $3)
+               ON CONFLICT (case_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at
+               WHERE case_schedule_view.version < excluded.version
+               RETURNING true""", case_id, event.version, event.recorded_at)
+        if claimed:
+            await self._apply_case(conn, case_id, event)
 
     async def _apply_case(self, conn: Conn, case_id: UUID, event: RecordedEvent) -> None:
         data = event.data
