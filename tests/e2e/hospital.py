@@ -169,8 +169,11 @@ class Hospital:
         await wait_until(completed, timeout=20)
 
     async def write_report(self, case_id: str) -> None:
-        """The physician writes the opinion and finalizes it."""
+        """The physician writes the opinion and finalizes it, once reporting has heard the consultation took place
+        (before that it refuses a report, 409 no_consultation)."""
         physician = STAFF["physician"]
+        events = await self.wait_for(case_id, "ConsultationCompleted")
+        await self.wait_consumed("reporting", [e.id for e in events if e.event_name == "ConsultationCompleted"])
         expect(await self.reporting.post(f"/cases/{case_id}/report", headers=physician, json={
             "physician": "dr-sato", "summary": "Surgery is reasonable; a catheter treatment is an alternative."}), 201)
         expect(await self.reporting.post(f"/cases/{case_id}/report/finalize", headers=physician), 200)

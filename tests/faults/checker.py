@@ -176,8 +176,9 @@ class Checker:
             for service in self.cluster.consumers}
 
     async def settle(self, case_ids: Iterable[str], timeout: float = 180.0) -> None:
-        """Until every event of these cases is published and taken in by every bound inbox, and the inbox
-        queues are empty: the system is quiet. Returns at the deadline too: what is missing then is lost."""
+        """Until every event of these cases is published and taken in by every bound inbox, the inbox queues are
+        empty and no consumer holds a delivery: the system is quiet. Returns at the deadline too: what is missing
+        then is lost."""
         case_ids = list(case_ids)
         deadline = time.monotonic() + timeout
         bindings = await self.subscribers()
@@ -190,7 +191,7 @@ class Checker:
                 and event.event_id not in inboxes[service]]
             if not waiting:
                 depths = [await self.cluster.queue_depth(f"{service}.inbox") for service in self.cluster.consumers]
-                if not any(depths):
+                if not any(depths) and not self.cluster.deliveries_in_hand():
                     return
             await asyncio.sleep(0.3)
 

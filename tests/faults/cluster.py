@@ -268,6 +268,16 @@ class Cluster:
         else:
             switch.write_text(str(seconds))
 
+    def deliveries_in_hand(self) -> int:
+        """Deliveries a live consumer began and has not finished with: being handled, or held unacked through a
+        retry's backoff (the broker counts those as neither ready nor gone)."""
+        live = {p.process.pid for p in self.processes if p.alive and p.process is not None}
+        begun = sum(1 for entry in self.journal() if entry.verdict == "begin" and entry.pid in live)
+        settled_path = Path(f"{self.journal_path}.settled")
+        settled = sum(1 for line in (settled_path.read_text().splitlines() if settled_path.exists() else [])
+                      if int(line.split("\t", 1)[0]) in live)
+        return begun - settled
+
     def journal(self) -> list[JournalEntry]:
         """What every consumer replica noted so far: each delivery begun, and how it ended."""
         if not self.journal_path.exists():

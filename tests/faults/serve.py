@@ -4,7 +4,9 @@
 - FAULTS_CLOCK: an ISO instant the service's clock stands still at, so a whole case (consultation day,
   counter payment, completion, report) can be driven at any hour the tests happen to run;
 - FAULTS_JOURNAL: a file where the consumer notes each delivery it begins and how it ended, so the checker
-  can tell a delivery handled twice from one handled once after a redelivery;
+  can tell a delivery handled twice from one handled once after a redelivery; and beside it (`.settled`) a line
+  each time the consumer has finished with a delivery (acked, or handed back, or its retry copy sent after the
+  backoff), so the checker knows no delivery is still in hand;
 - FAULTS_CONTROL: a directory of switches a scenario flips while the service runs. `<service>.crash-after-commit`
   holding an event name: the next time a delivery of that event has been committed, and before it is acked,
   the process SIGKILLs itself (once: the file is renamed as it fires). `<service>.delay` holding seconds:
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from faststream.rabbit import RabbitBroker, RabbitMessage
 
 from eventkit import cli
 from eventkit.consumer import Consumer, Outcome, Verdict
@@ -70,7 +73,15 @@ def instrument_consumer(service: str) -> None:
     note = _journal(journal_path) if journal_path else (lambda _: None)
     crash_file = os.path.join(control, f"{service}.crash-after-commit") if control else ""
     delay_file = os.path.join(control, f"{service}.delay") if control else ""
+    settled_note = _journal(f"{journal_path}.settled") if journal_path else (lambda _: None)
     original = Consumer.process
+    original_settle = Consumer.settle
+
+    async def settle(self: Consumer, broker: RabbitBroker, message: RabbitMessage) -> None:
+        try:
+            await original_settle(self, broker, message)
+        finally:
+            settled_note(f"{service}\t{_identify(message.raw_message.body)[0]}")
 
     async def process(self: Consumer, body: bytes) -> Outcome:
         event_id, name = _identify(body)
@@ -93,6 +104,7 @@ def instrument_consumer(service: str) -> None:
         return outcome
 
     Consumer.process = process  # type: ignore[method-assign]
+    Consumer.settle = settle  # type: ignore[method-assign]
 
 
 def fixed_clock() -> Callable[[], datetime] | None:
