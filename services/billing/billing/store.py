@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from itertools import groupby
 from typing import Any
 from uuid import UUID
 
@@ -45,22 +46,27 @@ class InvoiceViewProjection:
     tables = ("invoices", "receipts")
 
     async def apply(self, conn: Conn, recorded: Sequence[RecordedEvent]) -> None:
-        for event in _invoice_events(recorded):
-            await self._apply_one(conn, event)
+        # One read and one write per invoice however many of its events come at once (an append, a rebuild's batch).
+        for _, stream_events in groupby(_invoice_events(recorded), key=lambda event: event.stream_id):
+            await self._apply_stream(conn, list(stream_events))
 
-    async def _apply_one(self, conn: Conn, event: RecordedEvent) -> None:
-        invoice_id = invoice_id_of(event.stream_id)
+    async def _apply_stream(self, conn: Conn, stream_events: list[RecordedEvent]) -> None:
+        invoice_id = invoice_id_of(stream_events[0].stream_id)
         row = await conn.fetchrow("SELECT state, version FROM invoices WHERE invoice_id = $1 FOR UPDATE", invoice_id)
-        if row is not None and row["version"] >= event.version:
-            return  # already applied (rebuild and live apply are idempotent per stream version)
-        before = domain.Invoice.model_validate_json(row["state"]) if row else domain.Invoice()
-        after = domain.evolve(before, event.data)
-        entry = json.dumps([{
+        # Versions applied already are skipped (rebuild and live apply are idempotent per stream version).
+        new = [event for event in stream_events if row is None or event.version > row["version"]]
+        if not new:
+            return
+        state = domain.Invoice.model_validate_json(row["state"]) if row else domain.Invoice()
+        for event in new:
+            state = domain.evolve(state, event.data)
+        entries = json.dumps([{
             "event": event.name, "version": event.version, "at": event.recorded_at.isoformat(),
             "by": event.metadata.get("actor", {}),
             "data": {k: v for k, v in event.data.model_dump(mode="json").items() if k not in ("case_id", "invoice_id")},
-        }])
-        issued_at = event.recorded_at if isinstance(event.data, events.InvoiceIssued) else None
+        } for event in new])
+        issued_at = next((event.recorded_at for event in new if isinstance(event.data, events.InvoiceIssued)), None)
+        last = new[-1]
         await conn.execute(
             """INSERT INTO invoices (invoice_id, case_id, issued, status, mode, consultation_date, total, state,
                                      history, version, issued_at, updated_at)
@@ -71,15 +77,16 @@ class InvoiceViewProjection:
                    state = EXCLUDED.state, history = invoices.history || EXCLUDED.history,
                    version = EXCLUDED.version, issued_at = coalesce(invoices.issued_at, EXCLUDED.issued_at),
                    updated_at = EXCLUDED.updated_at""",
-            invoice_id, after.case_id, after.issued, after.status.value, after.mode.value if after.mode else None,
-            after.consultation_date, after.total, after.model_dump_json(), entry, event.version, issued_at,
-            event.recorded_at,
+            invoice_id, state.case_id, state.issued, state.status.value, state.mode.value if state.mode else None,
+            state.consultation_date, state.total, state.model_dump_json(), entries, last.version, issued_at,
+            last.recorded_at,
         )
-        if isinstance(event.data, events.ReceiptIssued):
-            # The primary key is a last guard: one receipt number can never be given to two payments.
-            await conn.execute(
-                "INSERT INTO receipts (receipt_number, invoice_id, issued_on) VALUES ($1, $2, $3)",
-                event.data.receipt_number, invoice_id, event.data.issued_on)
+        for event in new:
+            if isinstance(event.data, events.ReceiptIssued):
+                # The primary key is a last guard: one receipt number can never be given to two payments.
+                await conn.execute(
+                    "INSERT INTO receipts (receipt_number, invoice_id, issued_on) VALUES ($1, $2, $3)",
+                    event.data.receipt_number, invoice_id, event.data.issued_on)
 
 
 class TakingsProjection:
