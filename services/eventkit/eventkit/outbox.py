@@ -1,8 +1,9 @@
 """The outbox relay: publishes every committed event, once confirmed, in the order it was written.
 
 Only one relay per service database is active at a time (a PostgreSQL advisory lock elects it), so
-two replicas never race each other and reorder a stream. It wakes on NOTIFY from the appending
-transaction and sweeps periodically in case a notification was missed (e.g. while reconnecting).
+two replicas never race each other and reorder a stream. The event store of its own process wakes it right after
+a commit that wrote outbox rows; other processes' transactions NOTIFY it; and it sweeps periodically in case a
+wake-up was missed (e.g. while reconnecting, or leadership moved between an append and its commit).
 A row is marked published only after the broker confirmed it; after a crash the unconfirmed rows are
 sent again (consumers deduplicate on the event id).
 """

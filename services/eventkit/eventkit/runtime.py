@@ -84,7 +84,7 @@ class ServiceRuntime:
         handlers = self._handlers(self) if self._handlers else {}
         catch_all = self._catch_all(self) if self._catch_all else None
         if consume and (handlers or catch_all):
-            self.broker = RabbitBroker(settings.rabbitmq_url, logger=None, graceful_timeout=10.0)
+            self.broker = RabbitBroker(settings.rabbitmq_url, logger=None, graceful_timeout=10.0, apply_types=False)
             self.consumer = Consumer(self.service, self._pool, handlers, catch_all=catch_all,
                                      extra_bindings=self.extra_bindings, prefetch=settings.consumer_prefetch,
                                      max_attempts=settings.consumer_max_attempts)
