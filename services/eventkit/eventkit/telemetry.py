@@ -41,6 +41,10 @@ def instrument_http(app: FastAPI) -> None:
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
 
 
+# A proxy until a provider is configured, then the provider's tracer: one for the process, not one per delivery.
+_tracer = trace.get_tracer("eventkit")
+
+
 def current_traceparent() -> str | None:
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
@@ -53,8 +57,7 @@ def continued_from(traceparent: str | None, span_name: str, **attributes: str) -
     parent = _propagator.extract({"traceparent": traceparent} if traceparent else {})
     token = otel_context.attach(parent)
     try:
-        tracer = trace.get_tracer("eventkit")
-        with tracer.start_as_current_span(span_name, kind=trace.SpanKind.CONSUMER, attributes=attributes) as span:
+        with _tracer.start_as_current_span(span_name, kind=trace.SpanKind.CONSUMER, attributes=attributes) as span:
             yield span
     finally:
         otel_context.detach(token)
