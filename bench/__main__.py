@@ -199,6 +199,9 @@ def summary(results: dict[str, Any]) -> str:
         lines.append("event store: eventkit vs eventsourcing (PostgreSQL application recorder), per second")
         for key, ratio in results["store"]["eventkit_over_eventsourcing"].items():
             lines.append(_line(key, f"{kit[key]} vs {library[key]}  ({ratio}x)"))
+        elsewhere = results["store"]["eventkit_relay_elsewhere"]
+        for key, ratio in results["store"]["eventkit_relay_elsewhere_over_eventsourcing"].items():
+            lines.append(_line(f"{key}, relay in another process", f"{elsewhere[key]} vs {library[key]}  ({ratio}x)"))
     if "rebuild" in results:
         rebuilt = results["rebuild"]
         lines += ["projection rebuild", _line(f"reporting case board from {rebuilt['events']} events, events/s",

@@ -16,7 +16,7 @@ import asyncpg
 from billing import domain
 from eventkit.aggregate import AggregateRepository
 from eventkit.clock import tokyo_date
-from eventkit.db import Conn
+from eventkit.db import Conn, retried_read
 from eventkit.events import RecordedEvent
 from eventkit.store import EventStore, EventTypes
 from secondopinion_contracts.codes import PaymentMethod
@@ -207,6 +207,7 @@ class ChargeQueue:
 class InvoiceQueries:
     pool: asyncpg.Pool
 
+    @retried_read
     async def get(self, invoice_id: UUID) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM invoices WHERE invoice_id = $1 AND issued", invoice_id)

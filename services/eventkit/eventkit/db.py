@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -42,6 +45,31 @@ TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
 
 def is_transient(error: BaseException) -> bool:
     return isinstance(error, TRANSIENT_DB_ERRORS)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+READ_ATTEMPTS = 5  # within about 0.75 s: a connection whose server process was terminated is replaced at once
+
+
+def retried_read(read: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A read (outside any transaction) that meets a transient error is tried again on another pooled connection.
+
+    For the reads a command's answer is built from after its transaction committed, above all: failing there would
+    answer 503 ("not recorded, try again") for a command that was recorded, and the client's retry would record it
+    twice. A pooled connection can die unseen while idle (its server process terminated or restarted)."""
+
+    @functools.wraps(read)
+    async def retried(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(READ_ATTEMPTS - 1):
+            try:
+                return await read(*args, **kwargs)
+            except TRANSIENT_DB_ERRORS as error:
+                log.info("read %s failed (%s), trying again", read.__qualname__, error.__class__.__name__)
+                await asyncio.sleep(0.05 * 2 ** attempt)
+        return await read(*args, **kwargs)
+
+    return retried
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

@@ -133,6 +133,9 @@ _APPEND_EVENTS_AND_OUTBOX = f"""
     SELECT version, position FROM appended"""
 
 
+_LOAD = "SELECT * FROM events WHERE stream_id = $1 ORDER BY version"
+
+
 class EventStore:
     def __init__(self, pool: asyncpg.Pool, *, service: str, types: EventTypes,
                  projections: Sequence[Projection] = (), relay: LocalRelay | None = None) -> None:
@@ -242,13 +245,14 @@ class EventStore:
         )
 
     async def load(self, stream_id: str, *, conn: Conn | None = None) -> list[RecordedEvent]:
-        query = "SELECT * FROM events WHERE stream_id = $1 ORDER BY version"
-        if conn is not None:
-            rows = await conn.fetch(query, stream_id)
-        else:
-            async with self.pool.acquire() as acquired:
-                rows = await acquired.fetch(query, stream_id)
+        rows = await (conn.fetch(_LOAD, stream_id) if conn is not None else self._load_rows(stream_id))
         return [self._recorded(row) for row in rows]
+
+    @db.retried_read
+    async def _load_rows(self, stream_id: str) -> list[asyncpg.Record]:
+        async with self.pool.acquire() as acquired:
+            rows: list[asyncpg.Record] = await acquired.fetch(_LOAD, stream_id)
+            return rows
 
     async def read_all(self, *, after: int = 0, batch: int = 5000,
                        conn: Conn | None = None) -> AsyncIterator[list[RecordedEvent]]:

@@ -12,7 +12,7 @@ import asyncpg
 
 from eventkit.aggregate import AggregateRepository
 from eventkit.crypto import MASK, CaseKeys
-from eventkit.db import Conn
+from eventkit.db import Conn, retried_read
 from eventkit.events import RecordedEvent
 from eventkit.store import EventStore, EventTypes
 from intake import domain
@@ -124,6 +124,7 @@ async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
 class CaseQueries:
     pool: asyncpg.Pool
 
+    @retried_read
     async def get(self, case_id: UUID) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM case_view WHERE case_id = $1", case_id)

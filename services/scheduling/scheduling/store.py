@@ -14,7 +14,7 @@ import asyncpg
 
 from eventkit.aggregate import AggregateRepository
 from eventkit.clock import TOKYO, tokyo_date
-from eventkit.db import Conn
+from eventkit.db import Conn, retried_read
 from eventkit.events import RecordedEvent
 from eventkit.store import EventStore, EventTypes
 from scheduling import domain
@@ -267,6 +267,7 @@ class ScheduleQueries:
                                       now, slot_id)
         return _slot_row(row) if row else None
 
+    @retried_read
     async def case_schedule(self, case_id: UUID) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow("SELECT * FROM case_schedule_view WHERE case_id = $1", case_id)
@@ -278,11 +279,13 @@ class ScheduleQueries:
             "appointment_id": row["appointment_id"], "fee_paid": row["fee_paid"], "version": row["version"],
         }
 
+    @retried_read
     async def appointment(self, appointment_id: UUID) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(f"{_APPOINTMENT_SELECT} WHERE a.appointment_id = $1", appointment_id)
         return _appointment_row(row) if row else None
 
+    @retried_read
     async def case_appointment(self, case_id: UUID) -> dict[str, Any] | None:
         """The case's current appointment (after a cancellation and no new booking: the cancelled one)."""
         async with self.pool.acquire() as conn:
@@ -290,6 +293,7 @@ class ScheduleQueries:
                 f"{_APPOINTMENT_SELECT} WHERE a.case_id = $1 ORDER BY a.confirmed_at DESC LIMIT 1", case_id)
         return _appointment_row(row) if row else None
 
+    @retried_read
     async def case_of_appointment(self, appointment_id: UUID) -> UUID | None:
         async with self.pool.acquire() as conn:
             case_id: UUID | None = await conn.fetchval(

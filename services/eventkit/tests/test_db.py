@@ -1,4 +1,5 @@
-"""`db.transaction`: what `after_commit` registers runs once the transaction has committed, and only then."""
+"""eventkit.db: what `after_commit` registers runs once the transaction has committed, and only then; pooled
+connections go back without a reset query yet keep no transaction; a read whose connection died is tried again."""
 
 from __future__ import annotations
 
@@ -66,3 +67,37 @@ async def test_a_released_connection_keeps_no_transaction(pool: asyncpg.Pool, da
             assert await conn.fetchval("SELECT count(*) FROM inbox WHERE message_id = 'left-open'") == 0
     finally:
         await single.close()
+
+
+async def test_a_read_whose_connection_is_terminated_is_tried_again_on_another(pool: asyncpg.Pool) -> None:
+    backends: list[int] = []
+
+    @db.retried_read
+    async def read_once_killed() -> int:
+        async with pool.acquire() as conn:
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            backends.append(backend)
+            if len(backends) == 1:
+                # What a restart or an operator does to a connection that sits idle in the pool.
+                await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            answer: int = await conn.fetchval("SELECT 42")
+            return answer
+
+    assert await read_once_killed() == 42
+    assert len(backends) == 2
+    assert backends[0] != backends[1], "the second attempt ran on a new connection"
+
+
+async def test_a_read_that_keeps_failing_gives_up_with_the_error(pool: asyncpg.Pool) -> None:
+    attempts = 0
+
+    @db.retried_read
+    async def always_killed() -> None:
+        nonlocal attempts
+        attempts += 1
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    with pytest.raises(db.TRANSIENT_DB_ERRORS):
+        await always_killed()
+    assert attempts == db.READ_ATTEMPTS
