@@ -175,8 +175,9 @@ class Consumer:
 
         @subscriber
         async def on_message(_: bytes) -> None:
-            # The broker runs without FastStream's dependency injection (`apply_types=False`: it resolved this
-            # argument for every delivery, 5-6% of a consumer's CPU); the message is in the context it keeps.
+            # The runtime's broker runs without FastStream's dependency injection (`apply_types=False`): resolving the
+            # message argument for every delivery held the consumer benchmark 25-30% below its rate without it. The
+            # message is in the context FastStream keeps per delivery.
             message: RabbitMessage = broker.context.get_local("message")
             try:
                 await self.settle(broker, message)
