@@ -53,6 +53,11 @@ def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else float("nan")
 
 
+def _save_rates(count: int, one_writer_seconds: float, many_writers_seconds: float) -> dict[str, float]:
+    return {"append_1_writer_per_s": _rate(count, one_writer_seconds),
+            f"append_{CONCURRENT_WRITERS}_writers_per_s": _rate(count, many_writers_seconds)}
+
+
 # --- eventkit -----------------------------------------------------------------------------------------
 
 def _accepted() -> CaseAccepted:
@@ -92,8 +97,7 @@ async def eventkit_rates(count: int, *, relay_here: bool = True) -> dict[str, An
             one, streams = await _eventkit_append(store, count, 1)
             many, more = await _eventkit_append(store, count, CONCURRENT_WRITERS)
             if not relay_here:
-                return {"append_1_writer_per_s": _rate(count, one),
-                        f"append_{CONCURRENT_WRITERS}_writers_per_s": _rate(count, many)}
+                return _save_rates(count, one, many)
             sample = (streams + more)[: min(count, 2000)]
             started = time.perf_counter()
             for stream_id in sample:
@@ -107,13 +111,8 @@ async def eventkit_rates(count: int, *, relay_here: bool = True) -> dict[str, An
         finally:
             await relay.stop()
             await pool.close()
-    return {
-        "append_1_writer_per_s": _rate(count, one),
-        f"append_{CONCURRENT_WRITERS}_writers_per_s": _rate(count, many),
-        "load_stream_per_s": _rate(len(sample), load_seconds),
-        "read_all_events_per_s": _rate(read, read_seconds),
-        "events_read": read,
-    }
+    return {**_save_rates(count, one, many), "load_stream_per_s": _rate(len(sample), load_seconds),
+            "read_all_events_per_s": _rate(read, read_seconds), "events_read": read}
 
 
 # --- eventsourcing ------------------------------------------------------------------------------------
@@ -172,13 +171,8 @@ def _eventsourcing_run(dsn: str, count: int) -> dict[str, Any]:
         read_seconds = time.perf_counter() - started
     finally:
         app.close()
-    return {
-        "append_1_writer_per_s": _rate(count, one),
-        f"append_{CONCURRENT_WRITERS}_writers_per_s": _rate(count, many),
-        "load_stream_per_s": _rate(len(sample), load_seconds),
-        "read_all_events_per_s": _rate(read, read_seconds),
-        "events_read": read,
-    }
+    return {**_save_rates(count, one, many), "load_stream_per_s": _rate(len(sample), load_seconds),
+            "read_all_events_per_s": _rate(read, read_seconds), "events_read": read}
 
 
 async def eventsourcing_rates(count: int) -> dict[str, Any]:
