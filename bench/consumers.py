@@ -25,6 +25,7 @@ from typing import Any
 
 import aio_pika
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from bench.common import (
     CpuMeter,
@@ -143,6 +144,7 @@ async def drain(subject: Subject, count: int, profile: Path | None = None) -> di
         await publish_all(url, backlog)
         app = build_app(subject.service, dsn, url)
         meter = CpuMeter(databases=[dsn])
+        batches_before = _batch_totals(subject.service)
         async with profiled(profile):
             meter.start()
             async with app.router.lifespan_context(app):
@@ -151,9 +153,20 @@ async def drain(subject: Subject, count: int, profile: Path | None = None) -> di
             dead = await queue_depth(url, dead_letter_queue(subject.service))
         rate = await inbox_rate(dsn)
     result = {**rate, "backlog": len(backlog), "dead_lettered": dead, "backlog_is": subject.describe, "cpu": cpu}
+    batches, deliveries = (after - before for after, before in zip(_batch_totals(subject.service), batches_before,
+                                                                   strict=True))
+    if batches:
+        result["deliveries_per_transaction"] = round(deliveries / batches, 1)
     if seen < len(backlog):
         result["incomplete"] = f"handled {seen} of {len(backlog)} in time"
     return result
+
+
+def _batch_totals(service: str) -> tuple[float, float]:
+    """(transactions, deliveries) the service's consumer has committed in this process so far."""
+    labels = {"service": service}
+    return (REGISTRY.get_sample_value("secondopinion_consumer_batch_deliveries_count", labels) or 0.0,
+            REGISTRY.get_sample_value("secondopinion_consumer_batch_deliveries_sum", labels) or 0.0)
 
 
 async def measure(count: int, floor_drain_per_s: float | None,
@@ -175,7 +188,8 @@ async def measure(count: int, floor_drain_per_s: float | None,
         rate = result.get("events_per_s")
         if rate and floor_drain_per_s:
             result["ratio_to_floor"] = round(rate / floor_drain_per_s, 3)
-        log(f"consumers: {subject.service} {rate} events/s, ratio {result.get('ratio_to_floor')}")
+        log(f"consumers: {subject.service} {rate} events/s, ratio {result.get('ratio_to_floor')},"
+            f" {result.get('deliveries_per_transaction')} deliveries per transaction")
         results[subject.service] = result
     return results
 

@@ -7,12 +7,18 @@ a body that is not a CloudEvent, an unknown type or version, data that fails its
 that raises is retried (republished with an attempt count in a header, then acked) up to
 `max_attempts`, then dead-lettered. A database outage is not the message's fault: it is requeued
 after a pause, without counting, so good messages are never dead-lettered for it.
+
+Deliveries that are in hand together (up to `batch_max`) are handled in one transaction, a group commit: one
+BEGIN, one inbox statement and one COMMIT for all of them instead of one each, which is most of what a delivery
+costs. If anything in such a batch fails, it is rolled back and each delivery is handled again on its own, so a
+bad one never takes good ones with it. A lone delivery is handled at once: nothing waits for a batch to fill.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import time
@@ -25,6 +31,7 @@ from typing import Any
 import asyncpg
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker, RabbitMessage, RabbitQueue
+from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
 from eventkit import db, metrics
@@ -69,13 +76,31 @@ class Outcome:
     case_id: str | None = None
 
 
+@dataclass(frozen=True)
+class _Waiting:
+    """A delivery waiting for the committer, with the trace it is handled under and where its outcome goes."""
+    handler: Handler
+    delivery: Delivery
+    trace_context: otel_context.Context
+    outcome: asyncio.Future[Outcome]
+
+    def resolve(self, outcome: Outcome) -> None:
+        if not self.outcome.done():  # its delivery's task may have been cancelled meanwhile
+            self.outcome.set_result(outcome)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.outcome.done():
+            self.outcome.set_exception(error)
+
+
 class Consumer:
     """Turns deliveries of the events a service reacts to into handler calls, exactly once each."""
 
     def __init__(self, service: str, pool: asyncpg.Pool, handlers: Mapping[type[EventData], Handler], *,
                  catch_all: Handler | None = None, extra_bindings: tuple[str, ...] = (),
                  max_attempts: int = 5, retry_base_delay: float = 0.2, retry_max_delay: float = 5.0,
-                 transient_delay: float = 1.0, prefetch: int = 32) -> None:
+                 transient_delay: float = 1.0, prefetch: int = 32, batch_max: int = 32,
+                 concurrent_batches: int = 2) -> None:
         self.service = service
         self.pool = pool
         self.handlers = {event.type_name(): handler for event, handler in handlers.items()}
@@ -86,6 +111,10 @@ class Consumer:
         self.retry_max_delay = retry_max_delay
         self.transient_delay = transient_delay
         self.prefetch = prefetch
+        self.batch_max = batch_max
+        self.concurrent_batches = concurrent_batches
+        self._waiting: list[_Waiting] = []
+        self._committers: set[asyncio.Task[None]] = set()
         self._case_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._case_users: Counter[str] = Counter()  # deliveries of each case holding or awaiting its lock
         self.subscriber: Any = None
@@ -129,7 +158,7 @@ class Consumer:
                 try:
                     with continued_from(envelope.traceparent, f"{self.service} handle {envelope.event_name}",
                                         case_id=case, event_id=str(envelope.id)):
-                        outcome = await self._handle_once(handler, delivery)
+                        outcome = await self._handle(handler, delivery)
                         log.info("%s %s: %s", envelope.type, envelope.id, outcome.verdict.value,
                                  extra={"case_id": case, "service": self.service})
                 except Exception as error:
@@ -149,6 +178,83 @@ class Consumer:
             delay = (datetime.now(UTC) - envelope.time).total_seconds()
             metrics.PROJECTION_DELAY.labels(self.service, envelope.type).observe(max(delay, 0.0))
         return outcome
+
+    async def _handle(self, handler: Handler, delivery: Delivery) -> Outcome:
+        """Hand the delivery to a committer and wait for its outcome; start a committer if fewer than
+        `concurrent_batches` are at work (two, so that one batch is built while the other commits)."""
+        if self.batch_max == 1:
+            return await self._handle_once(handler, delivery)
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(handler, delivery, otel_context.get_current(), loop.create_future())
+        self._waiting.append(waiting)
+        if len(self._committers) < self.concurrent_batches:
+            # Its own context: the committer outlives this delivery and handles others, each under its own trace.
+            committer = loop.create_task(self._commit_waiting(), context=contextvars.Context())
+            self._committers.add(committer)
+            committer.add_done_callback(self._committers.discard)
+        return await waiting.outcome
+
+    async def _commit_waiting(self) -> None:
+        batch: list[_Waiting] = []
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:self.batch_max], self._waiting[self.batch_max:]
+                await self._commit_batch(batch)
+        except BaseException as error:  # cancelled (the service is stopping): nothing was acked, all is redelivered
+            for waiting in (*batch, *(self._waiting if len(self._committers) <= 1 else ())):
+                waiting.fail(error)
+            raise
+
+    async def _commit_batch(self, batch: list[_Waiting]) -> None:
+        metrics.CONSUMER_BATCH_SIZE.labels(self.service).observe(len(batch))
+        if len(batch) > 1:
+            try:
+                outcomes = await self._handle_together(batch)
+            except Exception as error:
+                if _database_unreachable(error):
+                    for waiting in batch:
+                        waiting.fail(error)
+                    return
+                log.info("a batch of %d deliveries failed (%s); handling each on its own", len(batch), _short(error))
+                metrics.CONSUMER_BATCH_FALLBACKS.labels(self.service).inc()
+            else:
+                for waiting, outcome in zip(batch, outcomes, strict=True):
+                    waiting.resolve(outcome)
+                return
+        for waiting in batch:
+            token = otel_context.attach(waiting.trace_context)
+            try:
+                waiting.resolve(await self._handle_once(waiting.handler, waiting.delivery))
+            except Exception as error:
+                waiting.fail(error)
+            finally:
+                otel_context.detach(token)
+
+    async def _handle_together(self, batch: list[_Waiting]) -> list[Outcome]:
+        """All of `batch` in one transaction, in the order of their cases (at most one delivery per case is in
+        hand: the case lock), so that replicas' batches take the cases' locks in one order."""
+        batch.sort(key=lambda waiting: waiting.delivery.envelope.subject)
+        outcomes: list[Outcome] = []
+        async with db.transaction(self.pool) as conn:
+            first_times = {row["message_id"] for row in await conn.fetch(
+                "INSERT INTO inbox (message_id, event_type) SELECT * FROM unnest($1::text[], $2::text[])"
+                " ON CONFLICT DO NOTHING RETURNING message_id",
+                [str(waiting.delivery.envelope.id) for waiting in batch],
+                [waiting.delivery.envelope.type for waiting in batch],
+            )}
+            for waiting in batch:
+                message_id = str(waiting.delivery.envelope.id)
+                if message_id not in first_times:  # recorded before, or earlier in this batch
+                    outcomes.append(Outcome(Verdict.DUPLICATE))
+                    continue
+                first_times.discard(message_id)
+                token = otel_context.attach(waiting.trace_context)
+                try:
+                    await waiting.handler(conn, waiting.delivery)
+                finally:
+                    otel_context.detach(token)
+                outcomes.append(Outcome(Verdict.DONE))
+        return outcomes
 
     async def _handle_once(self, handler: Handler, delivery: Delivery) -> Outcome:
         for _ in range(5):
@@ -241,6 +347,12 @@ async def _undecoded(message: RabbitMessage) -> bytes:
     claims: a body that is not the JSON (or UTF-8 text) it says it is raised there, before `settle`, and the
     message stayed unacked, holding a prefetch slot for good."""
     return message.body
+
+
+def _database_unreachable(error: BaseException) -> bool:
+    """The database itself failed (down, restarting, connection cut): handling the batch's deliveries one by one
+    would fail the same way. A deadlock or serialization failure is the batch's own doing: each alone may pass."""
+    return is_transient(error) and not isinstance(error, asyncpg.SerializationError | asyncpg.DeadlockDetectedError)
 
 
 def _attempts_before(headers: Mapping[str, Any]) -> int:

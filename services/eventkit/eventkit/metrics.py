@@ -29,3 +29,11 @@ PROJECTION_DELAY = Histogram(
 HTTP_SECONDS = Histogram(
     "secondopinion_http_seconds", "HTTP request latency", ["service", "method", "route", "status"]
 )
+CONSUMER_BATCH_SIZE = Histogram(
+    "secondopinion_consumer_batch_deliveries", "Deliveries handled together in one transaction (group commit)",
+    ["service"], buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+CONSUMER_BATCH_FALLBACKS = Counter(
+    "secondopinion_consumer_batch_fallbacks_total",
+    "Batches rolled back and handled one delivery at a time because something in them failed", ["service"],
+)
