@@ -92,12 +92,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     floor_drain: float | None = None
+    floor_live: float | None = None
     if "floor" in args.only or "consumers" in args.only:
         results["floor"] = await floor.measure(args.floor_events)
         floor_drain = results["floor"]["drain"]["events_per_s"]
+        floor_live = results["floor"]["live"]["events_per_s"]
         save(results, args.out)
     if "consumers" in args.only:
-        results["consumers"] = await consumers.measure(args.consumer_events, floor_drain, profile_dir=args.profile)
+        results["consumers"] = await consumers.measure(args.consumer_events, floor_drain, floor_live,
+                                                       profile_dir=args.profile)
         save(results, args.out)
     if "statements" in args.only and args.statement_events > 0:
         results["statements_per_event"] = {}
@@ -185,9 +188,10 @@ def summary(results: dict[str, Any]) -> str:
         lines.append(_line("during the drain: other processes' CPU, cores", cpu["other_cores"]))
         lines.append(_line("during the drain: share of time bench waited for a CPU", cpu["bench_waiting_for_cpu"]))
     if "consumers" in results:
-        lines.append("consuming services, draining a backlog (ratio to the floor's drain)")
+        lines.append("consuming services, draining a backlog (ratio to the floor's drain; to its live publisher)")
         for service, result in results["consumers"].items():
-            shown = (f"{result.get('events_per_s')} events/s  ratio {result.get('ratio_to_floor')}"
+            shown = (f"{result.get('events_per_s')} events/s  ratio {result.get('ratio_to_floor')};"
+                     f" {result.get('ratio_to_live_floor')}"
                      if "pending" not in result else f"did not run: {result['pending'][:80]}")
             lines.append(_line(service, shown))
     if "statements_per_event" in results:

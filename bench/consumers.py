@@ -169,7 +169,7 @@ def _batch_totals(service: str) -> tuple[float, float]:
             REGISTRY.get_sample_value("secondopinion_consumer_batch_deliveries_sum", labels) or 0.0)
 
 
-async def measure(count: int, floor_drain_per_s: float | None,
+async def measure(count: int, floor_drain_per_s: float | None, floor_live_per_s: float | None = None,
                   services: tuple[str, ...] = ("scheduling", "billing", "reporting"),
                   profile_dir: Path | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
@@ -188,8 +188,13 @@ async def measure(count: int, floor_drain_per_s: float | None,
         rate = result.get("events_per_s")
         if rate and floor_drain_per_s:
             result["ratio_to_floor"] = round(rate / floor_drain_per_s, 3)
-        log(f"consumers: {subject.service} {rate} events/s, ratio {result.get('ratio_to_floor')},"
-            f" {result.get('deliveries_per_transaction')} deliveries per transaction")
+        if rate and floor_live_per_s:
+            # The floor with its publishing in the measured window: like for like for a service that publishes
+            # what its deliveries cause (billing: an invoice for each).
+            result["ratio_to_live_floor"] = round(rate / floor_live_per_s, 3)
+        batched = result.get("deliveries_per_transaction")
+        log(f"consumers: {subject.service} {rate} events/s, ratio {result.get('ratio_to_floor')}"
+            + (f", {batched} deliveries per transaction" if batched else ""))
         results[subject.service] = result
     return results
 
@@ -201,5 +206,6 @@ if __name__ == "__main__":
 
     chosen = tuple(sys.argv[2:]) or ("scheduling", "billing", "reporting")
     where = Path(os.environ["BENCH_PROFILE_DIR"]) if os.environ.get("BENCH_PROFILE_DIR") else None
-    print(json.dumps(asyncio.run(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 2000, None, chosen, where)),
+    counted = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    print(json.dumps(asyncio.run(measure(counted, None, None, chosen, where)),
                      indent=2, default=str))

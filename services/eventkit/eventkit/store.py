@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from uuid import UUID, uuid4, uuid5
 
 import asyncpg
+import pydantic_core
 
 from eventkit import db
 from eventkit.db import Conn
@@ -245,7 +246,7 @@ class EventStore:
             position=row["position"], stream_id=row["stream_id"], stream_type=row["stream_type"],
             version=row["version"], event_id=row["event_id"],
             data=self.types.load(row["event_type"], row["schema_version"], row["data"]),
-            metadata=json.loads(row["metadata"]), recorded_at=row["recorded_at"].astimezone(UTC),
+            metadata=pydantic_core.from_json(row["metadata"]), recorded_at=row["recorded_at"].astimezone(UTC),
         )
 
     async def load(self, stream_id: str, *, conn: Conn | None = None) -> list[RecordedEvent]:
