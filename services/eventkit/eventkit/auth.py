@@ -9,6 +9,8 @@ the roles they hold (`roles`, or a single `role`); an endpoint states the roles 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from functools import cached_property
@@ -22,6 +24,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventkit.events import Actor
+
+log = logging.getLogger(__name__)
 
 ROLES = ("coordinator", "physician", "cashier", "auditor")
 DEV_KEYS = Path(__file__).resolve().parent / "devkeys"
@@ -47,13 +51,27 @@ class AuthSettings(BaseSettings):
         return key_file.read_text().strip() == DEV_PUBLIC_KEY.read_text().strip()
 
 
+# A request that needs the identity provider's keys waits at most this long for them: then it is a 503.
+JWKS_FETCH_TIMEOUT_SECONDS = 5.0
+
+
 class TokenVerifier:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
 
     @cached_property
     def _jwks(self) -> jwt.PyJWKClient | None:
-        return jwt.PyJWKClient(self.settings.jwt_jwks_url, cache_keys=True) if self.settings.jwt_jwks_url else None
+        if not self.settings.jwt_jwks_url:
+            return None
+        return jwt.PyJWKClient(self.settings.jwt_jwks_url, cache_keys=True, timeout=JWKS_FETCH_TIMEOUT_SECONDS)
+
+    async def verify_in_background(self, token: str) -> dict[str, Any]:
+        """`verify`, off the event loop when it may fetch the identity provider's keys over HTTP (PyJWKClient is
+        synchronous: at start, when the cached key set expires, on an unknown key id), so that a slow or
+        unreachable provider holds up only the requests that need its keys."""
+        if self._jwks is None:
+            return self.verify(token)
+        return await asyncio.to_thread(self.verify, token)
 
     @cached_property
     def _public_key(self) -> str:
@@ -92,7 +110,12 @@ def allow(*roles: str) -> Callable[..., Coroutine[Any, Any, Actor]]:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
         verifier: TokenVerifier = request.app.state.token_verifier
         try:
-            claims = verifier.verify(credentials.credentials)
+            claims = await verifier.verify_in_background(credentials.credentials)
+        except jwt.PyJWKClientConnectionError as error:
+            # Not the caller's fault, and not a verdict on the token: a 401 would send staff to log in again.
+            log.warning("the identity provider's signing keys could not be fetched: %s", error)
+            raise HTTPException(503, "the identity provider's signing keys could not be fetched; try again shortly",
+                                headers={"Retry-After": "5"}) from None
         except jwt.PyJWTError as error:
             raise HTTPException(401, f"invalid token: {error}", headers={"WWW-Authenticate": "Bearer"}) from None
         acting = [role for role in roles_of(claims) if role in roles]
