@@ -3,7 +3,8 @@
 A delivery is handled in one database transaction that first records its event id in `inbox`; a
 redelivered event finds its id there and has no second effect. The message is acked only after the
 commit. What can never succeed goes to `<service>.inbox.dlq` at once, with the reason in headers:
-a body that is not a CloudEvent, an unknown type or version, data that fails its schema. A handler
+a body that is not a CloudEvent, an unknown type or version, data that fails its schema, values the schema
+allows but PostgreSQL cannot store (a NUL in a string, an integer beyond 64 bits). A handler
 that raises is retried (republished with an attempt count in a header, then acked) up to
 `max_attempts`, then dead-lettered. A database outage is not the message's fault: it is requeued
 after a pause, without counting, so good messages are never dead-lettered for it.
@@ -162,9 +163,7 @@ class Consumer:
                         log.info("%s %s: %s", envelope.type, envelope.id, outcome.verdict.value,
                                  extra={"case_id": case, "service": self.service})
                 except Exception as error:
-                    outcome = (Outcome(Verdict.REQUEUE, "transient", _short(error), case)
-                               if is_transient(error)
-                               else Outcome(Verdict.RETRY, "handler-failed", _short(error), case))
+                    outcome = _outcome_of_failure(error, case)
         finally:
             # The case's last delivery in this process drops its lock. (`locked()` cannot tell: it is false
             # between a release and the next waiter's wake-up, and a fresh lock then would let two run at once.)
@@ -347,6 +346,16 @@ async def _undecoded(message: RabbitMessage) -> bytes:
     claims: a body that is not the JSON (or UTF-8 text) it says it is raised there, before `settle`, and the
     message stayed unacked, holding a prefetch slot for good."""
     return message.body
+
+
+def _outcome_of_failure(error: Exception, case: str) -> Outcome:
+    if is_transient(error):
+        return Outcome(Verdict.REQUEUE, "transient", _short(error), case)
+    if isinstance(error, asyncpg.DataError):
+        # PostgreSQL refused the values themselves (a NUL in a string, an integer beyond 64 bits: both within the
+        # contracts, neither storable). The same values fail the same way every time: no point in retrying.
+        return Outcome(Verdict.DEAD_LETTER, "unstorable-data", _short(error), case)
+    return Outcome(Verdict.RETRY, "handler-failed", _short(error), case)
 
 
 def _database_unreachable(error: BaseException) -> bool:

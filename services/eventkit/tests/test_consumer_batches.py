@@ -26,7 +26,7 @@ Handler = Callable[[Conn, Delivery], Awaitable[None]]
 @pytest.fixture
 async def pool(database: str, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
     (tmp_path / "0001_effects.sql").write_text(
-        "CREATE TABLE effects (event_id uuid PRIMARY KEY, transaction_id bigint NOT NULL, trace text);")
+        "CREATE TABLE effects (event_id uuid PRIMARY KEY, transaction_id bigint NOT NULL, trace text, note text);")
     await db.migrate(database, [tmp_path])
     pool = await db.create_pool(database)
     try:
@@ -36,8 +36,8 @@ async def pool(database: str, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def record(conn: Conn, delivery: Delivery) -> None:
-    await conn.execute("INSERT INTO effects VALUES ($1, txid_current(), $2)", delivery.envelope.id,
-                       current_traceparent())
+    await conn.execute("INSERT INTO effects (event_id, transaction_id, trace) VALUES ($1, txid_current(), $2)",
+                       delivery.envelope.id, current_traceparent())
 
 
 async def deliver_together(consumer: Consumer, events: list[CloudEvent]) -> list[Outcome]:
@@ -173,3 +173,23 @@ async def test_batches_of_two_replicas_that_deadlock_are_each_handled_alone(pool
     effects = await rows(pool, "SELECT event_id, transaction_id FROM effects")
     assert sorted(str(row["event_id"]) for row in effects) == sorted(str(e.id) for batch in batches for e in batch)
     assert len({row["transaction_id"] for row in effects}) == 3, "one batch committed whole, the other one by one"
+
+
+async def test_values_postgresql_cannot_store_are_dead_lettered_at_once_and_the_rest_of_the_batch_commits(
+        pool: asyncpg.Pool) -> None:
+    async def record_the_screener(conn: Conn, delivery: Delivery) -> None:
+        assert isinstance(delivery.data, CaseAccepted)
+        await conn.execute("INSERT INTO effects (event_id, transaction_id, note) VALUES ($1, txid_current(), $2)",
+                           delivery.envelope.id, delivery.data.screened_by)
+
+    consumer = Consumer("testsvc", pool, {CaseAccepted: record_the_screener})
+    good = [accepted_event() for _ in range(3)]
+    case_id = uuid.uuid4()
+    # A NUL is a legal character in the contract's string; PostgreSQL's text cannot hold it.
+    unstorable = accepted_event(case_id).model_copy(update={"data": {
+        **accepted_event(case_id).data, "screened_by": "dr-\x00-1"}})
+    outcomes = await deliver_together(consumer, [*good, unstorable])
+    assert [outcome.verdict for outcome in outcomes] == [Verdict.DONE] * 3 + [Verdict.DEAD_LETTER]
+    assert outcomes[3].reason == "unstorable-data"
+    effects = await rows(pool, "SELECT event_id FROM effects")
+    assert sorted(str(row["event_id"]) for row in effects) == sorted(str(event.id) for event in good)
