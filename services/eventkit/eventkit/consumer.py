@@ -384,4 +384,6 @@ def _short(error: BaseException) -> str:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                              for e in error.errors(include_input=False, include_url=False))
         return f"{error.title} invalid: {problems}"[:1000]
+    if isinstance(error, asyncpg.DataError):  # its message can quote the refused value
+        return f"{error.__class__.__name__}: PostgreSQL refused a value (SQLSTATE {error.sqlstate})"
     return f"{error.__class__.__name__}: {error}"[:1000]

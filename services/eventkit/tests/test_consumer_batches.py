@@ -26,7 +26,8 @@ Handler = Callable[[Conn, Delivery], Awaitable[None]]
 @pytest.fixture
 async def pool(database: str, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
     (tmp_path / "0001_effects.sql").write_text(
-        "CREATE TABLE effects (event_id uuid PRIMARY KEY, transaction_id bigint NOT NULL, trace text, note text);")
+        "CREATE TABLE effects (event_id uuid PRIMARY KEY, transaction_id bigint NOT NULL, trace text, note text,"
+        " sequence bigint);")
     await db.migrate(database, [tmp_path])
     pool = await db.create_pool(database)
     try:
@@ -179,17 +180,21 @@ async def test_values_postgresql_cannot_store_are_dead_lettered_at_once_and_the_
         pool: asyncpg.Pool) -> None:
     async def record_the_screener(conn: Conn, delivery: Delivery) -> None:
         assert isinstance(delivery.data, CaseAccepted)
-        await conn.execute("INSERT INTO effects (event_id, transaction_id, note) VALUES ($1, txid_current(), $2)",
-                           delivery.envelope.id, delivery.data.screened_by)
+        await conn.execute(
+            "INSERT INTO effects (event_id, transaction_id, note, sequence) VALUES ($1, txid_current(), $2, $3)",
+            delivery.envelope.id, delivery.data.screened_by, delivery.envelope.sequence)
 
     consumer = Consumer("testsvc", pool, {CaseAccepted: record_the_screener})
     good = [accepted_event() for _ in range(3)]
+    # Both legal in the contracts: a NUL in a string (PostgreSQL's text cannot hold it) and an integer beyond
+    # 64 bits.
     case_id = uuid.uuid4()
-    # A NUL is a legal character in the contract's string; PostgreSQL's text cannot hold it.
-    unstorable = accepted_event(case_id).model_copy(update={"data": {
+    with_nul = accepted_event(case_id).model_copy(update={"data": {
         **accepted_event(case_id).data, "screened_by": "dr-\x00-1"}})
-    outcomes = await deliver_together(consumer, [*good, unstorable])
-    assert [outcome.verdict for outcome in outcomes] == [Verdict.DONE] * 3 + [Verdict.DEAD_LETTER]
-    assert outcomes[3].reason == "unstorable-data"
+    too_big = accepted_event().model_copy(update={"sequence": 2**70})
+    outcomes = await deliver_together(consumer, [*good, with_nul, too_big])
+    assert [outcome.verdict for outcome in outcomes] == [Verdict.DONE] * 3 + [Verdict.DEAD_LETTER] * 2
+    assert [outcome.reason for outcome in outcomes[3:]] == ["unstorable-data"] * 2
+    assert str(2**70) not in outcomes[4].detail, "the refused value stays out of logs and dead-letter headers"
     effects = await rows(pool, "SELECT event_id FROM effects")
     assert sorted(str(row["event_id"]) for row in effects) == sorted(str(event.id) for event in good)
