@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -64,11 +65,14 @@ async def test_deliveries_in_hand_together_commit_in_one_transaction_each_with_o
     assert sorted(row["message_id"] for row in inbox) == sorted(str(event.id) for event in events)
 
 
-async def test_with_a_batch_limit_of_one_each_delivery_has_its_own_transaction(pool: asyncpg.Pool) -> None:
-    consumer = Consumer("testsvc", pool, {CaseAccepted: record}, batch_max=1)
-    await deliver_together(consumer, [accepted_event() for _ in range(6)])
-    effects = await rows(pool, "SELECT transaction_id FROM effects")
-    assert len({row["transaction_id"] for row in effects}) == 6
+@pytest.mark.parametrize("batch_max", [1, 2])
+async def test_no_transaction_holds_more_deliveries_than_the_batch_limit(pool: asyncpg.Pool, batch_max: int) -> None:
+    consumer = Consumer("testsvc", pool, {CaseAccepted: record}, batch_max=batch_max)
+    outcomes = await deliver_together(consumer, [accepted_event() for _ in range(6)])
+    assert {outcome.verdict for outcome in outcomes} == {Verdict.DONE}
+    per_transaction = Counter(row["transaction_id"] for row in await rows(pool, "SELECT transaction_id FROM effects"))
+    assert sum(per_transaction.values()) == 6
+    assert max(per_transaction.values()) == batch_max
 
 
 async def test_a_failing_delivery_in_a_batch_is_retried_alone_and_the_others_commit_once(
@@ -94,7 +98,13 @@ async def test_a_failing_delivery_in_a_batch_is_retried_alone_and_the_others_com
 
 
 async def test_events_already_handled_or_twice_in_one_batch_have_no_second_effect(pool: asyncpg.Pool) -> None:
-    consumer = Consumer("testsvc", pool, {CaseAccepted: record})
+    async with pool.acquire() as conn:  # no unique key here: a second effect would simply be a second row
+        await conn.execute("CREATE TABLE handled (event_id uuid NOT NULL)")
+
+    async def note(conn: Conn, delivery: Delivery) -> None:
+        await conn.execute("INSERT INTO handled VALUES ($1)", delivery.envelope.id)
+
+    consumer = Consumer("testsvc", pool, {CaseAccepted: note})
     handled_before = accepted_event()
     assert (await consumer.process(handled_before.to_json_bytes())).verdict is Verdict.DONE
     fresh = accepted_event()
@@ -103,9 +113,9 @@ async def test_events_already_handled_or_twice_in_one_batch_have_no_second_effec
     twin = fresh.model_copy(update={"subject": str(uuid.uuid4())})
     outcomes = await deliver_together(consumer, [handled_before, fresh, twin, accepted_event()])
     assert sorted(outcome.verdict.value for outcome in outcomes) == ["done", "done", "duplicate", "duplicate"]
-    effects = await rows(pool, "SELECT event_id FROM effects")
-    assert len(effects) == 3
-    assert len({row["event_id"] for row in effects}) == 3
+    handled = await rows(pool, "SELECT event_id FROM handled")
+    assert len(handled) == 3
+    assert len({row["event_id"] for row in handled}) == 3
 
 
 async def test_a_connection_lost_mid_batch_requeues_the_whole_batch_and_writes_nothing(
