@@ -32,6 +32,7 @@ from bench.common import log
 from eventkit import db
 from eventkit.events import Actor, CommandContext
 from eventkit.outbox import OutboxRelay, outbox_status
+from eventkit.runtime import wait_until
 from eventkit.store import EventStore, EventTypes
 from eventkit.testing import fresh_database, fresh_vhost
 from secondopinion_contracts.codes import Mode
@@ -109,7 +110,7 @@ async def eventkit_rates(count: int, *, relay_here: bool = True) -> dict[str, An
             if not relay_here:
                 return _save_rates(count, one, many)
             # Reads are measured alone, once the relay has published what the saves wrote.
-            await _published_all(pool)
+            await wait_until(lambda: _nothing_unpublished(pool), timeout=60.0)
             sample = (streams + more)[: min(count, 2000)]
             started = time.perf_counter()
             for stream_id in sample:
@@ -129,15 +130,10 @@ async def eventkit_rates(count: int, *, relay_here: bool = True) -> dict[str, An
             "read_all_events_per_s": _median_rate(read, read_seconds), "events_read": read}
 
 
-async def _published_all(pool: asyncpg.Pool, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        async with pool.acquire() as conn:
-            backlog, _ = await outbox_status(conn)
-        if not backlog:
-            return
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"the relay had not published the saves after {timeout} s")
+async def _nothing_unpublished(pool: asyncpg.Pool) -> bool:
+    async with pool.acquire() as conn:
+        backlog, _ = await outbox_status(conn)
+    return backlog == 0
 
 
 # --- eventsourcing ------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import enum
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -221,56 +221,54 @@ class Consumer:
                     waiting.resolve(outcome)
                 return
         for waiting in batch:
-            token = otel_context.attach(waiting.trace_context)
             try:
-                waiting.resolve(await self._handle_once(waiting.handler, waiting.delivery))
+                waiting.resolve(await self._handle_once(waiting.handler, waiting.delivery, waiting.trace_context))
             except Exception as error:
                 waiting.fail(error)
-            finally:
-                otel_context.detach(token)
 
     async def _handle_together(self, batch: list[_Waiting]) -> list[Outcome]:
         """All of `batch` in one transaction, in the order of their cases (at most one delivery per case is in
         hand: the case lock), so that replicas' batches take the cases' locks in one order."""
         batch.sort(key=lambda waiting: waiting.delivery.envelope.subject)
-        outcomes: list[Outcome] = []
         async with db.transaction(self.pool) as conn:
-            first_times = {row["message_id"] for row in await conn.fetch(
-                "INSERT INTO inbox (message_id, event_type) SELECT * FROM unnest($1::text[], $2::text[])"
-                " ON CONFLICT DO NOTHING RETURNING message_id",
-                [str(waiting.delivery.envelope.id) for waiting in batch],
-                [waiting.delivery.envelope.type for waiting in batch],
-            )}
-            for waiting in batch:
-                message_id = str(waiting.delivery.envelope.id)
-                if message_id not in first_times:  # recorded before, or earlier in this batch
-                    outcomes.append(Outcome(Verdict.DUPLICATE))
-                    continue
-                first_times.discard(message_id)
-                token = otel_context.attach(waiting.trace_context)
-                try:
-                    await waiting.handler(conn, waiting.delivery)
-                finally:
-                    otel_context.detach(token)
-                outcomes.append(Outcome(Verdict.DONE))
-        return outcomes
+            return await self._handle_in(conn, [(w.handler, w.delivery, w.trace_context) for w in batch])
 
-    async def _handle_once(self, handler: Handler, delivery: Delivery) -> Outcome:
+    async def _handle_once(self, handler: Handler, delivery: Delivery,
+                           trace_context: otel_context.Context | None = None) -> Outcome:
         for _ in range(5):
             try:
                 async with db.transaction(self.pool) as conn:
-                    first_time = await conn.fetchval(
-                        "INSERT INTO inbox (message_id, event_type) VALUES ($1, $2)"
-                        " ON CONFLICT DO NOTHING RETURNING true",
-                        str(delivery.envelope.id), delivery.envelope.type,
-                    )
-                    if not first_time:
-                        return Outcome(Verdict.DUPLICATE)
-                    await handler(conn, delivery)
-                return Outcome(Verdict.DONE)
+                    [outcome] = await self._handle_in(conn, [(handler, delivery, trace_context)])
+                return outcome
             except ConcurrencyError:
                 continue  # another writer touched the same stream: decide again from fresh state
         return Outcome(Verdict.RETRY, "concurrency", "stream kept changing under the handler")
+
+    async def _handle_in(self, conn: Conn,
+                         work: Sequence[tuple[Handler, Delivery, otel_context.Context | None]]) -> list[Outcome]:
+        """In `conn`'s transaction: record each delivery in the inbox and run the handler of each one not recorded
+        before, under its own delivery's trace when one is given (a committer handles others' deliveries)."""
+        first_times = {row["message_id"] for row in await conn.fetch(
+            "INSERT INTO inbox (message_id, event_type) SELECT * FROM unnest($1::text[], $2::text[])"
+            " ON CONFLICT DO NOTHING RETURNING message_id",
+            [str(delivery.envelope.id) for _, delivery, _ in work],
+            [delivery.envelope.type for _, delivery, _ in work],
+        )}
+        outcomes: list[Outcome] = []
+        for handler, delivery, trace_context in work:
+            message_id = str(delivery.envelope.id)
+            if message_id not in first_times:  # recorded before, or earlier in this batch
+                outcomes.append(Outcome(Verdict.DUPLICATE))
+                continue
+            first_times.discard(message_id)
+            token = otel_context.attach(trace_context) if trace_context is not None else None
+            try:
+                await handler(conn, delivery)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
+            outcomes.append(Outcome(Verdict.DONE))
+        return outcomes
 
     def attach(self, broker: RabbitBroker) -> None:
         """Subscribe on `broker`: declared, bound and acked by this consumer's rules."""
