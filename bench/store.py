@@ -33,6 +33,7 @@ from eventkit import db
 from eventkit.events import Actor, CommandContext
 from eventkit.outbox import OutboxRelay, outbox_status
 from eventkit.runtime import wait_until
+from eventkit.settings import ServiceSettings
 from eventkit.store import EventStore, EventTypes
 from eventkit.testing import fresh_database, fresh_vhost
 from secondopinion_contracts.codes import Mode
@@ -104,7 +105,8 @@ async def eventkit_rates(count: int, *, relay_here: bool = True) -> dict[str, An
                 while not relay.is_leader:  # noqa: ASYNC110 (a flag of the relay's own loop)
                     await asyncio.sleep(0.01)
             # Not started, the relay does not lead: the store NOTIFYs the one that would, elsewhere.
-            store = EventStore(pool, service="intake", types=TYPES, relay=relay)
+            store = EventStore(pool, service="intake", types=TYPES, relay=relay,
+                               append_batch_max=ServiceSettings().append_batch_max)
             one, streams = await _eventkit_append(store, count, 1)
             many, more = await _eventkit_append(store, count, CONCURRENT_WRITERS)
             if not relay_here:

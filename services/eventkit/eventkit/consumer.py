@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import logging
 import time
@@ -38,6 +37,7 @@ from pydantic import ValidationError
 from eventkit import db, metrics
 from eventkit.db import Conn, is_transient
 from eventkit.events import Actor, CommandContext
+from eventkit.group_commit import GroupCommitter, Pending
 from eventkit.store import ConcurrencyError
 from eventkit.telemetry import continued_from
 from eventkit.topology import dead_letter_queue, inbox_arguments, inbox_queue
@@ -77,23 +77,6 @@ class Outcome:
     case_id: str | None = None
 
 
-@dataclass(frozen=True)
-class _Waiting:
-    """A delivery waiting for the committer, with the trace it is handled under and where its outcome goes."""
-    handler: Handler
-    delivery: Delivery
-    trace_context: otel_context.Context
-    outcome: asyncio.Future[Outcome]
-
-    def resolve(self, outcome: Outcome) -> None:
-        if not self.outcome.done():  # its delivery's task may have been cancelled meanwhile
-            self.outcome.set_result(outcome)
-
-    def fail(self, error: BaseException) -> None:
-        if not self.outcome.done():
-            self.outcome.set_exception(error)
-
-
 class Consumer:
     """Turns deliveries of the events a service reacts to into handler calls, exactly once each."""
 
@@ -113,9 +96,8 @@ class Consumer:
         self.transient_delay = transient_delay
         self.prefetch = prefetch
         self.batch_max = batch_max
-        self.concurrent_batches = concurrent_batches
-        self._waiting: list[_Waiting] = []
-        self._committers: set[asyncio.Task[None]] = set()
+        self._batches: GroupCommitter[tuple[Handler, Delivery], Outcome] = GroupCommitter(
+            self._commit_batch, batch_max=batch_max, concurrent_batches=concurrent_batches)
         self._case_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._case_users: Counter[str] = Counter()  # deliveries of each case holding or awaiting its lock
         self.subscriber: Any = None
@@ -179,38 +161,17 @@ class Consumer:
         return outcome
 
     async def _handle(self, handler: Handler, delivery: Delivery) -> Outcome:
-        """Hand the delivery to a committer and wait for its outcome; start a committer if fewer than
-        `concurrent_batches` are at work (two, so that one batch is built while the other commits)."""
         if self.batch_max == 1:
             return await self._handle_once(handler, delivery)
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(handler, delivery, otel_context.get_current(), loop.create_future())
-        self._waiting.append(waiting)
-        if len(self._committers) < self.concurrent_batches:
-            # Its own context: the committer outlives this delivery and handles others, each under its own trace.
-            committer = loop.create_task(self._commit_waiting(), context=contextvars.Context())
-            self._committers.add(committer)
-            committer.add_done_callback(self._committers.discard)
-        return await waiting.outcome
+        return await self._batches.run((handler, delivery))
 
-    async def _commit_waiting(self) -> None:
-        batch: list[_Waiting] = []
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[:self.batch_max], self._waiting[self.batch_max:]
-                await self._commit_batch(batch)
-        except BaseException as error:  # cancelled (the service is stopping): nothing was acked, all is redelivered
-            for waiting in (*batch, *(self._waiting if len(self._committers) <= 1 else ())):
-                waiting.fail(error)
-            raise
-
-    async def _commit_batch(self, batch: list[_Waiting]) -> None:
+    async def _commit_batch(self, batch: list[Pending[tuple[Handler, Delivery], Outcome]]) -> None:
         metrics.CONSUMER_BATCH_SIZE.labels(self.service).observe(len(batch))
         if len(batch) > 1:
             try:
                 outcomes = await self._handle_together(batch)
             except Exception as error:
-                if _database_unreachable(error):
+                if db.is_database_lost(error):
                     for waiting in batch:
                         waiting.fail(error)
                     return
@@ -222,16 +183,16 @@ class Consumer:
                 return
         for waiting in batch:
             try:
-                waiting.resolve(await self._handle_once(waiting.handler, waiting.delivery, waiting.trace_context))
+                waiting.resolve(await self._handle_once(*waiting.work, waiting.trace_context))
             except Exception as error:
                 waiting.fail(error)
 
-    async def _handle_together(self, batch: list[_Waiting]) -> list[Outcome]:
+    async def _handle_together(self, batch: list[Pending[tuple[Handler, Delivery], Outcome]]) -> list[Outcome]:
         """All of `batch` in one transaction, in the order of their cases (at most one delivery per case is in
         hand: the case lock), so that replicas' batches take the cases' locks in one order."""
-        batch.sort(key=lambda waiting: waiting.delivery.envelope.subject)
+        batch.sort(key=lambda waiting: waiting.work[1].envelope.subject)
         async with db.transaction(self.pool) as conn:
-            return await self._handle_in(conn, [(w.handler, w.delivery, w.trace_context) for w in batch])
+            return await self._handle_in(conn, [(*w.work, w.trace_context) for w in batch])
 
     async def _handle_once(self, handler: Handler, delivery: Delivery,
                            trace_context: otel_context.Context | None = None) -> Outcome:
@@ -354,12 +315,6 @@ def _outcome_of_failure(error: Exception, case: str) -> Outcome:
         # contracts, neither storable). The same values fail the same way every time: no point in retrying.
         return Outcome(Verdict.DEAD_LETTER, "unstorable-data", _short(error), case)
     return Outcome(Verdict.RETRY, "handler-failed", _short(error), case)
-
-
-def _database_unreachable(error: BaseException) -> bool:
-    """The database itself failed (down, restarting, connection cut): handling the batch's deliveries one by one
-    would fail the same way. A deadlock or serialization failure is the batch's own doing: each alone may pass."""
-    return is_transient(error) and not isinstance(error, asyncpg.SerializationError | asyncpg.DeadlockDetectedError)
 
 
 def _attempts_before(headers: Mapping[str, Any]) -> int:

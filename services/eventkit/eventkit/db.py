@@ -47,6 +47,13 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TRANSIENT_DB_ERRORS)
 
 
+def is_database_lost(error: BaseException) -> bool:
+    """The database itself failed (down, restarting, connection cut): a group-committed batch's work done piece by
+    piece would fail the same way. A deadlock or serialization failure is the batch's own doing: each alone may
+    pass."""
+    return is_transient(error) and not isinstance(error, asyncpg.SerializationError | asyncpg.DeadlockDetectedError)
+
+
 P = ParamSpec("P")
 T = TypeVar("T")
 READ_ATTEMPTS = 5  # within about 0.75 s: a connection whose server process was terminated is replaced at once

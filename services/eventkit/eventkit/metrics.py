@@ -37,3 +37,11 @@ CONSUMER_BATCH_FALLBACKS = Counter(
     "secondopinion_consumer_batch_fallbacks_total",
     "Batches rolled back and handled one delivery at a time because something in them failed", ["service"],
 )
+APPEND_BATCH_SIZE = Histogram(
+    "secondopinion_append_batch_appends", "Appends written together in one statement and transaction (group commit)",
+    ["service"], buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+APPEND_BATCH_FALLBACKS = Counter(
+    "secondopinion_append_batch_fallbacks_total",
+    "Batches of appends rolled back and written one append at a time because something in them failed", ["service"],
+)

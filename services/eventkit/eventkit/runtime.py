@@ -80,7 +80,7 @@ class ServiceRuntime:
                                      sweep_interval=settings.outbox_sweep_seconds)
             self.relay.start()
         self._store = EventStore(self._pool, service=self.service, types=self.types, projections=self.projections,
-                                 relay=self.relay)
+                                 relay=self.relay, append_batch_max=settings.append_batch_max)
         handlers = self._handlers(self) if self._handlers else {}
         catch_all = self._catch_all(self) if self._catch_all else None
         if consume and (handlers or catch_all):

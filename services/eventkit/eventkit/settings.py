@@ -30,6 +30,8 @@ class ServiceSettings(BaseSettings):
     consumer_prefetch: int = Field(32, validation_alias="CONSUMER_PREFETCH", ge=1, le=1000)
     # Deliveries in hand together are handled in one transaction, at most this many (1: each in its own).
     consumer_batch_max: int = Field(32, validation_alias="CONSUMER_BATCH_MAX", ge=1, le=1000)
+    # Appends made while others commit are written together, at most this many (1: each in its own transaction).
+    append_batch_max: int = Field(32, validation_alias="APPEND_BATCH_MAX", ge=1, le=1000)
     consumer_max_attempts: int = Field(5, validation_alias="CONSUMER_MAX_ATTEMPTS", ge=1, le=100)
     outbox_batch_size: int = Field(500, validation_alias="OUTBOX_BATCH_SIZE", ge=1, le=10_000)
     outbox_sweep_seconds: float = Field(1.0, validation_alias="OUTBOX_SWEEP_SECONDS", gt=0)

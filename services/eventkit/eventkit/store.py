@@ -8,6 +8,7 @@ the same transaction, so an event is stored if and only if it will be published.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -18,11 +19,14 @@ from uuid import UUID, uuid4, uuid5
 import asyncpg
 import pydantic_core
 
-from eventkit import db
+from eventkit import db, metrics
 from eventkit.db import Conn
 from eventkit.events import CommandContext, Event, PrivateEvent, RecordedEvent
+from eventkit.group_commit import GroupCommitter, Pending
 from eventkit.telemetry import current_traceparent
 from secondopinion_contracts import CloudEvent, EventData
+
+log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "eventkit_outbox"
 
@@ -118,37 +122,64 @@ class LocalRelay(Protocol):
     def wake(self, *_: Any) -> None: ...
 
 
-# One statement per append: the version check, the events and their outbox rows. The check is the guard of the
-# INSERT (no row when the stream is not at the expected version); two writers who both passed it collide on the
-# (stream_id, version) unique constraint.
-_APPEND_EVENTS = """
-    INSERT INTO events
-        (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata, recorded_at)
-    SELECT $1, $2, $3 + n, id, t, sv, d::jsonb, $8::jsonb, $9
-    FROM unnest($4::uuid[], $5::text[], $6::int[], $7::text[]) WITH ORDINALITY AS u(id, t, sv, d, n)
-    WHERE (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1) = $3
-    RETURNING version, position"""
-_APPEND_EVENTS_AND_OUTBOX = f"""
-    WITH appended AS ({_APPEND_EVENTS}),
+# One statement writes any number of appends, to different streams: their events, each guarded by its stream's
+# version check, and the outbox rows of the events that were written. The check is the guard of the INSERT (no row
+# for a stream that is not at the expected version, while the other streams' rows go in); two writers who both
+# passed it collide on the (stream_id, version) unique constraint.
+_APPEND = """
+    WITH appended AS (
+        INSERT INTO events
+            (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata, recorded_at)
+        SELECT s, st, v, id, t, sv, d::jsonb, m::jsonb, $11
+        FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::uuid[], $6::text[], $7::int[], $8::text[],
+                    $9::text[], $10::int[]) AS u(s, st, expected, v, id, t, sv, d, m, n)
+        WHERE (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = u.s) = u.expected
+        ORDER BY n
+        RETURNING stream_id, version, position, event_id),
     outboxed AS (
         INSERT INTO outbox (event_id, routing_key, body, headers)
-        SELECT id, rk, body, $13::jsonb
-        FROM unnest($10::uuid[], $11::text[], $12::bytea[]) AS o(id, rk, body)
-        WHERE EXISTS (SELECT FROM appended))
-    SELECT version, position FROM appended"""
+        SELECT id, rk, body, h::jsonb
+        FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::bytea[], $16::text[], $17::int[])
+            AS o(source, id, rk, body, h, n)
+        WHERE source IN (SELECT event_id FROM appended)
+        ORDER BY n)
+    SELECT stream_id, version, position FROM appended"""
 
 
 _LOAD = "SELECT * FROM events WHERE stream_id = $1 ORDER BY version"
+_STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"
+
+
+@dataclass(frozen=True)
+class _Append:
+    """What one `append` asks for, as a batch carries it."""
+
+    stream_id: str
+    stream_type: str
+    expected_version: int
+    events: Sequence[Event]
+    context: CommandContext
+    traceparent: str | None
 
 
 class EventStore:
+    """Appends made outside a caller's transaction (most commands') are group-committed: those that arrive while
+    others commit are written together, in one statement and one transaction (at most `append_batch_max`; 1 writes
+    each alone). An append that fails in a batch (its stream's version guard) fails alone; if the batch fails as a
+    whole (a projection's error, a collision with another replica), each of its appends is written again on its
+    own, so one never takes the others with it."""
+
     def __init__(self, pool: asyncpg.Pool, *, service: str, types: EventTypes,
-                 projections: Sequence[Projection] = (), relay: LocalRelay | None = None) -> None:
+                 projections: Sequence[Projection] = (), relay: LocalRelay | None = None,
+                 append_batch_max: int = 32) -> None:
         self.pool = pool
         self.service = service
         self.types = types
         self.projections = tuple(projections)
         self.relay = relay
+        self.append_batch_max = append_batch_max
+        self._appends: GroupCommitter[_Append, list[RecordedEvent]] = GroupCommitter(
+            self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id)
 
     @asynccontextmanager
     async def transaction(self, conn: Conn | None = None) -> AsyncIterator[Conn]:
@@ -167,70 +198,110 @@ class EventStore:
                      context: CommandContext, *, conn: Conn | None = None) -> list[RecordedEvent]:
         if not events:
             return []
+        append = _Append(stream_id, stream_type, expected_version, events, context, current_traceparent())
+        if conn is None and self.append_batch_max > 1:
+            return await self._appends.run(append)
+        return await self._append_alone(append, conn)
+
+    async def _append_alone(self, append: _Append, conn: Conn | None = None) -> list[RecordedEvent]:
         try:
             async with self.transaction(conn) as tx:
-                return await self._append(tx, stream_id, stream_type, expected_version, events, context)
+                [recorded] = await self._write(tx, [append])
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name == "events_stream_version_unique":
-                raise ConcurrencyError(stream_id, expected_version) from None
+                raise ConcurrencyError(append.stream_id, append.expected_version) from None
             raise
-
-    async def _append(self, conn: Conn, stream_id: str, stream_type: str, expected_version: int,
-                      events: Sequence[Event], context: CommandContext) -> list[RecordedEvent]:
-        metadata = context.metadata()
-        traceparent = current_traceparent()
-        if traceparent:
-            metadata["traceparent"] = traceparent
-        # Stamped here rather than by PostgreSQL so that the outbox rows, which carry it, go in the same statement.
-        recorded_at = datetime.now(UTC)
-        recorded = [
-            RecordedEvent(position=0, stream_id=stream_id, stream_type=stream_type, version=expected_version + i,
-                          event_id=uuid4(), data=event, metadata=metadata, recorded_at=recorded_at)
-            for i, event in enumerate(events, start=1)
-        ]
-        arguments: list[Any] = [
-            stream_id, stream_type, expected_version,
-            [r.event_id for r in recorded],
-            [event.NAME for event in events],
-            [event.VERSION for event in events],
-            [event.model_dump_json() for event in events],
-            json.dumps(metadata),
-            recorded_at,
-        ]
-        envelopes = self._envelopes(recorded, context, traceparent)
-        if envelopes:
-            headers = json.dumps({"traceparent": traceparent} if traceparent else {})
-            rows = await conn.fetch(_APPEND_EVENTS_AND_OUTBOX, *arguments, [e.id for e in envelopes],
-                                    [e.routing_key for e in envelopes], [e.to_json_bytes() for e in envelopes], headers)
-        else:
-            rows = await conn.fetch(_APPEND_EVENTS, *arguments)
-        if not rows:
-            actual = await conn.fetchval("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1",
-                                         stream_id)
-            raise ConcurrencyError(stream_id, expected_version, actual)
-        positions = {row["version"]: row["position"] for row in rows}
-        recorded = [replace(r, position=positions[r.version]) for r in recorded]
-        if envelopes:
-            await self._wake_relay(conn)
-        for projection in self.projections:
-            await projection.apply(conn, recorded)
+        if recorded is None:
+            actual = await (conn.fetchval(_STREAM_VERSION, append.stream_id) if conn is not None
+                            else self._stream_version(append.stream_id))
+            raise ConcurrencyError(append.stream_id, append.expected_version, actual)
         return recorded
 
-    def _envelopes(self, recorded: Sequence[RecordedEvent], context: CommandContext,
-                   traceparent: str | None) -> list[CloudEvent]:
-        envelopes = []
-        for r in recorded:
-            if not isinstance(r.data, EventData):
-                continue
-            envelopes.append(
-                envelope_for(self.service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent))
-            # Deprecated versions go out beside their successor, each with its own stable id.
-            envelopes += [
-                envelope_for(self.service, older, uuid5(r.event_id, older.type_name()), r.version, r.recorded_at,
-                             context, traceparent, superseded_by=r.data.type_name())
-                for older in r.data.published_alongside()
-            ]
-        return envelopes
+    async def _commit_appends(self, batch: list[Pending[_Append, list[RecordedEvent]]]) -> None:
+        metrics.APPEND_BATCH_SIZE.labels(self.service).observe(len(batch))
+        if len(batch) > 1:
+            # Streams in one order, so that two replicas' batches take the index entries' locks alike.
+            batch.sort(key=lambda pending: pending.work.stream_id)
+            try:
+                async with db.transaction(self.pool) as conn:
+                    results = await self._write(conn, [pending.work for pending in batch])
+            except Exception as error:
+                if db.is_database_lost(error):
+                    for pending in batch:
+                        pending.fail(error)
+                    return
+                log.info("a batch of %d appends failed (%s); writing each on its own", len(batch),
+                         error.__class__.__name__)
+                metrics.APPEND_BATCH_FALLBACKS.labels(self.service).inc()
+            else:
+                for pending, recorded in zip(batch, results, strict=True):
+                    if recorded is None:
+                        append = pending.work
+                        pending.fail(ConcurrencyError(append.stream_id, append.expected_version))
+                    else:
+                        pending.resolve(recorded)
+                return
+        for pending in batch:
+            try:
+                pending.resolve(await self._append_alone(pending.work))
+            except Exception as error:
+                pending.fail(error)
+
+    async def _write(self, conn: Conn, appends: Sequence[_Append]) -> list[list[RecordedEvent] | None]:
+        """In `conn`'s transaction: the appends' events, outbox rows and projections; for each append its recorded
+        events, or None where its stream was not at the expected version (nothing of it is written)."""
+        # Stamped here rather than by PostgreSQL so that the outbox rows, which carry it, go in the same statement.
+        recorded_at = datetime.now(UTC)
+        recorded: list[list[RecordedEvent]] = []
+        event_rows: list[tuple[Any, ...]] = []
+        outbox_rows: list[tuple[Any, ...]] = []
+        for append in appends:
+            metadata = append.context.metadata()
+            if append.traceparent:
+                metadata["traceparent"] = append.traceparent
+            metadata_json = json.dumps(metadata)
+            headers = json.dumps({"traceparent": append.traceparent} if append.traceparent else {})
+            these = []
+            for version, event in enumerate(append.events, start=append.expected_version + 1):
+                r = RecordedEvent(position=0, stream_id=append.stream_id, stream_type=append.stream_type,
+                                  version=version, event_id=uuid4(), data=event, metadata=metadata,
+                                  recorded_at=recorded_at)
+                these.append(r)
+                event_rows.append((r.stream_id, r.stream_type, append.expected_version, version, r.event_id,
+                                   event.NAME, event.VERSION, event.model_dump_json(), metadata_json,
+                                   len(event_rows)))
+                outbox_rows += [(r.event_id, envelope.id, envelope.routing_key, envelope.to_json_bytes(), headers,
+                                 len(outbox_rows) + i)
+                                for i, envelope in enumerate(self._envelopes(r, append.context, append.traceparent))]
+            recorded.append(these)
+        columns = [list(column) for column in zip(*event_rows, strict=True)]
+        outbox_columns = [list(column) for column in zip(*outbox_rows, strict=True)] or [[]] * 6
+        rows = await conn.fetch(_APPEND, *columns, recorded_at, *outbox_columns)
+        positions = {(row["stream_id"], row["version"]): row["position"] for row in rows}
+        written: list[list[RecordedEvent] | None] = [
+            [replace(r, position=positions[r.stream_id, r.version]) for r in these]
+            if (these[0].stream_id, these[0].version) in positions else None
+            for these in recorded
+        ]
+        applied = [r for these in written if these is not None for r in these]
+        if any(isinstance(r.data, EventData) for r in applied):
+            await self._wake_relay(conn)
+        if applied:
+            for projection in self.projections:
+                await projection.apply(conn, applied)
+        return written
+
+    def _envelopes(self, r: RecordedEvent, context: CommandContext, traceparent: str | None) -> list[CloudEvent]:
+        """What the bus gets of a recorded event: nothing for a private one; a contract event, and beside it each
+        deprecated version it is still published as, with its own stable id."""
+        if not isinstance(r.data, EventData):
+            return []
+        return [
+            envelope_for(self.service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent),
+            *(envelope_for(self.service, older, uuid5(r.event_id, older.type_name()), r.version, r.recorded_at,
+                           context, traceparent, superseded_by=r.data.type_name())
+              for older in r.data.published_alongside()),
+        ]
 
     async def _wake_relay(self, conn: Conn) -> None:
         """Once the transaction commits, the relay that leads has to look at the outbox. When it runs in this process
@@ -252,6 +323,12 @@ class EventStore:
     async def load(self, stream_id: str, *, conn: Conn | None = None) -> list[RecordedEvent]:
         rows = await (conn.fetch(_LOAD, stream_id) if conn is not None else self._load_rows(stream_id))
         return [self._recorded(row) for row in rows]
+
+    @db.retried_read
+    async def _stream_version(self, stream_id: str) -> int:
+        async with self.pool.acquire() as acquired:
+            version: int = await acquired.fetchval(_STREAM_VERSION, stream_id)
+            return version
 
     @db.retried_read
     async def _load_rows(self, stream_id: str) -> list[asyncpg.Record]:
