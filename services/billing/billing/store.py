@@ -52,12 +52,19 @@ class InvoiceViewProjection:
 
     async def _apply_stream(self, conn: Conn, stream_events: list[RecordedEvent]) -> None:
         invoice_id = invoice_id_of(stream_events[0].stream_id)
+        if stream_events[0].version == 1 and await self._write(conn, invoice_id, None, stream_events, only_if_new=True):
+            return  # a new invoice (its row cannot exist unless its first event was applied before): no read needed
         row = await conn.fetchrow("SELECT state, version FROM invoices WHERE invoice_id = $1 FOR UPDATE", invoice_id)
         # Versions applied already are skipped (rebuild and live apply are idempotent per stream version).
         new = [event for event in stream_events if row is None or event.version > row["version"]]
-        if not new:
-            return
-        state = domain.Invoice.model_validate_json(row["state"]) if row else domain.Invoice()
+        if new:
+            await self._write(conn, invoice_id, domain.Invoice.model_validate_json(row["state"]) if row else None, new)
+
+    async def _write(self, conn: Conn, invoice_id: UUID, state: domain.Invoice | None, new: list[RecordedEvent], *,
+                     only_if_new: bool = False) -> bool:
+        """The row: `state` (None: a new invoice) with `new` applied, and the receipts among them. With
+        `only_if_new` nothing is written where the row exists (False is returned)."""
+        state = state if state is not None else domain.Invoice()
         for event in new:
             state = domain.evolve(state, event.data)
         entries = json.dumps([{
@@ -67,7 +74,7 @@ class InvoiceViewProjection:
         } for event in new])
         issued_at = next((event.recorded_at for event in new if isinstance(event.data, events.InvoiceIssued)), None)
         last = new[-1]
-        await conn.execute(
+        written = await conn.fetchval(
             """INSERT INTO invoices (invoice_id, case_id, issued, status, mode, consultation_date, total, state,
                                      history, version, issued_at, updated_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12)
@@ -76,17 +83,22 @@ class InvoiceViewProjection:
                    mode = EXCLUDED.mode, consultation_date = EXCLUDED.consultation_date, total = EXCLUDED.total,
                    state = EXCLUDED.state, history = invoices.history || EXCLUDED.history,
                    version = EXCLUDED.version, issued_at = coalesce(invoices.issued_at, EXCLUDED.issued_at),
-                   updated_at = EXCLUDED.updated_at""",
+                   updated_at = EXCLUDED.updated_at
+               WHERE $13
+               RETURNING true""",
             invoice_id, state.case_id, state.issued, state.status.value, state.mode.value if state.mode else None,
             state.consultation_date, state.total, state.model_dump_json(), entries, last.version, issued_at,
-            last.recorded_at,
+            last.recorded_at, not only_if_new,
         )
+        if not written:
+            return False
         for event in new:
             if isinstance(event.data, events.ReceiptIssued):
                 # The primary key is a last guard: one receipt number can never be given to two payments.
                 await conn.execute(
                     "INSERT INTO receipts (receipt_number, invoice_id, issued_on) VALUES ($1, $2, $3)",
                     event.data.receipt_number, invoice_id, event.data.issued_on)
+        return True
 
 
 class TakingsProjection:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from billing.app import build
+from billing.store import STREAM_TYPE
 from billing.testing import (
     QUALIFIED_INVOICE_NUMBER,
     SchedulingEvents,
@@ -366,6 +367,23 @@ async def test_projection_rebuild_gives_the_same_views_and_takings(
     assert await runtime.store.rebuild_projections() == 5
     assert (await billing.get(f"/invoices/{invoice_id}")).json() == live
     assert (await billing.get("/takings", params={"date": "2026-12-01"})).json() == takings
+
+
+async def test_an_invoices_events_applied_again_from_the_first_change_nothing(
+        billing: httpx.AsyncClient, scheduling: SchedulingEvents) -> None:
+    # A new invoice's row is written without reading it first; if the row exists (its first event was applied
+    # before), the events are applied as any others: only the versions the row does not have yet.
+    invoice_id = await paid_in_person(billing, scheduling)
+    await billing.post(f"/invoices/{invoice_id}/receipt")
+    live = (await billing.get(f"/invoices/{invoice_id}")).json()
+    runtime = billing._transport.app.state.runtime  # type: ignore[attr-defined]
+    recorded = await runtime.store.load(f"{STREAM_TYPE}-{invoice_id}")
+    assert recorded[0].version == 1
+    assert any(event.name == "ReceiptIssued" for event in recorded)
+    async with runtime.store.transaction() as conn:
+        for projection in runtime.store.projections:
+            await projection.apply(conn, recorded)
+    assert (await billing.get(f"/invoices/{invoice_id}")).json() == live
 
 
 async def test_health_and_readiness_include_the_charge_worker(billing: httpx.AsyncClient) -> None:
