@@ -59,9 +59,7 @@ class GroupCommitter(Generic[W, R]):
         self._waiting.append(pending)
         if len(self._committers) < self.concurrent_batches:
             # Its own context: the committer outlives this task and commits others' work, each under its own trace.
-            committer = loop.create_task(self._commit_waiting(), context=contextvars.Context())
-            self._committers.add(committer)
-            committer.add_done_callback(self._committers.discard)
+            self._committers.add(loop.create_task(self._commit_waiting(), context=contextvars.Context()))
         return await pending.result
 
     def _next_batch(self) -> list[Pending[W, R]]:
@@ -95,3 +93,7 @@ class GroupCommitter(Generic[W, R]):
             for pending in (*batch, *(self._waiting if len(self._committers) <= 1 else ())):
                 pending.fail(error)
             raise
+        finally:
+            # Leaves the set in the same step that found nothing waiting. (A done callback would run a step later:
+            # work handed in between would find this committer still counted, start none, and wait forever.)
+            self._committers.discard(asyncio.current_task())
