@@ -123,9 +123,10 @@ class LocalRelay(Protocol):
 
 
 # One statement writes any number of appends, to different streams: their events, each guarded by its stream's
-# version check, and the outbox rows of the events that were written. The check is the guard of the INSERT (no row
-# for a stream that is not at the expected version, while the other streams' rows go in); two writers who both
-# passed it collide on the (stream_id, version) unique constraint.
+# version check, the outbox rows of the events that were written and, when asked ($18), the NOTIFY that wakes the
+# relay leading elsewhere (in the statement rather than after it: one round trip less a transaction). The check is
+# the guard of the INSERT (no row for a stream that is not at the expected version, while the other streams' rows
+# go in); two writers who both passed it collide on the (stream_id, version) unique constraint.
 _APPEND = """
     WITH appended AS (
         INSERT INTO events
@@ -142,8 +143,10 @@ _APPEND = """
         FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::bytea[], $16::text[], $17::int[])
             AS o(source, id, rk, body, h, n)
         WHERE source IN (SELECT event_id FROM appended)
-        ORDER BY n)
-    SELECT stream_id, version, position FROM appended"""
+        ORDER BY n
+        RETURNING id),
+    notified AS (SELECT pg_notify('""" + OUTBOX_CHANNEL + """', '') WHERE $18 AND EXISTS (SELECT FROM outboxed))
+    SELECT stream_id, version, position FROM appended LEFT JOIN notified ON true"""
 
 
 _LOAD = "SELECT * FROM events WHERE stream_id = $1 ORDER BY version"
@@ -276,7 +279,8 @@ class EventStore:
             recorded.append(these)
         columns = [list(column) for column in zip(*event_rows, strict=True)]
         outbox_columns = [list(column) for column in zip(*outbox_rows, strict=True)] or [[]] * 6
-        rows = await conn.fetch(_APPEND, *columns, recorded_at, *outbox_columns)
+        notify = bool(outbox_rows) and not self._relay_woken_after_commit(conn)
+        rows = await conn.fetch(_APPEND, *columns, recorded_at, *outbox_columns, notify)
         positions = {(row["stream_id"], row["version"]): row["position"] for row in rows}
         written: list[list[RecordedEvent] | None] = [
             [replace(r, position=positions[r.stream_id, r.version]) for r in these]
@@ -284,8 +288,6 @@ class EventStore:
             for these in recorded
         ]
         applied = [r for these in written if these is not None for r in these]
-        if any(isinstance(r.data, EventData) for r in applied):
-            await self._wake_relay(conn)
         if applied:
             for projection in self.projections:
                 await projection.apply(conn, applied)
@@ -303,14 +305,13 @@ class EventStore:
               for older in r.data.published_alongside()),
         ]
 
-    async def _wake_relay(self, conn: Conn) -> None:
+    def _relay_woken_after_commit(self, conn: Conn) -> bool:
         """Once the transaction commits, the relay that leads has to look at the outbox. When it runs in this process
-        it is woken directly after the commit; otherwise a NOTIFY in the transaction reaches it (PostgreSQL
-        serializes the commits of notifying transactions, so the direct way is also the one that scales)."""
+        it is woken directly after the commit (True); otherwise the append's statement sends a NOTIFY to reach it
+        (PostgreSQL serializes the commits of notifying transactions, so the direct way is also the one that
+        scales). A wake-up for an append that wrote nothing only makes the relay look once."""
         relay = self.relay
-        if relay is not None and relay.is_leader and db.after_commit(conn, relay.wake):
-            return
-        await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+        return relay is not None and relay.is_leader and db.after_commit(conn, relay.wake)
 
     def _recorded(self, row: asyncpg.Record) -> RecordedEvent:
         return RecordedEvent(
