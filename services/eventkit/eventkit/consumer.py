@@ -172,27 +172,27 @@ class Consumer:
                 outcomes = await self._handle_together(batch)
             except Exception as error:
                 if db.is_database_lost(error):
-                    for waiting in batch:
-                        waiting.fail(error)
+                    for pending in batch:
+                        pending.fail(error)
                     return
                 log.info("a batch of %d deliveries failed (%s); handling each on its own", len(batch), _short(error))
                 metrics.CONSUMER_BATCH_FALLBACKS.labels(self.service).inc()
             else:
-                for waiting, outcome in zip(batch, outcomes, strict=True):
-                    waiting.resolve(outcome)
+                for pending, outcome in zip(batch, outcomes, strict=True):
+                    pending.resolve(outcome)
                 return
-        for waiting in batch:
+        for pending in batch:
             try:
-                waiting.resolve(await self._handle_once(*waiting.work, waiting.trace_context))
+                pending.resolve(await self._handle_once(*pending.work, pending.trace_context))
             except Exception as error:
-                waiting.fail(error)
+                pending.fail(error)
 
     async def _handle_together(self, batch: list[Pending[tuple[Handler, Delivery], Outcome]]) -> list[Outcome]:
         """All of `batch` in one transaction, in the order of their cases (at most one delivery per case is in
         hand: the case lock), so that replicas' batches take the cases' locks in one order."""
-        batch.sort(key=lambda waiting: waiting.work[1].envelope.subject)
+        batch.sort(key=lambda pending: pending.work[1].envelope.subject)
         async with db.transaction(self.pool) as conn:
-            return await self._handle_in(conn, [(*w.work, w.trace_context) for w in batch])
+            return await self._handle_in(conn, [(*pending.work, pending.trace_context) for pending in batch])
 
     async def _handle_once(self, handler: Handler, delivery: Delivery,
                            trace_context: otel_context.Context | None = None) -> Outcome:
