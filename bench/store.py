@@ -71,7 +71,7 @@ def _median_rate(events: int, seconds: list[float]) -> float:
 def _save_rates(count: int, one_writer_seconds: list[float], many_writers_seconds: list[float]) -> dict[str, Any]:
     return {"append_1_writer_per_s": _median_rate(count, one_writer_seconds),
             f"append_{CONCURRENT_WRITERS}_writers_per_s": _median_rate(count, many_writers_seconds),
-            "append_rounds_per_s": {
+            "append_each_round": {
                 "1_writer": [_rate(count, seconds) for seconds in one_writer_seconds],
                 f"{CONCURRENT_WRITERS}_writers": [_rate(count, seconds) for seconds in many_writers_seconds]}}
 
