@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from eventkit import db
 from eventkit.db import Conn
 from eventkit.events import Actor, CommandContext, RecordedEvent
-from eventkit.store import ConcurrencyError, EventStore, EventTypes
+from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
 from eventkit.telemetry import continued_from
 from secondopinion_contracts.codes import DeclineReason, Screening
 from secondopinion_contracts.events.intake import CaseDeclined, CaseDeclinedV2, DocumentReceived
@@ -38,11 +38,10 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def store_of(pool: asyncpg.Pool, *projections: object, batch_max: int = 32) -> EventStore:
+def store_of(pool: asyncpg.Pool, *projections: Projection, batch_max: int = 32) -> EventStore:
     # Each test its own service label, so that the metrics it reads are its own.
     service = "svc" + "".join(random.choices(string.ascii_lowercase, k=10))
-    return EventStore(pool, service=service, types=TYPES, projections=projections,  # type: ignore[arg-type]
-                      append_batch_max=batch_max)
+    return EventStore(pool, service=service, types=TYPES, projections=projections, append_batch_max=batch_max)
 
 
 def context(stream_id: str) -> CommandContext:
