@@ -42,14 +42,16 @@ class Pending(Generic[W, R]):
 class GroupCommitter(Generic[W, R]):
     def __init__(self, commit_batch: Callable[[list[Pending[W, R]]], Awaitable[None]], *, batch_max: int,
                  concurrent_batches: int = 2, key: Callable[[W], Hashable] | None = None) -> None:
-        """`key`, when given, keeps two pieces of work with the same key out of one batch (the later one waits for
-        the next batch): for work that would conflict with its twin inside one statement."""
+        """`key`, when given, keeps two pieces of work with the same key apart: never in one batch, nor in two
+        batches committing at once; the later waits until the earlier's batch has committed, so they commit in the
+        order handed in (for work that would conflict with its twin inside one statement or race it in two)."""
         self.commit_batch = commit_batch
         self.batch_max = batch_max
         self.concurrent_batches = concurrent_batches
         self.key = key
         self._waiting: list[Pending[W, R]] = []
         self._committers: set[asyncio.Task[None]] = set()
+        self._committing_keys: set[Hashable] = set()
 
     async def run(self, work: W) -> R:
         """Hand `work` to a committer and wait for its result; start a committer if fewer than
@@ -64,7 +66,7 @@ class GroupCommitter(Generic[W, R]):
 
     def _next_batch(self) -> list[Pending[W, R]]:
         batch: list[Pending[W, R]] = []
-        keys: set[Hashable] = set()
+        keys: set[Hashable] = set(self._committing_keys)
         later: list[Pending[W, R]] = []
         for index, pending in enumerate(self._waiting):
             if len(batch) == self.batch_max:
@@ -87,8 +89,14 @@ class GroupCommitter(Generic[W, R]):
         try:
             while self._waiting:
                 batch = self._next_batch()
-                if batch:
+                if not batch:
+                    break  # what is left waits for keys another committer has in hand: that one takes it after
+                batch_keys = {self.key(pending.work) for pending in batch} if self.key is not None else set()
+                self._committing_keys |= batch_keys
+                try:
                     await self.commit_batch(batch)
+                finally:
+                    self._committing_keys -= batch_keys
         except BaseException as error:  # cancelled (the process is stopping): nothing of the batch is reported done
             for pending in (*batch, *(self._waiting if len(self._committers) <= 1 else ())):
                 pending.fail(error)

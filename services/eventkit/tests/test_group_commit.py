@@ -43,3 +43,27 @@ async def test_work_with_the_same_key_never_shares_a_batch() -> None:
     assert all(len({work.split(":")[0] for work in batch}) == len(batch) for batch in batches)
     assert batches[0] == ["a:1", "b:1", "c:1"]
     assert sorted(work for batch in batches for work in batch) == sorted(works)
+
+
+async def test_work_with_the_same_key_waits_for_the_batch_committing_its_twin_in_another_committer() -> None:
+    release = asyncio.Event()
+    committed: list[str] = []
+
+    async def commit_holding_a1(batch: list[Pending[str, str]]) -> None:
+        works = [pending.work for pending in batch]
+        if "a:1" in works:
+            await release.wait()
+        committed.extend(works)
+        for pending in batch:
+            pending.resolve(pending.work)
+
+    committer = GroupCommitter(commit_holding_a1, batch_max=32, concurrent_batches=2,
+                               key=lambda work: work.split(":")[0])
+    first = asyncio.create_task(committer.run("a:1"))
+    await asyncio.sleep(0)  # its batch is committing (held)
+    later = [asyncio.create_task(committer.run(work)) for work in ("a:2", "b:1")]
+    await asyncio.sleep(0.05)
+    assert committed == ["b:1"], "the second committer takes b:1; a:2 waits for a:1's batch, not racing it"
+    release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *later), timeout=5) == ["a:1", "a:2", "b:1"]
+    assert committed == ["b:1", "a:1", "a:2"]
