@@ -87,7 +87,8 @@ class ServiceRuntime:
             self.broker = RabbitBroker(settings.rabbitmq_url, logger=None, graceful_timeout=10.0, apply_types=False)
             self.consumer = Consumer(self.service, self._pool, handlers, catch_all=catch_all,
                                      extra_bindings=self.extra_bindings, prefetch=settings.consumer_prefetch,
-                                     batch_max=settings.consumer_batch_max, max_attempts=settings.consumer_max_attempts)
+                                     batch_max=settings.consumer_batch_max, max_attempts=settings.consumer_max_attempts,
+                                     batch_scope=self._store.appends_written_together)
             self.consumer.attach(self.broker)
             await self.broker.connect()
             await self._declare_topology(self.consumer.bindings)

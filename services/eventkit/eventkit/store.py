@@ -131,9 +131,9 @@ _APPEND = """
     WITH appended AS (
         INSERT INTO events
             (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata, recorded_at)
-        SELECT s, st, v, id, t, sv, d::jsonb, m::jsonb, $11
+        SELECT s, st, v, id, t, sv, d::jsonb, m::jsonb, at
         FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::uuid[], $6::text[], $7::int[], $8::text[],
-                    $9::text[], $10::int[]) AS u(s, st, expected, v, id, t, sv, d, m, n)
+                    $9::text[], $10::timestamptz[], $11::int[]) AS u(s, st, expected, v, id, t, sv, d, m, at, n)
         WHERE (SELECT coalesce(max(version), 0) FROM events WHERE stream_id = u.s) = u.expected
         ORDER BY n
         RETURNING stream_id, version, position, event_id),
@@ -165,12 +165,24 @@ class _Append:
     traceparent: str | None
 
 
+@dataclass
+class _Prepared:
+    """An append turned into its rows, ready to be written with others."""
+
+    stream_id: str
+    expected_version: int
+    recorded: list[RecordedEvent]
+    event_rows: list[tuple[Any, ...]]
+    outbox_rows: list[tuple[Any, ...]]
+
+
 class EventStore:
     """Appends made outside a caller's transaction (most commands') are group-committed: those that arrive while
     others commit are written together, in one statement and one transaction (at most `append_batch_max`; 1 writes
     each alone). An append that fails in a batch (its stream's version guard) fails alone; if the batch fails as a
     whole (a projection's error, a collision with another replica), each of its appends is written again on its
-    own, so one never takes the others with it."""
+    own, so one never takes the others with it. Appends made inside a caller's transaction are part of it; within
+    `appends_written_together` (a consumer's batch) they wait and are written together when the block ends."""
 
     def __init__(self, pool: asyncpg.Pool, *, service: str, types: EventTypes,
                  projections: Sequence[Projection] = (), relay: LocalRelay | None = None,
@@ -183,6 +195,8 @@ class EventStore:
         self.append_batch_max = append_batch_max
         self._appends: GroupCommitter[_Append, list[RecordedEvent]] = GroupCommitter(
             self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id)
+        # Per connection inside `appends_written_together`: the appends waiting, each with the list its caller got.
+        self._waiting: dict[Conn, list[tuple[_Prepared, list[RecordedEvent]]]] = {}
 
     @asynccontextmanager
     async def transaction(self, conn: Conn | None = None) -> AsyncIterator[Conn]:
@@ -204,7 +218,59 @@ class EventStore:
         append = _Append(stream_id, stream_type, expected_version, events, context, current_traceparent())
         if conn is None and self.append_batch_max > 1:
             return await self._appends.run(append)
+        if conn is not None and conn in self._waiting:
+            return await self._append_later(conn, append)
         return await self._append_alone(append, conn)
+
+    @asynccontextmanager
+    async def appends_written_together(self, conn: Conn) -> AsyncIterator[None]:
+        """Within the block, appends made on `conn` (in the transaction it has open) wait and are written when the
+        block ends, all in one statement, then their projections: a consumer's batch of deliveries makes one write
+        for all of its handlers instead of two round trips (events, projections) for each. A load of, or another
+        append to, a stream with an append waiting writes what waits first, so a handler reads its own and earlier
+        handlers' appends through the store as before. The lists `append` returns get their positions when written;
+        a refused append raises `ConcurrencyError` from the write (the caller's whole transaction is retried, as
+        it is for an append made at once). Projection tables are written only then: code in the block that reads
+        them does not see the block's appends yet."""
+        self._waiting[conn] = []
+        try:
+            yield
+            await self._write_waiting(conn)
+        finally:
+            del self._waiting[conn]
+
+    async def _append_later(self, conn: Conn, append: _Append) -> list[RecordedEvent]:
+        if self._has_waiting(conn, append.stream_id):
+            # One statement checks every stream's version before it writes: a second append to a stream has to
+            # come after the first is written.
+            await self._write_waiting(conn)
+        prepared = self._prepare(append, datetime.now(UTC))
+        handed_out = list(prepared.recorded)
+        self._waiting[conn].append((prepared, handed_out))
+        return handed_out
+
+    def _has_waiting(self, conn: Conn, stream_id: str) -> bool:
+        return any(prepared.stream_id == stream_id for prepared, _ in self._waiting.get(conn, ()))
+
+    async def _write_waiting(self, conn: Conn) -> None:
+        waiting = self._waiting[conn]
+        if not waiting:
+            return
+        batch = list(waiting)
+        waiting.clear()
+        try:
+            written = await self._write_prepared(conn, [prepared for prepared, _ in batch])
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name == "events_stream_version_unique":
+                # The key in the error's detail names the stream.
+                collided = next((p for p, _ in batch if p.stream_id in (error.detail or "")), batch[0][0])
+                raise ConcurrencyError(collided.stream_id, collided.expected_version) from None
+            raise
+        for (prepared, handed_out), recorded in zip(batch, written, strict=True):
+            if recorded is None:
+                actual = await conn.fetchval(_STREAM_VERSION, prepared.stream_id)
+                raise ConcurrencyError(prepared.stream_id, prepared.expected_version, actual)
+            handed_out[:] = recorded
 
     async def _append_alone(self, append: _Append, conn: Conn | None = None) -> list[RecordedEvent]:
         try:
@@ -255,37 +321,39 @@ class EventStore:
         events, or None where its stream was not at the expected version (nothing of it is written)."""
         # Stamped here rather than by PostgreSQL so that the outbox rows, which carry it, go in the same statement.
         recorded_at = datetime.now(UTC)
-        recorded: list[list[RecordedEvent]] = []
-        event_rows: list[tuple[Any, ...]] = []
-        outbox_rows: list[tuple[Any, ...]] = []
-        for append in appends:
-            metadata = append.context.metadata()
-            if append.traceparent:
-                metadata["traceparent"] = append.traceparent
-            metadata_json = json.dumps(metadata)
-            headers = json.dumps({"traceparent": append.traceparent} if append.traceparent else {})
-            these = []
-            for version, event in enumerate(append.events, start=append.expected_version + 1):
-                r = RecordedEvent(position=0, stream_id=append.stream_id, stream_type=append.stream_type,
-                                  version=version, event_id=uuid4(), data=event, metadata=metadata,
-                                  recorded_at=recorded_at)
-                these.append(r)
-                event_rows.append((r.stream_id, r.stream_type, append.expected_version, version, r.event_id,
-                                   event.NAME, event.VERSION, event.model_dump_json(), metadata_json,
-                                   len(event_rows)))
-                outbox_rows += [(r.event_id, envelope.id, envelope.routing_key, envelope.to_json_bytes(), headers,
-                                 len(outbox_rows) + i)
-                                for i, envelope in enumerate(self._envelopes(r, append.context, append.traceparent))]
-            recorded.append(these)
+        return await self._write_prepared(conn, [self._prepare(append, recorded_at) for append in appends])
+
+    def _prepare(self, append: _Append, recorded_at: datetime) -> _Prepared:
+        metadata = append.context.metadata()
+        if append.traceparent:
+            metadata["traceparent"] = append.traceparent
+        metadata_json = json.dumps(metadata)
+        headers = json.dumps({"traceparent": append.traceparent} if append.traceparent else {})
+        prepared = _Prepared(append.stream_id, append.expected_version, [], [], [])
+        for version, event in enumerate(append.events, start=append.expected_version + 1):
+            r = RecordedEvent(position=0, stream_id=append.stream_id, stream_type=append.stream_type,
+                              version=version, event_id=uuid4(), data=event, metadata=metadata,
+                              recorded_at=recorded_at)
+            prepared.recorded.append(r)
+            prepared.event_rows.append((r.stream_id, r.stream_type, append.expected_version, version, r.event_id,
+                                        event.NAME, event.VERSION, event.model_dump_json(), metadata_json,
+                                        recorded_at))
+            prepared.outbox_rows += [(r.event_id, envelope.id, envelope.routing_key, envelope.to_json_bytes(), headers)
+                                     for envelope in self._envelopes(r, append.context, append.traceparent)]
+        return prepared
+
+    async def _write_prepared(self, conn: Conn, prepared: Sequence[_Prepared]) -> list[list[RecordedEvent] | None]:
+        event_rows = [(*row, n) for n, row in enumerate(row for p in prepared for row in p.event_rows)]
+        outbox_rows = [(*row, n) for n, row in enumerate(row for p in prepared for row in p.outbox_rows)]
         columns = [list(column) for column in zip(*event_rows, strict=True)]
         outbox_columns = [list(column) for column in zip(*outbox_rows, strict=True)] or [[]] * 6
         notify = bool(outbox_rows) and not self._relay_woken_after_commit(conn)
-        rows = await conn.fetch(_APPEND, *columns, recorded_at, *outbox_columns, notify)
+        rows = await conn.fetch(_APPEND, *columns, *outbox_columns, notify)
         positions = {(row["stream_id"], row["version"]): row["position"] for row in rows}
         written: list[list[RecordedEvent] | None] = [
-            [replace(r, position=positions[r.stream_id, r.version]) for r in these]
-            if (these[0].stream_id, these[0].version) in positions else None
-            for these in recorded
+            [replace(r, position=positions[r.stream_id, r.version]) for r in p.recorded]
+            if (p.recorded[0].stream_id, p.recorded[0].version) in positions else None
+            for p in prepared
         ]
         applied = [r for these in written if these is not None for r in these]
         if applied:
@@ -322,6 +390,8 @@ class EventStore:
         )
 
     async def load(self, stream_id: str, *, conn: Conn | None = None) -> list[RecordedEvent]:
+        if conn is not None and self._has_waiting(conn, stream_id):
+            await self._write_waiting(conn)
         rows = await (conn.fetch(_LOAD, stream_id) if conn is not None else self._load_rows(stream_id))
         return [self._recorded(row) for row in rows]
 

@@ -1,0 +1,176 @@
+"""Appends made inside `EventStore.appends_written_together` (a consumer's batch of deliveries) wait and are written
+in one statement when the block ends, and still read as written through the store while they wait."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+import pytest
+
+from eventkit import db
+from eventkit.consumer import Consumer, Delivery, Verdict
+from eventkit.db import Conn
+from eventkit.events import RecordedEvent
+from eventkit.store import ConcurrencyError, EventStore
+from secondopinion_contracts.events.intake import CaseAccepted
+
+from .test_consumer import accepted_event
+from .test_store import document
+from .test_store_batches import context, rows, store_of
+
+
+@pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    await db.migrate(database, [])
+    pool = await db.create_pool(database)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+class Recording:
+    """A projection that notes the streams of each call it gets."""
+
+    name = "recording"
+    tables: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        self.calls.append([event.stream_id for event in events])
+
+
+async def append_one(store: EventStore, conn: Conn, stream_id: str, expected: int = 0) -> list[RecordedEvent]:
+    return await store.append(stream_id, "case", expected, [document(uuid.uuid4())], context(stream_id), conn=conn)
+
+
+async def events_seen_by(conn: Conn) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM events")
+    return count
+
+
+async def test_appends_in_the_block_are_written_when_it_ends_in_one_write_with_their_projections(
+        pool: asyncpg.Pool) -> None:
+    projection = Recording()
+    store = store_of(pool, projection)
+    async with db.transaction(pool) as conn:
+        async with store.appends_written_together(conn):
+            handed_out = [await append_one(store, conn, f"case-{i}") for i in range(5)]
+            assert await events_seen_by(conn) == 0, "nothing written before the block ends"
+            assert all(r.position == 0 for recorded in handed_out for r in recorded)
+        assert await events_seen_by(conn) == 5
+    assert projection.calls == [[f"case-{i}" for i in range(5)]], "one projection pass for the whole block"
+    stored = {row["event_id"]: row["position"] for row in await rows(pool, "SELECT event_id, position FROM events")}
+    assert {r.event_id: r.position for recorded in handed_out for r in recorded} == stored, \
+        "the lists handed out carry the written positions"
+    outbox = {row["event_id"] for row in await rows(pool, "SELECT event_id FROM outbox")}
+    assert outbox == set(stored)
+
+
+async def test_a_load_in_the_block_reads_the_streams_waiting_appends_and_leaves_the_others_waiting(
+        pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+    async with db.transaction(pool) as conn, store.appends_written_together(conn):
+        [mine] = await append_one(store, conn, "case-mine")
+        await append_one(store, conn, "case-other")
+        assert await store.load("case-unrelated", conn=conn) == []
+        assert await events_seen_by(conn) == 0, "a load of another stream writes nothing"
+        loaded = await store.load("case-mine", conn=conn)
+        assert [r.event_id for r in loaded] == [mine.event_id]
+        assert await events_seen_by(conn) == 2, "what waited was written, in one statement, before the read"
+
+
+async def test_a_second_append_to_a_stream_in_the_block_follows_the_first(pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+    async with db.transaction(pool) as conn, store.appends_written_together(conn):
+        await append_one(store, conn, "case-twice", expected=0)
+        await append_one(store, conn, "case-twice", expected=1)
+    assert [r.version for r in await store.load("case-twice")] == [1, 2]
+
+
+async def test_an_append_refused_when_the_block_ends_raises_and_nothing_of_the_block_is_written(
+        pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+    await store.append("case-moved", "case", 0, [document(uuid.uuid4())], context("case-moved"))
+
+    async def fresh_and_moved() -> None:
+        async with db.transaction(pool) as conn, store.appends_written_together(conn):
+            await append_one(store, conn, "case-fresh")
+            await append_one(store, conn, "case-moved", expected=0)
+
+    with pytest.raises(ConcurrencyError) as raised:
+        await fresh_and_moved()
+    assert (raised.value.stream_id, raised.value.expected_version, raised.value.actual_version) == ("case-moved", 0, 1)
+    assert [row["stream_id"] for row in await rows(pool, "SELECT stream_id FROM events")] == ["case-moved"]
+    assert len(await rows(pool, "SELECT * FROM outbox")) == 1
+
+
+async def test_a_writer_committing_the_same_version_while_the_block_writes_gives_a_concurrency_error(
+        pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+    async with pool.acquire() as rival:
+        rival_tx = rival.transaction()
+        await rival_tx.start()
+        await append_one(store, rival, "case-contested")  # uncommitted: the block's write waits on its key
+
+        async def three_with_the_contested_in_the_middle() -> None:
+            async with db.transaction(pool) as conn, store.appends_written_together(conn):
+                await append_one(store, conn, "case-a")
+                await append_one(store, conn, "case-contested")
+                await append_one(store, conn, "case-z")
+                asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(rival_tx.commit()))
+
+        with pytest.raises(ConcurrencyError) as raised:
+            await three_with_the_contested_in_the_middle()
+        assert raised.value.stream_id == "case-contested", "the stream the key collided on, not the block's first"
+    assert [row["stream_id"] for row in await rows(pool, "SELECT stream_id FROM events")] == ["case-contested"]
+
+
+async def test_an_error_in_the_block_writes_none_of_its_appends(pool: asyncpg.Pool) -> None:
+    projection = Recording()
+    store = store_of(pool, projection)
+
+    async def append_then_fail() -> None:
+        async with db.transaction(pool) as conn, store.appends_written_together(conn):
+            await append_one(store, conn, "case-1")
+            raise RuntimeError("handler bug")
+
+    with pytest.raises(RuntimeError, match="handler bug"):
+        await append_then_fail()
+    assert projection.calls == []
+    assert await rows(pool, "SELECT * FROM events") == []
+    async with pool.acquire() as conn:
+        await append_one(store, conn, "case-after")  # the connection no longer defers: written at once
+        assert await events_seen_by(conn) == 1
+
+
+async def test_a_consumers_batch_writes_its_handlers_appends_at_once_and_a_refused_one_fails_alone(
+        pool: asyncpg.Pool) -> None:
+    projection = Recording()
+    store = store_of(pool, projection)
+    refused_case = uuid.uuid4()
+    # Its stream is at version 1 already, and its handler always appends as if it were new: refused every time.
+    await store.append(f"case-{refused_case}", "case", 0, [document(refused_case)], context("setup"))
+    projection.calls.clear()
+
+    async def open_the_case(conn: Conn, delivery: Delivery) -> None:
+        await append_one(store, conn, f"case-{delivery.envelope.subject}")
+
+    consumer = Consumer("testsvc", pool, {CaseAccepted: open_the_case},
+                        batch_scope=store.appends_written_together)
+    good = [accepted_event() for _ in range(8)]
+    refused = accepted_event(refused_case)
+    outcomes = await asyncio.gather(*(consumer.process(event.to_json_bytes())
+                                      for event in [*good[:3], refused, *good[3:]]))
+    assert [outcome.verdict for outcome in outcomes] == [Verdict.DONE] * 3 + [Verdict.RETRY] + [Verdict.DONE] * 5
+    assert max(len(call) for call in projection.calls) > 2, "the batch's appends were written together"
+    streams = sorted(row["stream_id"] for row in await rows(pool, "SELECT stream_id FROM events"))
+    assert streams == sorted([f"case-{refused_case}", *(f"case-{event.subject}" for event in good)]), \
+        "each good delivery's event once, the refused one's not at all"
+    inbox = {row["message_id"] for row in await rows(pool, "SELECT message_id FROM inbox")}
+    assert inbox == {str(event.id) for event in good}
