@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from itertools import groupby
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +38,23 @@ def _invoice_events(recorded: Sequence[RecordedEvent]) -> list[RecordedEvent]:
     return [event for event in recorded if event.stream_type == STREAM_TYPE]
 
 
+_UPSERT_INVOICES = """
+    INSERT INTO invoices (invoice_id, case_id, issued, status, mode, consultation_date, total, state, history, version,
+                          issued_at, updated_at)
+    SELECT id, c, i, st, m, cd, t, s::jsonb, h::jsonb, v, ia, ua
+    FROM unnest($1::uuid[], $2::uuid[], $3::bool[], $4::text[], $5::text[], $6::date[], $7::int[], $8::text[],
+                $9::text[], $10::int[], $11::timestamptz[], $12::timestamptz[])
+        AS u(id, c, i, st, m, cd, t, s, h, v, ia, ua)
+    ORDER BY id
+    ON CONFLICT (invoice_id) DO UPDATE SET
+        case_id = EXCLUDED.case_id, issued = EXCLUDED.issued, status = EXCLUDED.status, mode = EXCLUDED.mode,
+        consultation_date = EXCLUDED.consultation_date, total = EXCLUDED.total, state = EXCLUDED.state,
+        history = invoices.history || EXCLUDED.history, version = EXCLUDED.version,
+        issued_at = coalesce(invoices.issued_at, EXCLUDED.issued_at), updated_at = EXCLUDED.updated_at
+    WHERE $13
+    RETURNING invoice_id"""
+
+
 class InvoiceViewProjection:
     """One row per invoice stream: the folded state (JSON), the columns queries filter on, and a history."""
 
@@ -46,59 +62,64 @@ class InvoiceViewProjection:
     tables = ("invoices", "receipts")
 
     async def apply(self, conn: Conn, recorded: Sequence[RecordedEvent]) -> None:
-        # One read and one write per invoice however many of its events come at once (an append, a rebuild's batch).
-        for _, stream_events in groupby(_invoice_events(recorded), key=lambda event: event.stream_id):
-            await self._apply_stream(conn, list(stream_events))
+        # However many invoices and events come at once (a batch of appends, a rebuild's batch): new invoices written
+        # in one statement without a read (their rows cannot exist unless their first events were applied before),
+        # the others read in one statement and written in one.
+        streams: dict[UUID, list[RecordedEvent]] = {}
+        for event in _invoice_events(recorded):
+            streams.setdefault(invoice_id_of(event.stream_id), []).append(event)
+        if not streams:
+            return
+        new = {invoice_id: events for invoice_id, events in streams.items() if events[0].version == 1}
+        written = await self._write(conn, [(invoice_id, None, events) for invoice_id, events in new.items()],
+                                    only_if_new=True) if new else set()
+        others = [invoice_id for invoice_id in streams if invoice_id not in written]
+        if not others:
+            return
+        rows = {row["invoice_id"]: row for row in await conn.fetch(
+            "SELECT invoice_id, state, version FROM invoices WHERE invoice_id = ANY($1::uuid[])"
+            " ORDER BY invoice_id FOR UPDATE", others)}
+        changes = []
+        for invoice_id in others:
+            row = rows.get(invoice_id)
+            # Versions applied already are skipped (rebuild and live apply are idempotent per stream version).
+            unseen = [event for event in streams[invoice_id] if row is None or event.version > row["version"]]
+            if unseen:
+                changes.append((invoice_id, domain.Invoice.model_validate_json(row["state"]) if row else None, unseen))
+        if changes:
+            await self._write(conn, changes)
 
-    async def _apply_stream(self, conn: Conn, stream_events: list[RecordedEvent]) -> None:
-        invoice_id = invoice_id_of(stream_events[0].stream_id)
-        if stream_events[0].version == 1 and await self._write(conn, invoice_id, None, stream_events, only_if_new=True):
-            return  # a new invoice (its row cannot exist unless its first event was applied before): no read needed
-        row = await conn.fetchrow("SELECT state, version FROM invoices WHERE invoice_id = $1 FOR UPDATE", invoice_id)
-        # Versions applied already are skipped (rebuild and live apply are idempotent per stream version).
-        new = [event for event in stream_events if row is None or event.version > row["version"]]
-        if new:
-            await self._write(conn, invoice_id, domain.Invoice.model_validate_json(row["state"]) if row else None, new)
-
-    async def _write(self, conn: Conn, invoice_id: UUID, state: domain.Invoice | None, new: list[RecordedEvent], *,
-                     only_if_new: bool = False) -> bool:
-        """The row: `state` (None: a new invoice) with `new` applied, and the receipts among them. With
-        `only_if_new` nothing is written where the row exists (False is returned)."""
-        state = state if state is not None else domain.Invoice()
-        for event in new:
-            state = domain.evolve(state, event.data)
-        entries = json.dumps([{
-            "event": event.name, "version": event.version, "at": event.recorded_at.isoformat(),
-            "by": event.metadata.get("actor", {}),
-            "data": {k: v for k, v in event.data.model_dump(mode="json").items() if k not in ("case_id", "invoice_id")},
-        } for event in new])
-        issued_at = next((event.recorded_at for event in new if isinstance(event.data, events.InvoiceIssued)), None)
-        last = new[-1]
-        written = await conn.fetchval(
-            """INSERT INTO invoices (invoice_id, case_id, issued, status, mode, consultation_date, total, state,
-                                     history, version, issued_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12)
-               ON CONFLICT (invoice_id) DO UPDATE SET
-                   case_id = EXCLUDED.case_id, issued = EXCLUDED.issued, status = EXCLUDED.status,
-                   mode = EXCLUDED.mode, consultation_date = EXCLUDED.consultation_date, total = EXCLUDED.total,
-                   state = EXCLUDED.state, history = invoices.history || EXCLUDED.history,
-                   version = EXCLUDED.version, issued_at = coalesce(invoices.issued_at, EXCLUDED.issued_at),
-                   updated_at = EXCLUDED.updated_at
-               WHERE $13
-               RETURNING true""",
-            invoice_id, state.case_id, state.issued, state.status.value, state.mode.value if state.mode else None,
-            state.consultation_date, state.total, state.model_dump_json(), entries, last.version, issued_at,
-            last.recorded_at, not only_if_new,
-        )
-        if not written:
-            return False
-        for event in new:
-            if isinstance(event.data, events.ReceiptIssued):
-                # The primary key is a last guard: one receipt number can never be given to two payments.
-                await conn.execute(
-                    "INSERT INTO receipts (receipt_number, invoice_id, issued_on) VALUES ($1, $2, $3)",
-                    event.data.receipt_number, invoice_id, event.data.issued_on)
-        return True
+    async def _write(self, conn: Conn, changes: Sequence[tuple[UUID, domain.Invoice | None, list[RecordedEvent]]],
+                     *, only_if_new: bool = False) -> set[UUID]:
+        """Each invoice's row: its state (None: a new invoice) with its new events applied, and the receipts among
+        them; the invoices written. With `only_if_new` an invoice whose row exists is not written."""
+        columns: list[list[Any]] = [[] for _ in range(12)]
+        for invoice_id, known, new in changes:
+            state = known if known is not None else domain.Invoice()
+            for event in new:
+                state = domain.evolve(state, event.data)
+            history = json.dumps([{
+                "event": event.name, "version": event.version, "at": event.recorded_at.isoformat(),
+                "by": event.metadata.get("actor", {}),
+                "data": {k: v for k, v in event.data.model_dump(mode="json").items()
+                         if k not in ("case_id", "invoice_id")},
+            } for event in new])
+            issued_at = next((event.recorded_at for event in new if isinstance(event.data, events.InvoiceIssued)),
+                             None)
+            row = (invoice_id, state.case_id, state.issued, state.status.value,
+                   state.mode.value if state.mode else None, state.consultation_date, state.total,
+                   state.model_dump_json(), history, new[-1].version, issued_at, new[-1].recorded_at)
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        written = {row["invoice_id"] for row in await conn.fetch(_UPSERT_INVOICES, *columns, not only_if_new)}
+        receipts = [(event.data.receipt_number, invoice_id, event.data.issued_on)
+                    for invoice_id, _, new in changes if invoice_id in written
+                    for event in new if isinstance(event.data, events.ReceiptIssued)]
+        if receipts:
+            # The primary key is a last guard: one receipt number can never be given to two payments.
+            await conn.executemany("INSERT INTO receipts (receipt_number, invoice_id, issued_on) VALUES ($1, $2, $3)",
+                                   receipts)
+        return written
 
 
 class TakingsProjection:

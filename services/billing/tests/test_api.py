@@ -386,6 +386,29 @@ async def test_an_invoices_events_applied_again_from_the_first_change_nothing(
     assert (await billing.get(f"/invoices/{invoice_id}")).json() == live
 
 
+async def test_invoices_interleaved_in_one_batch_some_half_applied_are_projected_as_each_alone(
+        billing: httpx.AsyncClient, scheduling: SchedulingEvents) -> None:
+    # The view writes all the invoices of one call together (a consumer's batch, a rebuild's): each must come out
+    # as if its events had been applied one invoice at a time, whatever the order across invoices.
+    paid = [await paid_in_person(billing, scheduling) for _ in range(3)]
+    assert (await billing.post(f"/invoices/{paid[0]}/receipt")).status_code == 201
+    unpaid = invoice_of(await scheduling.confirm(Mode.IN_PERSON, CONSULTATION))
+    await invoice_when(billing, unpaid)
+    invoice_ids = [*paid, unpaid]
+    live = [(await billing.get(f"/invoices/{invoice_id}")).json() for invoice_id in invoice_ids]
+    runtime = billing._transport.app.state.runtime  # type: ignore[attr-defined]
+    streams = [await runtime.store.load(f"{STREAM_TYPE}-{invoice_id}") for invoice_id in invoice_ids]
+    interleaved = sorted((event for stream in streams for event in stream), key=lambda event: (event.version,
+                                                                                              event.stream_id))
+    assert interleaved[0].stream_id != interleaved[1].stream_id
+    [view] = [projection for projection in runtime.store.projections if projection.name == "invoice_view"]
+    async with runtime.store.transaction() as conn:
+        await conn.execute("TRUNCATE invoices, receipts")
+        await view.apply(conn, streams[1][:1])  # one invoice's first event applied before: that row exists
+        await view.apply(conn, interleaved)
+    assert [(await billing.get(f"/invoices/{invoice_id}")).json() for invoice_id in invoice_ids] == live
+
+
 async def test_health_and_readiness_include_the_charge_worker(billing: httpx.AsyncClient) -> None:
     assert (await billing.get("/healthz")).json() == {"status": "alive", "service": "billing"}
     ready = await billing.get("/readyz")
