@@ -306,7 +306,8 @@ class EventStore:
                 for pending, recorded in zip(batch, results, strict=True):
                     if recorded is None:
                         append = pending.work
-                        pending.fail(ConcurrencyError(append.stream_id, append.expected_version))
+                        actual = await self._stream_version_if_known(append.stream_id)
+                        pending.fail(ConcurrencyError(append.stream_id, append.expected_version, actual))
                     else:
                         pending.resolve(recorded)
                 return
@@ -394,6 +395,13 @@ class EventStore:
             await self._write_waiting(conn)
         rows = await (conn.fetch(_LOAD, stream_id) if conn is not None else self._load_rows(stream_id))
         return [self._recorded(row) for row in rows]
+
+    async def _stream_version_if_known(self, stream_id: str) -> int | None:
+        """For a refusal's message only: the refusal stands whether or not the version can be read now."""
+        try:
+            return await self._stream_version(stream_id)
+        except Exception:
+            return None
 
     @db.retried_read
     async def _stream_version(self, stream_id: str) -> int:
