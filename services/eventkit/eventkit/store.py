@@ -169,11 +169,17 @@ class _Append:
 class _Prepared:
     """An append turned into its rows, ready to be written with others."""
 
-    stream_id: str
-    expected_version: int
     recorded: list[RecordedEvent]
     event_rows: list[tuple[Any, ...]]
     outbox_rows: list[tuple[Any, ...]]
+
+    @property
+    def stream_id(self) -> str:
+        return self.recorded[0].stream_id
+
+    @property
+    def expected_version(self) -> int:
+        return self.recorded[0].version - 1
 
 
 class EventStore:
@@ -330,7 +336,7 @@ class EventStore:
             metadata["traceparent"] = append.traceparent
         metadata_json = json.dumps(metadata)
         headers = json.dumps({"traceparent": append.traceparent} if append.traceparent else {})
-        prepared = _Prepared(append.stream_id, append.expected_version, [], [], [])
+        prepared = _Prepared([], [], [])
         for version, event in enumerate(append.events, start=append.expected_version + 1):
             r = RecordedEvent(position=0, stream_id=append.stream_id, stream_type=append.stream_type,
                               version=version, event_id=uuid4(), data=event, metadata=metadata,
