@@ -200,7 +200,7 @@ class EventStore:
         self.relay = relay
         self.append_batch_max = append_batch_max
         self._appends: GroupCommitter[_Append, list[RecordedEvent]] = GroupCommitter(
-            self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id)
+            self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id, shared_out=True)
         # Per connection inside `appends_written_together`: the appends waiting, each with the list its caller got.
         self._waiting: dict[Conn, list[tuple[_Prepared, list[RecordedEvent]]]] = {}
 
