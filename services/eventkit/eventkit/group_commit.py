@@ -7,8 +7,10 @@ meanwhile gathers for the next one; `concurrent_batches` (two) committers run at
 while the other commits. With `shared_out`, the work waiting is shared out among the committers free to take it:
 writers that hand in together (as the writers released by one commit do) would otherwise all land in one batch and
 leave the other committer nothing, so that batches took turns being built and committing instead of overlapping.
-The event store's appends are shared out (measured: docs/BENCHMARKS.md); a consumer's deliveries are not (bound by
-their handlers' CPU, they gained nothing from it, and fewer transactions cost PostgreSQL less). What a batch does
+The event store's appends are shared out where the outbox relay does not lead in the same process (measured:
+docs/BENCHMARKS.md; where it leads, each commit is followed by its own publishing and marking, and more, smaller
+commits cost more than the overlap gained); a consumer's deliveries are not (bound by their handlers' CPU, they
+gained nothing from it, and fewer transactions cost PostgreSQL less). What a batch does
 with its work, and what it does when it fails, is the caller's `commit_batch`; it must resolve or fail every piece
 it was given.
 """
@@ -48,12 +50,12 @@ class Pending(Generic[W, R]):
 class GroupCommitter(Generic[W, R]):
     def __init__(self, commit_batch: Callable[[list[Pending[W, R]]], Awaitable[None]], *, batch_max: int,
                  concurrent_batches: int = 2, key: Callable[[W], Hashable] | None = None,
-                 shared_out: bool = False) -> None:
+                 shared_out: bool | Callable[[], bool] = False) -> None:
         """`key`, when given, keeps two pieces of work with the same key apart: never in one batch, nor in two
         batches committing at once; the later waits until the earlier's batch has committed, so they commit in the
         order handed in (for work that would conflict with its twin inside one statement or race it in two).
-        `shared_out`: the work waiting is shared out among the committers free to take it, rather than the first
-        taking all it may (fewer, larger transactions)."""
+        `shared_out` (or, when a function, whenever it says so): the work waiting is shared out among the
+        committers free to take it, rather than the first taking all it may (fewer, larger transactions)."""
         self.commit_batch = commit_batch
         self.batch_max = batch_max
         self.concurrent_batches = concurrent_batches
@@ -81,7 +83,7 @@ class GroupCommitter(Generic[W, R]):
 
     def _share(self) -> int:
         """How much of the work waiting the next batch takes: an even share among the committers not committing."""
-        if not self.shared_out:
+        if not (self.shared_out() if callable(self.shared_out) else self.shared_out):
             return self.batch_max
         free = max(self.concurrent_batches - self._committing, 1)
         return min(self.batch_max, math.ceil(len(self._waiting) / free))

@@ -18,6 +18,8 @@ from prometheus_client import REGISTRY
 from eventkit import db
 from eventkit.db import Conn
 from eventkit.events import Actor, CommandContext, RecordedEvent
+from eventkit.outbox import OutboxRelay
+from eventkit.runtime import wait_until
 from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
 from eventkit.telemetry import continued_from
 from secondopinion_contracts.codes import DeclineReason, Screening
@@ -85,6 +87,22 @@ async def test_appends_handed_in_together_commit_in_one_transaction_with_their_o
     recorded = [result[0] for result in results if isinstance(result, list)]
     assert sorted(r.position for r in recorded) == sorted(
         row["position"] for row in await rows(pool, "SELECT position FROM events"))
+
+
+async def test_where_the_relay_leads_in_this_process_appends_handed_in_together_are_not_shared_out(
+        pool: asyncpg.Pool, database: str, rabbitmq_url: str) -> None:
+    relay = OutboxRelay(database, rabbitmq_url, service="intake", sweep_interval=60)
+    relay.start()
+    try:
+        await wait_until(lambda: relay.is_leader)
+        store = store_of(pool)
+        store.relay = relay
+        results = await append_together(store, [(f"case-{i}", 0) for i in range(10)])
+        assert all(isinstance(result, list) for result in results)
+        assert sorted((await transactions_of_events(pool)).values()) == [10], "all ten in one transaction"
+        await wait_until(lambda: relay.published_count == 10)
+    finally:
+        await relay.stop()
 
 
 @pytest.mark.parametrize("batch_max", [1, 2])
