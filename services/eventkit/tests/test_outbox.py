@@ -156,6 +156,29 @@ async def test_a_relay_killed_between_confirm_and_commit_loses_nothing_after_res
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
 
+async def test_rows_not_confirmed_by_the_batch_deadline_stay_unpublished_and_go_again(
+        store: EventStore, database: str, rabbitmq_url: str) -> None:
+    collector = await EventCollector(rabbitmq_url, "intake.#").start()
+    ids = await append_many(store, streams=2, per_stream=3)
+    relay = OutboxRelay(database, rabbitmq_url, service="intake", sweep_interval=0.2, retry_delay=0.1)
+    relay.publish_timeout = 0.0  # no confirm can arrive in time
+    relay.start()
+    try:
+        await asyncio.sleep(0.5)  # several batches tried and given up
+        assert relay.published_count == 0
+        async with store.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == len(ids)
+        relay.publish_timeout = 10.0
+        await collector.wait_for(lambda _: relay.published_count >= len(ids))
+    finally:
+        await relay.stop()
+        await collector.stop()
+    assert relay.published_count == len(ids)
+    assert {str(e.id) for e in collector.envelopes} == {str(i) for i in ids}
+    async with store.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
 async def test_relay_waits_for_an_unreachable_broker_then_publishes(
         store: EventStore, database: str, rabbitmq_url: str) -> None:
     ids = await append_many(store, streams=1, per_stream=2)
