@@ -4,22 +4,14 @@ appends of concurrent commands).
 
 A lone piece of work goes at once: nothing waits for a batch to fill. While a batch commits, the work that arrives
 meanwhile gathers for the next one; `concurrent_batches` (two) committers run at a time, so that one batch is built
-while the other commits. With `shared_out`, the work waiting is shared out among the committers free to take it:
-writers that hand in together (as the writers released by one commit do) would otherwise all land in one batch and
-leave the other committer nothing, so that batches took turns being built and committing instead of overlapping.
-The event store's appends are shared out where the outbox relay does not lead in the same process (measured:
-docs/BENCHMARKS.md; where it leads, each commit is followed by its own publishing and marking, and more, smaller
-commits cost more than the overlap gained); a consumer's deliveries are not (bound by their handlers' CPU, they
-gained nothing from it, and fewer transactions cost PostgreSQL less). What a batch does
-with its work, and what it does when it fails, is the caller's `commit_batch`; it must resolve or fail every piece
-it was given.
+while the other commits. What a batch does with its work, and what it does when it fails, is the caller's
+`commit_batch`; it must resolve or fail every piece it was given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import math
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -49,22 +41,17 @@ class Pending(Generic[W, R]):
 
 class GroupCommitter(Generic[W, R]):
     def __init__(self, commit_batch: Callable[[list[Pending[W, R]]], Awaitable[None]], *, batch_max: int,
-                 concurrent_batches: int = 2, key: Callable[[W], Hashable] | None = None,
-                 shared_out: bool | Callable[[], bool] = False) -> None:
+                 concurrent_batches: int = 2, key: Callable[[W], Hashable] | None = None) -> None:
         """`key`, when given, keeps two pieces of work with the same key apart: never in one batch, nor in two
         batches committing at once; the later waits until the earlier's batch has committed, so they commit in the
-        order handed in (for work that would conflict with its twin inside one statement or race it in two).
-        `shared_out` (or, when a function, whenever it says so): the work waiting is shared out among the
-        committers free to take it, rather than the first taking all it may (fewer, larger transactions)."""
+        order handed in (for work that would conflict with its twin inside one statement or race it in two)."""
         self.commit_batch = commit_batch
         self.batch_max = batch_max
         self.concurrent_batches = concurrent_batches
         self.key = key
-        self.shared_out = shared_out
         self._waiting: list[Pending[W, R]] = []
         self._committers: set[asyncio.Task[None]] = set()
         self._committing_keys: set[Hashable] = set()
-        self._committing = 0  # committers inside `commit_batch`
 
     async def run(self, work: W) -> R:
         """Hand `work` to a committer and wait for its result; start a committer if fewer than
@@ -72,29 +59,17 @@ class GroupCommitter(Generic[W, R]):
         loop = asyncio.get_running_loop()
         pending: Pending[W, R] = Pending(work, otel_context.get_current(), loop.create_future())
         self._waiting.append(pending)
-        self._start_committer_if_free()
-        return await pending.result
-
-    def _start_committer_if_free(self) -> None:
         if len(self._committers) < self.concurrent_batches:
             # Its own context: the committer outlives this task and commits others' work, each under its own trace.
-            self._committers.add(asyncio.get_running_loop().create_task(self._commit_waiting(),
-                                                                        context=contextvars.Context()))
-
-    def _share(self) -> int:
-        """How much of the work waiting the next batch takes: an even share among the committers not committing."""
-        if not (self.shared_out() if callable(self.shared_out) else self.shared_out):
-            return self.batch_max
-        free = max(self.concurrent_batches - self._committing, 1)
-        return min(self.batch_max, math.ceil(len(self._waiting) / free))
+            self._committers.add(loop.create_task(self._commit_waiting(), context=contextvars.Context()))
+        return await pending.result
 
     def _next_batch(self) -> list[Pending[W, R]]:
-        share = self._share()
         batch: list[Pending[W, R]] = []
         keys: set[Hashable] = set(self._committing_keys)
         later: list[Pending[W, R]] = []
         for index, pending in enumerate(self._waiting):
-            if len(batch) == share:
+            if len(batch) == self.batch_max:
                 later += self._waiting[index:]
                 break
             if pending.result.done():  # given up (cancelled) before it was taken: nothing to do
@@ -118,13 +93,9 @@ class GroupCommitter(Generic[W, R]):
                     break  # what is left waits for keys another committer has in hand: that one takes it after
                 batch_keys = {self.key(pending.work) for pending in batch} if self.key is not None else set()
                 self._committing_keys |= batch_keys
-                self._committing += 1
-                if self._waiting:
-                    self._start_committer_if_free()  # for the share left behind
                 try:
                     await self.commit_batch(batch)
                 finally:
-                    self._committing -= 1
                     self._committing_keys -= batch_keys
         except BaseException as error:  # cancelled (the process is stopping): nothing of the batch is reported done
             for pending in (*batch, *(self._waiting if len(self._committers) <= 1 else ())):

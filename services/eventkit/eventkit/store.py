@@ -200,8 +200,7 @@ class EventStore:
         self.relay = relay
         self.append_batch_max = append_batch_max
         self._appends: GroupCommitter[_Append, list[RecordedEvent]] = GroupCommitter(
-            self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id,
-            shared_out=self._relay_leads_elsewhere)
+            self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id)
         # Per connection inside `appends_written_together`: the appends waiting, each with the list its caller got.
         self._waiting: dict[Conn, list[tuple[_Prepared, list[RecordedEvent]]]] = {}
 
@@ -380,12 +379,6 @@ class EventStore:
                            context, traceparent, superseded_by=r.data.type_name())
               for older in r.data.published_alongside()),
         ]
-
-    def _relay_leads_elsewhere(self) -> bool:
-        """Concurrent appends are shared out among two overlapping batches only here: where the relay leads in this
-        process, its publishing and marking follow every commit, and more, smaller commits cost more than the
-        overlap gains (docs/BENCHMARKS.md)."""
-        return self.relay is None or not self.relay.is_leader
 
     def _relay_woken_after_commit(self, conn: Conn) -> bool:
         """Once the transaction commits, the relay that leads has to look at the outbox. When it runs in this process
