@@ -3,22 +3,10 @@ connections go back without a reset query yet keep no transaction; a read whose 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 from eventkit import db
-
-
-@pytest.fixture
-async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    await db.migrate(database, [])
-    created = await db.create_pool(database)
-    try:
-        yield created
-    finally:
-        await created.close()
 
 
 async def test_hooks_run_once_after_the_commit_and_not_after_a_rollback(pool: asyncpg.Pool) -> None:

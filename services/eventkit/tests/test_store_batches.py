@@ -9,7 +9,7 @@ import random
 import string
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -27,15 +27,6 @@ from .test_store import document
 
 TYPES = EventTypes.of(DocumentReceived, CaseDeclined, CaseDeclinedV2)
 
-
-@pytest.fixture
-async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    await db.migrate(database, [])
-    pool = await db.create_pool(database)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def store_of(pool: asyncpg.Pool, *projections: Projection, batch_max: int = 32) -> EventStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -20,16 +20,6 @@ from secondopinion_contracts.events.intake import CaseAccepted
 from .test_consumer import accepted_event
 from .test_store import document
 from .test_store_batches import context, rows, store_of
-
-
-@pytest.fixture
-async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    await db.migrate(database, [])
-    pool = await db.create_pool(database)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 class Recording:
