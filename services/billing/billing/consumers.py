@@ -14,7 +14,7 @@ from billing.commands import IssueInvoice, NoteCancellation, NoteCompletion, Not
 from billing.domain import invoice_id_for
 from billing.handlers import BillingHandlers
 from billing.payers import save_sealed_payer
-from eventkit.consumer import Delivery, Handler
+from eventkit.consumer import Delivery, Handler, LoadsStreams
 from eventkit.db import Conn
 from secondopinion_contracts import EventData
 from secondopinion_contracts.events.intake import CaseSubmitted
@@ -27,6 +27,11 @@ from secondopinion_contracts.events.scheduling import (
 
 
 def handlers(billing: BillingHandlers) -> Mapping[type[EventData], Handler]:
+    def invoice_stream(delivery: Delivery) -> list[str]:
+        event = delivery.data
+        assert isinstance(event, SlotConfirmed | AppointmentRescheduled | AppointmentCancelled | ConsultationCompleted)
+        return [billing.invoices.stream_id(invoice_id_for(event.appointment_id))]
+
     async def issue_invoice_when_slot_confirmed(conn: Conn, delivery: Delivery) -> None:
         event = delivery.data
         assert isinstance(event, SlotConfirmed)
@@ -67,8 +72,9 @@ def handlers(billing: BillingHandlers) -> Mapping[type[EventData], Handler]:
 
     return {
         CaseSubmitted: keep_the_sealed_payer_name_when_case_submitted,
-        SlotConfirmed: issue_invoice_when_slot_confirmed,
-        AppointmentRescheduled: move_consultation_when_appointment_rescheduled,
-        AppointmentCancelled: void_or_refund_when_appointment_cancelled,
-        ConsultationCompleted: request_charge_when_consultation_completed,
+        # Each of these loads its invoice's stream: a batch of deliveries reads them all in one statement.
+        SlotConfirmed: LoadsStreams(issue_invoice_when_slot_confirmed, invoice_stream),
+        AppointmentRescheduled: LoadsStreams(move_consultation_when_appointment_rescheduled, invoice_stream),
+        AppointmentCancelled: LoadsStreams(void_or_refund_when_appointment_cancelled, invoice_stream),
+        ConsultationCompleted: LoadsStreams(request_charge_when_consultation_completed, invoice_stream),
     }

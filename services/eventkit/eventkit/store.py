@@ -149,7 +149,8 @@ _APPEND = """
     SELECT stream_id, version, position FROM appended LEFT JOIN notified ON true"""
 
 
-_LOAD = "SELECT * FROM events WHERE stream_id = $1 ORDER BY version"
+LOAD_STREAM = "SELECT * FROM events WHERE stream_id = $1 ORDER BY version"
+_LOAD_MANY = "SELECT * FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version"
 _STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1"
 
 
@@ -201,8 +202,10 @@ class EventStore:
         self.append_batch_max = append_batch_max
         self._appends: GroupCommitter[_Append, list[RecordedEvent]] = GroupCommitter(
             self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id)
-        # Per connection inside `appends_written_together`: the appends waiting, each with the list its caller got.
+        # Per connection inside `appends_written_together`: the appends waiting, each with the list its caller got,
+        # and the streams loaded ahead (rows by stream id; a stream appended to since is dropped).
         self._waiting: dict[Conn, list[tuple[_Prepared, list[RecordedEvent]]]] = {}
+        self._loaded_ahead: dict[Conn, dict[str, list[asyncpg.Record]]] = {}
 
     @asynccontextmanager
     async def transaction(self, conn: Conn | None = None) -> AsyncIterator[Conn]:
@@ -229,7 +232,7 @@ class EventStore:
         return await self._append_alone(append, conn)
 
     @asynccontextmanager
-    async def appends_written_together(self, conn: Conn) -> AsyncIterator[None]:
+    async def appends_written_together(self, conn: Conn, load_ahead: Sequence[str] = ()) -> AsyncIterator[None]:
         """Within the block, appends made on `conn` (in the transaction it has open) wait and are written when the
         block ends, all in one statement, then their projections: a consumer's batch of deliveries makes one write
         for all of its handlers instead of two round trips (events, projections) for each. A load of, or another
@@ -237,19 +240,34 @@ class EventStore:
         handlers' appends through the store as before. The lists `append` returns get their positions when written;
         a refused append raises `ConcurrencyError` from the write (the caller's whole transaction is retried, as
         it is for an append made at once). Projection tables are written only then: code in the block that reads
-        them does not see the block's appends yet."""
+        them does not see the block's appends yet.
+
+        `load_ahead`: streams the block's handlers will load, read at the start in one statement instead of one
+        each; a load of one of them in the block is answered from what was read (unless the block appended to it
+        since). A writer elsewhere appending to such a stream meanwhile is not seen: the block's append to it then
+        fails its version guard, as it would had that writer come a moment later, and the caller retries."""
         self._waiting[conn] = []
         try:
+            if load_ahead:
+                self._loaded_ahead[conn] = await self._load_many(conn, load_ahead)
             yield
             await self._write_waiting(conn)
         finally:
             del self._waiting[conn]
+            self._loaded_ahead.pop(conn, None)
+
+    async def _load_many(self, conn: Conn, stream_ids: Sequence[str]) -> dict[str, list[asyncpg.Record]]:
+        loaded: dict[str, list[asyncpg.Record]] = {stream_id: [] for stream_id in stream_ids}
+        for row in await conn.fetch(_LOAD_MANY, list(loaded)):
+            loaded[row["stream_id"]].append(row)
+        return loaded
 
     async def _append_later(self, conn: Conn, append: _Append) -> list[RecordedEvent]:
         if self._has_waiting(conn, append.stream_id):
             # One statement checks every stream's version before it writes: a second append to a stream has to
             # come after the first is written.
             await self._write_waiting(conn)
+        self._loaded_ahead.get(conn, {}).pop(append.stream_id, None)
         prepared = self._prepare(append, datetime.now(UTC))
         handed_out = list(prepared.recorded)
         self._waiting[conn].append((prepared, handed_out))
@@ -397,9 +415,13 @@ class EventStore:
         )
 
     async def load(self, stream_id: str, *, conn: Conn | None = None) -> list[RecordedEvent]:
-        if conn is not None and self._has_waiting(conn, stream_id):
-            await self._write_waiting(conn)
-        rows = await (conn.fetch(_LOAD, stream_id) if conn is not None else self._load_rows(stream_id))
+        if conn is None:
+            rows = await self._load_rows(stream_id)
+        else:
+            if self._has_waiting(conn, stream_id):
+                await self._write_waiting(conn)
+            loaded_ahead = self._loaded_ahead.get(conn, {}).get(stream_id)
+            rows = loaded_ahead if loaded_ahead is not None else await conn.fetch(LOAD_STREAM, stream_id)
         return [self._recorded(row) for row in rows]
 
     async def _stream_version_if_known(self, stream_id: str) -> int | None:
@@ -418,7 +440,7 @@ class EventStore:
     @db.retried_read
     async def _load_rows(self, stream_id: str) -> list[asyncpg.Record]:
         async with self.pool.acquire() as acquired:
-            rows: list[asyncpg.Record] = await acquired.fetch(_LOAD, stream_id)
+            rows: list[asyncpg.Record] = await acquired.fetch(LOAD_STREAM, stream_id)
             return rows
 
     async def read_all(self, *, after: int = 0, batch: int = 5000,

@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,6 +26,9 @@ from fastapi.routing import APIRoute
 
 from eventkit import db
 from eventkit.clock import TOKYO
+from eventkit.consumer import Consumer, Verdict
+from eventkit.db import Conn
+from eventkit.store import LOAD_STREAM
 from eventkit.topology import declare_exchange
 from secondopinion_contracts import EXCHANGE, CloudEvent, EventData
 from secondopinion_contracts.schemas import SCHEMA_DIR
@@ -235,6 +238,44 @@ def make_envelope(event: EventData, *, sequence: int = 1, subject: str | None = 
         data=event.model_dump(mode="json"), sequence=sequence, correlationid=case_id,
         actorid=event.SERVICE, actorrole="system",
     )
+
+
+class StatementLog:
+    """The statements a connection sends (asyncpg's query logger)."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.queries: list[str] = []
+        conn.add_query_logger(lambda record: self.queries.append(record.query))
+
+    async def stream_loads(self) -> int:
+        """How many single streams were loaded, one statement each."""
+        await asyncio.sleep(0)  # asyncpg calls its loggers soon after a statement, not in it
+        return self.queries.count(LOAD_STREAM)
+
+
+async def streams_loaded_one_by_one(consumer: Consumer, events: Sequence[EventData]) -> int:
+    """Hands `events` to `consumer` together, as deliveries in hand are (one batch, for events of different
+    cases), and returns how many streams its handlers then loaded one statement each: none when every handler
+    names the streams it loads (`LoadsStreams`), which the batch reads ahead in one."""
+    assert consumer.batch_scope is not None
+    scope = consumer.batch_scope
+    loaded: list[int] = []
+
+    @asynccontextmanager
+    async def counting(conn: Conn, load_ahead: Sequence[str]) -> AsyncIterator[None]:
+        log = StatementLog(conn)
+        async with scope(conn, load_ahead):
+            yield
+            loaded.append(await log.stream_loads())
+
+    consumer.batch_scope = counting
+    try:
+        outcomes = await asyncio.gather(*(consumer.process(make_envelope(event).to_json_bytes()) for event in events))
+    finally:
+        consumer.batch_scope = scope
+    assert {outcome.verdict for outcome in outcomes} == {Verdict.DONE}, outcomes
+    assert len(loaded) == 1, f"handled in {len(loaded)} batches, not one"
+    return loaded[0]
 
 
 async def publish_event(url: str, event: EventData, **envelope: Any) -> CloudEvent:

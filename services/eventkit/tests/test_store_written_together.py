@@ -11,10 +11,12 @@ import asyncpg
 import pytest
 
 from eventkit import db
-from eventkit.consumer import Consumer, Delivery, Verdict
+from eventkit.consumer import Consumer, Delivery, LoadsStreams, Verdict
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
 from eventkit.store import ConcurrencyError, EventStore
+from eventkit.testing import StatementLog, streams_loaded_one_by_one
+from secondopinion_contracts.codes import Mode
 from secondopinion_contracts.events.intake import CaseAccepted
 
 from .test_consumer import accepted_event
@@ -164,3 +166,57 @@ async def test_a_consumers_batch_writes_its_handlers_appends_at_once_and_a_refus
         "each good delivery's event once, the refused one's not at all"
     inbox = {row["message_id"] for row in await rows(pool, "SELECT message_id FROM inbox")}
     assert inbox == {str(event.id) for event in good}
+
+
+async def test_streams_loaded_ahead_are_read_in_one_statement_and_loads_in_the_block_answered_from_it(
+        pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+    for version in (1, 2):
+        await store.append("case-a", "case", version - 1, [document(uuid.uuid4())], context("case-a"))
+    expected = {stream_id: await store.load(stream_id) for stream_id in ("case-a", "case-new", "case-other")}
+    async with db.transaction(pool) as conn:
+        log = StatementLog(conn)
+        async with store.appends_written_together(conn, ["case-a", "case-new", "case-a"]):
+            assert await store.load("case-a", conn=conn) == expected["case-a"]
+            assert await store.load("case-new", conn=conn) == expected["case-new"] == []
+            assert await log.stream_loads() == 0, "answered from what was loaded ahead"
+            assert sum("= ANY(" in query for query in log.queries) == 1, "all loaded ahead in one statement"
+            assert await store.load("case-other", conn=conn) == expected["case-other"]
+            assert await log.stream_loads() == 1, "a stream not named is loaded as ever"
+        async with store.appends_written_together(conn):
+            await store.load("case-a", conn=conn)
+            assert await log.stream_loads() == 2, "nothing is kept past its block"
+
+
+async def test_a_stream_loaded_ahead_and_appended_to_in_the_block_is_read_again_with_the_append(
+        pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+    await store.append("case-a", "case", 0, [document(uuid.uuid4())], context("case-a"))
+    async with db.transaction(pool) as conn, store.appends_written_together(conn, ["case-a", "case-b"]):
+        appended = await append_one(store, conn, "case-a", expected=1)
+        await append_one(store, conn, "case-b")
+        assert [e.version for e in await store.load("case-a", conn=conn)] == [1, 2]
+        assert (await store.load("case-a", conn=conn))[-1].event_id == appended[0].event_id
+        assert [e.version for e in await store.load("case-b", conn=conn)] == [1]
+    assert [e.version for e in await store.load("case-b")] == [1]
+
+
+async def test_a_consumers_batch_loads_the_streams_its_handlers_name_in_one_statement(pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+    cases = [uuid.uuid4() for _ in range(6)]
+    await store.append(f"case-{cases[0]}", "case", 0, [document(cases[0])], context("setup"))
+
+    async def open_the_case_once(conn: Conn, delivery: Delivery) -> None:
+        stream_id = f"case-{delivery.envelope.subject}"
+        if not await store.load(stream_id, conn=conn):
+            await append_one(store, conn, stream_id)
+
+    named = LoadsStreams(open_the_case_once, lambda delivery: [f"case-{delivery.envelope.subject}"])
+    for handler, alone in ((named, 0), (open_the_case_once, 6)):
+        consumer = Consumer("testsvc", pool, {CaseAccepted: handler}, batch_scope=store.appends_written_together)
+        events = [CaseAccepted(case_id=case, department="cardiology", mode=Mode.ONLINE, screened_by="dr-1")
+                  for case in cases]
+        assert await streams_loaded_one_by_one(consumer, events) == alone
+    versions = {row["stream_id"]: row["n"] for row in await rows(
+        pool, "SELECT stream_id, count(*) AS n FROM events GROUP BY stream_id")}
+    assert versions == {f"case-{case}": 1 for case in cases}, "the stream that existed was seen as existing"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from uuid import UUID
 
-from eventkit.consumer import Delivery, Handler
+from eventkit.consumer import Delivery, Handler, LoadsStreams
 from eventkit.db import Conn
 from scheduling.commands import RecordFeePayment, RecordWithdrawal, StartScheduling
 from scheduling.handlers import SchedulingHandlers
@@ -46,7 +46,16 @@ def subscriptions(handlers: SchedulingHandlers) -> Mapping[type[EventData], Hand
                              captured_at=_aware(event.captured_at), appointment_id=appointment_id),
             delivery.context, conn)
 
-    return {CaseAccepted: on_case_accepted, CaseWithdrawn: on_case_withdrawn, PaymentCaptured: on_payment_captured}
+    def case_stream(delivery: Delivery) -> list[str]:
+        event = delivery.data
+        assert isinstance(event, CaseAccepted | CaseWithdrawn | PaymentCaptured)
+        return [handlers.cases.stream_id(event.case_id)]
+
+    # Each loads its case's stream (a withdrawal also the slots the case holds, known only from the case): a batch
+    # of deliveries reads the cases' streams in one statement.
+    return {CaseAccepted: LoadsStreams(on_case_accepted, case_stream),
+            CaseWithdrawn: LoadsStreams(on_case_withdrawn, case_stream),
+            PaymentCaptured: LoadsStreams(on_payment_captured, case_stream)}
 
 
 def _aware(instant: datetime) -> datetime:

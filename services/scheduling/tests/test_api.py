@@ -18,7 +18,15 @@ from prometheus_client import REGISTRY
 from eventkit.events import Actor, CommandContext
 from eventkit.runtime import wait_until
 from eventkit.store import EventStore
-from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, publish_event, running_app
+from eventkit.testing import (
+    EventCollector,
+    SettableClock,
+    assert_valid,
+    bearer,
+    publish_event,
+    running_app,
+    streams_loaded_one_by_one,
+)
 from scheduling.app import build
 from scheduling.events import SlotBooked
 from scheduling.settings import SchedulingSettings
@@ -588,3 +596,22 @@ async def test_health_and_readiness(desk: Desk) -> None:
     ready = await desk.client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["consumer_attached"] is True
+
+
+async def test_a_batch_of_other_services_events_reads_the_cases_it_touches_in_one_statement(desk: Desk) -> None:
+    # Each handler names the case stream it loads (LoadsStreams): a batch of deliveries reads them all at once.
+    consumer = desk.client._transport.app.state.runtime.consumer  # type: ignore[attr-defined]
+    cases = [uuid.uuid4() for _ in range(3)]
+    accepted = [CaseAccepted(case_id=case, department="cardiology", mode=Mode.ONLINE, screened_by="dr-screen")
+                for case in cases]
+    assert await streams_loaded_one_by_one(consumer, accepted) == 0
+    paid, withdrawn, _ = cases
+    later: list[EventData] = [
+        PaymentCaptured(case_id=paid, invoice_id=uuid.uuid4(), amount=44_000, method=PaymentMethod.CARD,
+                        captured_at=desk.clock.now),
+        CaseWithdrawn(case_id=withdrawn, reason=WithdrawalReason.PATIENT_REQUEST),
+    ]
+    assert await streams_loaded_one_by_one(consumer, later) == 0
+    await desk.wait_for_schedule(str(paid), "awaiting_proposals", fee_paid=True)
+    await desk.wait_for_schedule(str(withdrawn), "withdrawn")
+    await desk.wait_for_schedule(str(cases[2]), "awaiting_proposals", fee_paid=False)
