@@ -9,8 +9,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -93,34 +94,67 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     asyncpg still rolls back a transaction left open before the connection is reused."""
 
 
-# The transaction `transaction()` has open in this task, and what is to run once it has committed.
-_open_transaction: ContextVar[tuple[Conn, list[Callable[[], None]]] | None] = ContextVar(
-    "eventkit_open_transaction", default=None)
+BeforeCommit = Callable[[Conn, list[Any]], Awaitable[None]]
+
+
+@dataclass
+class _OpenTransaction:
+    """The transaction `transaction()` has open in this task: what is to run just before it commits (each hook once,
+    with the items handed to it) and once it has committed."""
+
+    conn: Conn
+    before: dict[BeforeCommit, list[Any]] = field(default_factory=dict)
+    after: list[Callable[[], None]] = field(default_factory=list)
+
+
+_open_transaction: ContextVar[_OpenTransaction | None] = ContextVar("eventkit_open_transaction", default=None)
 
 
 @asynccontextmanager
 async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
-    """A transaction on a pooled connection; what `after_commit` registers inside it runs once it has committed."""
-    hooks: list[Callable[[], None]] = []
+    """A transaction on a pooled connection; what `before_commit` registers inside it runs at its end, in it, and
+    what `after_commit` registers runs once it has committed."""
     async with pool.acquire() as conn:
-        token = _open_transaction.set((conn, hooks))
+        open_transaction = _OpenTransaction(conn)
+        token = _open_transaction.set(open_transaction)
         try:
             async with conn.transaction():
                 yield conn
+                before = open_transaction.before
+                while before:  # in the order first asked for; a hook may hand items to another
+                    hook = next(iter(before))
+                    await hook(conn, before.pop(hook))
         finally:
             _open_transaction.reset(token)
-    for hook in hooks:
-        hook()
+    for after in open_transaction.after:
+        after()
+
+
+def _opened_here(conn: Conn) -> _OpenTransaction | None:
+    current = _open_transaction.get()
+    return current if current is not None and current.conn is conn else None
 
 
 def after_commit(conn: Conn, hook: Callable[[], None]) -> bool:
     """Runs `hook` (once) after `conn`'s transaction has committed, if `transaction()` opened it; False otherwise, and
     the caller has to find another way."""
-    current = _open_transaction.get()
-    if current is None or current[0] is not conn:
+    current = _opened_here(conn)
+    if current is None:
         return False
-    if hook not in current[1]:
-        current[1].append(hook)
+    if hook not in current.after:
+        current.after.append(hook)
+    return True
+
+
+def before_commit(conn: Conn, hook: BeforeCommit, item: Any) -> bool:
+    """Hands `item` to `hook`, which runs once, with every item handed to it, at the end of `conn`'s transaction,
+    inside it (its writes commit with the rest, its failure rolls all of it back): work that many steps of one
+    transaction each ask for (a consumer's batch of deliveries) is done once for all of them. False when
+    `transaction()` did not open the transaction: the caller does the work itself."""
+    current = _opened_here(conn)
+    if current is None:
+        return False
+    current.before.setdefault(hook, []).append(item)
     return True
 
 

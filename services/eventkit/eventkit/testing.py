@@ -241,41 +241,66 @@ def make_envelope(event: EventData, *, sequence: int = 1, subject: str | None = 
 
 
 class StatementLog:
-    """The statements a connection sends (asyncpg's query logger)."""
+    """The statements a connection sends (asyncpg's query logger) until closed."""
 
     def __init__(self, conn: Conn) -> None:
+        self.conn = conn
         self.queries: list[str] = []
-        conn.add_query_logger(lambda record: self.queries.append(record.query))
+        conn.add_query_logger(self._note)
+
+    def _note(self, record: Any) -> None:
+        self.queries.append(record.query)
 
     async def stream_loads(self) -> int:
         """How many single streams were loaded, one statement each."""
         await asyncio.sleep(0)  # asyncpg calls its loggers soon after a statement, not in it
         return self.queries.count(LOAD_STREAM)
 
+    def close(self) -> None:
+        self.conn.remove_query_logger(self._note)
 
-async def streams_loaded_one_by_one(consumer: Consumer, events: Sequence[EventData]) -> int:
-    """Hands `events` to `consumer` together, as deliveries in hand are (one batch, for events of different
-    cases), and returns how many streams its handlers then loaded one statement each: none when every handler
-    names the streams it loads (`LoadsStreams`), which the batch reads ahead in one."""
+
+async def statements_of_one_batch(consumer: Consumer, events: Sequence[EventData]) -> list[str]:
+    """Hands `events` to `consumer` together, as deliveries in hand are (one batch, for events of different cases),
+    and returns the statements the batch sent from its handlers' start to its commit."""
     assert consumer.batch_scope is not None
     scope = consumer.batch_scope
-    loaded: list[int] = []
+    logs: list[StatementLog] = []
+
+    async def stop_logging(conn: Conn, logs_due: list[StatementLog]) -> None:
+        for log in logs_due:
+            log.close()
 
     @asynccontextmanager
-    async def counting(conn: Conn, load_ahead: Sequence[str]) -> AsyncIterator[None]:
+    async def logged(conn: Conn, load_ahead: Sequence[str]) -> AsyncIterator[None]:
         log = StatementLog(conn)
-        async with scope(conn, load_ahead):
-            yield
-            loaded.append(await log.stream_loads())
+        logs.append(log)
+        try:
+            async with scope(conn, load_ahead):
+                yield
+        except BaseException:
+            log.close()
+            raise
+        # Asked for last, so it runs after what the handlers asked to be done before the commit.
+        if not db.before_commit(conn, stop_logging, log):
+            log.close()
 
-    consumer.batch_scope = counting
+    consumer.batch_scope = logged
     try:
         outcomes = await asyncio.gather(*(consumer.process(make_envelope(event).to_json_bytes()) for event in events))
     finally:
         consumer.batch_scope = scope
+    await asyncio.sleep(0)  # asyncpg calls its loggers soon after a statement, not in it
+    statements = [log.queries for log in logs]
     assert {outcome.verdict for outcome in outcomes} == {Verdict.DONE}, outcomes
-    assert len(loaded) == 1, f"handled in {len(loaded)} batches, not one"
-    return loaded[0]
+    assert len(statements) == 1, f"handled in {len(statements)} batches, not one"
+    return statements[0]
+
+
+async def streams_loaded_one_by_one(consumer: Consumer, events: Sequence[EventData]) -> int:
+    """How many streams the handlers of one batch of `events` loaded one statement each: none when every handler
+    names the streams it loads (`LoadsStreams`), which the batch reads ahead in one."""
+    return (await statements_of_one_batch(consumer, events)).count(LOAD_STREAM)
 
 
 async def publish_event(url: str, event: EventData, **envelope: Any) -> CloudEvent:

@@ -35,9 +35,53 @@ async def test_hooks_run_once_after_the_commit_and_not_after_a_rollback(pool: as
         assert await conn.fetchval("SELECT count(*) FROM inbox") == 1
 
 
+async def test_work_due_before_the_commit_runs_once_with_every_item_inside_the_transaction(
+        pool: asyncpg.Pool) -> None:
+    runs: list[list[str]] = []
+
+    async def note_all(conn: db.Conn, items: list[str]) -> None:
+        runs.append(items)
+        await conn.execute("INSERT INTO inbox (message_id, event_type) SELECT unnest($1::text[]), 'due'", items)
+
+    async with db.transaction(pool) as conn:
+        for item in ("a", "b", "c"):
+            assert db.before_commit(conn, note_all, item)
+        assert runs == [], "not before the transaction's end"
+    assert runs == [["a", "b", "c"]], "once, with every item"
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE event_type = 'due'") == 3
+
+    async def fail_after_asking() -> None:
+        async with db.transaction(pool) as conn:
+            db.before_commit(conn, note_all, "d")
+            raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        await fail_after_asking()
+    assert runs == [["a", "b", "c"]], "not run for a transaction that is rolled back"
+
+    async def failing(conn: db.Conn, items: list[str]) -> None:
+        raise RuntimeError("the work due failed")
+
+    async def write_then_fail_at_the_end() -> None:
+        async with db.transaction(pool) as conn:
+            await conn.execute("INSERT INTO inbox (message_id, event_type) VALUES ('e', 'body')")
+            db.before_commit(conn, failing, "e")
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail_at_the_end()
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE message_id = 'e'") == 0, \
+            "its failure rolls the transaction back"
+
+
 async def test_a_transaction_opened_elsewhere_takes_no_hook(pool: asyncpg.Pool) -> None:
+    async def nothing(conn: db.Conn, items: list[object]) -> None:
+        return None
+
     async with pool.acquire() as conn, conn.transaction():
         assert not db.after_commit(conn, lambda: None)
+        assert not db.before_commit(conn, nothing, 1)
     async with db.transaction(pool) as outer, pool.acquire() as other:
         assert not db.after_commit(other, lambda: None), "a hook belongs to the connection whose transaction it is"
         assert db.after_commit(outer, lambda: None)

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import asyncpg
 
+from eventkit import db
 from eventkit.aggregate import AggregateRepository
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
@@ -121,7 +122,8 @@ class OwnEventsLog:
 
 # --- the case board ------------------------------------------------------------------------------------
 
-# Board row of every case whose id lies in [$1, $2], from all of the case's logged events. Stages follow
+# Board row of every case selected (`_CASES_IN_RANGE`: ids in [$1, $2]; `_CASES_LISTED`: ids in $1), from all of the
+# case's logged events. Stages follow
 # from which facts exist, not from the order they arrived in; where order matters (the latest appointment
 # event, the latest department or mode) it is the events' own order: envelope time, then source and
 # stream sequence, then event id, so any delivery order (and any duplicate) gives the same row.
@@ -132,7 +134,9 @@ _BOARD_COLUMNS = (
     "withdrawal_reason", "reschedules", "no_shows", "consultations", "captured_yen", "refunded_yen", "event_count",
     "last_event_at",
 )
-RECOMPUTE_CASES = f"""
+_CASES_IN_RANGE = "e.case_id BETWEEN $1 AND $2"
+_CASES_LISTED = "e.case_id = ANY($1::uuid[])"
+_RECOMPUTE = f"""
 WITH stepped AS (
     SELECT e.*,
            -- where several events state a case's department or mode, the later step of the flow wins
@@ -141,7 +145,7 @@ WITH stepped AS (
                WHEN 'SlotConfirmed' THEN 4 WHEN 'ConsultationCompleted' THEN 5 ELSE 0
            END AS step
     FROM received_events e
-    WHERE e.case_id BETWEEN $1 AND $2
+    WHERE {{cases}}
 ),
 facts AS (
     SELECT case_id,
@@ -217,6 +221,9 @@ ON CONFLICT (case_id) DO UPDATE SET
     {", ".join(f"{column} = EXCLUDED.{column}" for column in _BOARD_COLUMNS[1:])}
 """
 
+RECOMPUTE_CASES = _RECOMPUTE.replace("{cases}", _CASES_IN_RANGE)
+RECOMPUTE_LISTED_CASES = _RECOMPUTE.replace("{cases}", _CASES_LISTED)
+
 STAGES = ("submitted", "awaiting_documents", "screening", "scheduling", "confirmed", "consulted", "report_delivered",
           "closed", "declined", "withdrawn", "unknown")
 # The board's columns (declined and withdrawn share one: both are cases that ended without an opinion).
@@ -234,7 +241,16 @@ BOARD_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 async def recompute_case(conn: Conn, case_id: UUID) -> None:
-    await conn.execute(RECOMPUTE_CASES, case_id, case_id)
+    """The case's board row, from its logged events, as the transaction ends: once for all the cases its steps
+    touched (a consumer's batch of deliveries, each of another case), in one statement; at once where the
+    transaction was not opened by `eventkit.db.transaction`."""
+    if not db.before_commit(conn, _recompute_cases, case_id):
+        await conn.execute(RECOMPUTE_CASES, case_id, case_id)
+
+
+async def _recompute_cases(conn: Conn, case_ids: list[UUID]) -> None:
+    # Each case's lock is held already (`lock_case_and_log`): no other transaction writes these rows meanwhile.
+    await conn.execute(RECOMPUTE_LISTED_CASES, sorted(set(case_ids)))
 
 
 Progress = Callable[[int, int], None]
