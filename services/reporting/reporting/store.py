@@ -122,11 +122,11 @@ class OwnEventsLog:
 
 # --- the case board ------------------------------------------------------------------------------------
 
-# Board row of every case selected (`_CASES_IN_RANGE`: ids in [$1, $2]; `_CASES_LISTED`: ids in $1), from all of the
-# case's logged events. Stages follow
-# from which facts exist, not from the order they arrived in; where order matters (the latest appointment
-# event, the latest department or mode) it is the events' own order: envelope time, then source and
-# stream sequence, then event id, so any delivery order (and any duplicate) gives the same row.
+# Board row of every case selected (`_CASES_IN_RANGE`: ids in [$1, $2]; `_CASES_LISTED`: ids in $1), from all of
+# the case's logged events. Stages follow from which facts exist, not from the order they arrived in; where order
+# matters (the latest appointment event, the latest department or mode) it is the events' own order: envelope
+# time, then source and stream sequence, then event id, so any delivery order (and any duplicate) gives the same
+# row.
 _ORDER = "occurred_at DESC, source DESC, sequence DESC, event_id DESC"
 _BOARD_COLUMNS = (
     "case_id", "stage", "department", "mode", "submitted_on", "consulted_on", "report_delivered_on", "closed_on",
