@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID, uuid4, uuid5
@@ -183,6 +183,15 @@ class _Prepared:
         return self.recorded[0].version - 1
 
 
+@dataclass
+class _Block:
+    """One connection's `appends_written_together` block: the appends waiting, each with the list its caller got, and
+    the streams loaded ahead (rows by stream id; a stream appended to since is dropped)."""
+
+    waiting: list[tuple[_Prepared, list[RecordedEvent]]] = field(default_factory=list)
+    loaded_ahead: dict[str, list[asyncpg.Record]] = field(default_factory=dict)
+
+
 class EventStore:
     """Appends made outside a caller's transaction (most commands') are group-committed: those that arrive while
     others commit are written together, in one statement and one transaction (at most `append_batch_max`; 1 writes
@@ -202,10 +211,7 @@ class EventStore:
         self.append_batch_max = append_batch_max
         self._appends: GroupCommitter[_Append, list[RecordedEvent]] = GroupCommitter(
             self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id)
-        # Per connection inside `appends_written_together`: the appends waiting, each with the list its caller got,
-        # and the streams loaded ahead (rows by stream id; a stream appended to since is dropped).
-        self._waiting: dict[Conn, list[tuple[_Prepared, list[RecordedEvent]]]] = {}
-        self._loaded_ahead: dict[Conn, dict[str, list[asyncpg.Record]]] = {}
+        self._blocks: dict[Conn, _Block] = {}  # the connections inside `appends_written_together`
 
     @asynccontextmanager
     async def transaction(self, conn: Conn | None = None) -> AsyncIterator[Conn]:
@@ -227,7 +233,7 @@ class EventStore:
         append = _Append(stream_id, stream_type, expected_version, events, context, current_traceparent())
         if conn is None and self.append_batch_max > 1:
             return await self._appends.run(append)
-        if conn is not None and conn in self._waiting:
+        if conn is not None and conn in self._blocks:
             return await self._append_later(conn, append)
         return await self._append_alone(append, conn)
 
@@ -246,15 +252,14 @@ class EventStore:
         each; a load of one of them in the block is answered from what was read (unless the block appended to it
         since). A writer elsewhere appending to such a stream meanwhile is not seen: the block's append to it then
         fails its version guard, as it would had that writer come a moment later, and the caller retries."""
-        self._waiting[conn] = []
+        block = self._blocks[conn] = _Block()
         try:
             if load_ahead:
-                self._loaded_ahead[conn] = await self._load_many(conn, load_ahead)
+                block.loaded_ahead = await self._load_many(conn, load_ahead)
             yield
             await self._write_waiting(conn)
         finally:
-            del self._waiting[conn]
-            self._loaded_ahead.pop(conn, None)
+            del self._blocks[conn]
 
     async def _load_many(self, conn: Conn, stream_ids: Sequence[str]) -> dict[str, list[asyncpg.Record]]:
         loaded: dict[str, list[asyncpg.Record]] = {stream_id: [] for stream_id in stream_ids}
@@ -267,17 +272,19 @@ class EventStore:
             # One statement checks every stream's version before it writes: a second append to a stream has to
             # come after the first is written.
             await self._write_waiting(conn)
-        self._loaded_ahead.get(conn, {}).pop(append.stream_id, None)
+        block = self._blocks[conn]
+        block.loaded_ahead.pop(append.stream_id, None)
         prepared = self._prepare(append, datetime.now(UTC))
         handed_out = list(prepared.recorded)
-        self._waiting[conn].append((prepared, handed_out))
+        block.waiting.append((prepared, handed_out))
         return handed_out
 
     def _has_waiting(self, conn: Conn, stream_id: str) -> bool:
-        return any(prepared.stream_id == stream_id for prepared, _ in self._waiting.get(conn, ()))
+        block = self._blocks.get(conn)
+        return block is not None and any(prepared.stream_id == stream_id for prepared, _ in block.waiting)
 
     async def _write_waiting(self, conn: Conn) -> None:
-        waiting = self._waiting[conn]
+        waiting = self._blocks[conn].waiting
         if not waiting:
             return
         batch = list(waiting)
@@ -420,7 +427,8 @@ class EventStore:
         else:
             if self._has_waiting(conn, stream_id):
                 await self._write_waiting(conn)
-            loaded_ahead = self._loaded_ahead.get(conn, {}).get(stream_id)
+            block = self._blocks.get(conn)
+            loaded_ahead = block.loaded_ahead.get(stream_id) if block is not None else None
             rows = loaded_ahead if loaded_ahead is not None else await conn.fetch(LOAD_STREAM, stream_id)
         return [self._recorded(row) for row in rows]
 

@@ -251,10 +251,13 @@ class StatementLog:
     def _note(self, record: Any) -> None:
         self.queries.append(record.query)
 
+    async def statements(self) -> list[str]:
+        await asyncio.sleep(0)  # asyncpg calls its loggers soon after a statement, not in it
+        return self.queries
+
     async def stream_loads(self) -> int:
         """How many single streams were loaded, one statement each."""
-        await asyncio.sleep(0)  # asyncpg calls its loggers soon after a statement, not in it
-        return self.queries.count(LOAD_STREAM)
+        return (await self.statements()).count(LOAD_STREAM)
 
     def close(self) -> None:
         self.conn.remove_query_logger(self._note)
@@ -290,8 +293,7 @@ async def statements_of_one_batch(consumer: Consumer, events: Sequence[EventData
         outcomes = await asyncio.gather(*(consumer.process(make_envelope(event).to_json_bytes()) for event in events))
     finally:
         consumer.batch_scope = scope
-    await asyncio.sleep(0)  # asyncpg calls its loggers soon after a statement, not in it
-    statements = [log.queries for log in logs]
+    statements = [await log.statements() for log in logs]
     assert {outcome.verdict for outcome in outcomes} == {Verdict.DONE}, outcomes
     assert len(statements) == 1, f"handled in {len(statements)} batches, not one"
     return statements[0]

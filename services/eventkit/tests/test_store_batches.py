@@ -28,7 +28,6 @@ from .test_store import document
 TYPES = EventTypes.of(DocumentReceived, CaseDeclined, CaseDeclinedV2)
 
 
-
 def store_of(pool: asyncpg.Pool, *projections: Projection, batch_max: int = 32) -> EventStore:
     # Each test its own service label, so that the metrics it reads are its own.
     service = "svc" + "".join(random.choices(string.ascii_lowercase, k=10))

@@ -245,7 +245,7 @@ async def recompute_case(conn: Conn, case_id: UUID) -> None:
     touched (a consumer's batch of deliveries, each of another case), in one statement; at once where the
     transaction was not opened by `eventkit.db.transaction`."""
     if not db.before_commit(conn, _recompute_cases, case_id):
-        await conn.execute(RECOMPUTE_CASES, case_id, case_id)
+        await _recompute_cases(conn, [case_id])
 
 
 async def _recompute_cases(conn: Conn, case_ids: list[UUID]) -> None:
