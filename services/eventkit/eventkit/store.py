@@ -305,8 +305,11 @@ class EventStore:
 
     async def _append_alone(self, append: _Append, conn: Conn | None = None) -> list[RecordedEvent]:
         try:
-            async with self.transaction(conn) as tx:
-                [recorded] = await self._write(tx, [append])
+            if conn is None:
+                [recorded] = await self._write_committed([append])
+            else:
+                async with self.transaction(conn) as tx:
+                    [recorded] = await self._write(tx, [append])
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name == "events_stream_version_unique":
                 raise ConcurrencyError(append.stream_id, append.expected_version) from None
@@ -323,8 +326,7 @@ class EventStore:
             # Streams in one order, so that two replicas' batches take the index entries' locks alike.
             batch.sort(key=lambda pending: pending.work.stream_id)
             try:
-                async with db.transaction(self.pool) as conn:
-                    results = await self._write(conn, [pending.work for pending in batch])
+                results = await self._write_committed([pending.work for pending in batch])
             except Exception as error:
                 if db.is_database_lost(error):
                     for pending in batch:
@@ -347,6 +349,16 @@ class EventStore:
                 pending.resolve(await self._append_alone(pending.work))
             except Exception as error:
                 pending.fail(error)
+
+    async def _write_committed(self, appends: Sequence[_Append]) -> list[list[RecordedEvent] | None]:
+        """The appends written and committed in a transaction of their own. With no projections to keep, that
+        transaction is the one statement that writes them (PostgreSQL commits a statement sent outside a transaction
+        by itself, all of it or nothing): one round trip instead of three (BEGIN, the statement, COMMIT)."""
+        if self.projections:
+            async with db.transaction(self.pool) as conn:
+                return await self._write(conn, appends)
+        async with self.pool.acquire() as conn:
+            return await self._write(conn, appends)
 
     async def _write(self, conn: Conn, appends: Sequence[_Append]) -> list[list[RecordedEvent] | None]:
         """In `conn`'s transaction: the appends' events, outbox rows and projections; for each append its recorded
@@ -379,8 +391,13 @@ class EventStore:
         outbox_rows = [(*row, n) for n, row in enumerate(row for p in prepared for row in p.outbox_rows)]
         columns = [list(column) for column in zip(*event_rows, strict=True)]
         outbox_columns = [list(column) for column in zip(*outbox_rows, strict=True)] or [[]] * 6
-        notify = bool(outbox_rows) and not self._relay_woken_after_commit(conn)
+        committing_alone = not conn.is_in_transaction()
+        relay_here = self._relay_here()
+        notify = bool(outbox_rows) and not (
+            relay_here is not None and (committing_alone or db.after_commit(conn, relay_here.wake)))
         rows = await conn.fetch(_APPEND, *columns, *outbox_columns, notify)
+        if committing_alone and relay_here is not None and outbox_rows:
+            relay_here.wake()
         positions = {(row["stream_id"], row["version"]): row["position"] for row in rows}
         written: list[list[RecordedEvent] | None] = [
             [replace(r, position=positions[r.stream_id, r.version]) for r in p.recorded]
@@ -405,13 +422,13 @@ class EventStore:
               for older in r.data.published_alongside()),
         ]
 
-    def _relay_woken_after_commit(self, conn: Conn) -> bool:
-        """Once the transaction commits, the relay that leads has to look at the outbox. When it runs in this process
-        it is woken directly after the commit (True); otherwise the append's statement sends a NOTIFY to reach it
+    def _relay_here(self) -> LocalRelay | None:
+        """Once the appends commit, the relay that leads has to look at the outbox. When it runs in this process it is
+        woken directly after the commit (this returns it); otherwise the append's statement sends a NOTIFY to reach it
         (PostgreSQL serializes the commits of notifying transactions, so the direct way is also the one that
         scales). A wake-up for an append that wrote nothing only makes the relay look once."""
         relay = self.relay
-        return relay is not None and relay.is_leader and db.after_commit(conn, relay.wake)
+        return relay if relay is not None and relay.is_leader else None
 
     def _recorded(self, row: asyncpg.Record) -> RecordedEvent:
         return RecordedEvent(

@@ -140,12 +140,23 @@ class EventStoreContract:
         assert [e.position for e in seen] == sorted(e.position for e in seen)
 
 
+class KeepingNothing:
+    name = "nothing"
+    tables: tuple[str, ...] = ()
+
+    async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        await conn.execute("SELECT 1")
+
+
 class TestPostgresEventStore(EventStoreContract):
-    @pytest.fixture
-    async def store(self, database: str) -> AsyncIterator[EventStore]:
+    # Without projections an append commits by its one statement; with one, in a transaction around it and the
+    # projection's writes: both ways keep the contract.
+    @pytest.fixture(params=["without projections", "with a projection"])
+    async def store(self, database: str, request: pytest.FixtureRequest) -> AsyncIterator[EventStore]:
         await db.migrate(database, [])
         pool = await db.create_pool(database)
+        projections = [KeepingNothing()] if request.param == "with a projection" else []
         try:
-            yield EventStore(pool, service="intake", types=TYPES)
+            yield EventStore(pool, service="intake", types=TYPES, projections=projections)
         finally:
             await pool.close()

@@ -232,3 +232,53 @@ async def test_each_append_in_a_batch_keeps_its_own_trace_and_its_events_publish
         sequences.setdefault(envelope["subject"], []).append(envelope["sequence"])
         assert json.loads(row["headers"])["traceparent"] == envelope["traceparent"]
     assert list(sequences.values()) == [[1, 2, 2]] * 6, "each stream's events in the order written"
+
+
+class Noting:
+    """A projection that only notes what it was given."""
+
+    name = "noting"
+    tables: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.applied: list[RecordedEvent] = []
+
+    async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+        self.applied.extend(events)
+
+
+@pytest.mark.parametrize("projected", [False, True], ids=["no projections", "a projection"])
+async def test_an_append_without_projections_is_committed_by_its_one_statement(database: str,
+                                                                                projected: bool) -> None:
+    # With nothing else to write in its transaction, the statement that writes the appends is sent outside one and
+    # PostgreSQL commits it by itself: one round trip where BEGIN, the statement and COMMIT were three.
+    await db.migrate(database, [])
+    sent: list[str] = []
+
+    async def log_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(lambda record: sent.append(record.query))
+
+    one_connection = await asyncpg.create_pool(database, min_size=1, max_size=1, init=log_queries)
+    assert one_connection is not None
+    noting = Noting()
+    try:
+        store = store_of(one_connection, *([noting] if projected else []))
+        results = await append_together(store, [("case-1", 0)])
+        results += await append_together(store, [(f"case-{i}", 0) for i in range(2, 6)])
+        await asyncio.sleep(0)  # asyncpg calls its loggers soon after a statement, not in it
+        written = await rows(one_connection, "SELECT stream_id FROM events ORDER BY stream_id")
+        published = await rows(one_connection, "SELECT id FROM outbox")
+    finally:
+        await one_connection.close()
+    assert all(isinstance(result, list) for result in results)
+    assert [row["stream_id"] for row in written] == [f"case-{i}" for i in range(1, 6)]
+    assert len(published) == 5
+    appends = [statement for statement in sent if "INSERT INTO events" in statement]
+    transaction_control = [statement.strip().rstrip(";").upper() for statement in sent
+                           if statement.strip().rstrip(";").upper() in ("BEGIN", "COMMIT")]
+    assert len(appends) == 2, "the lone append, then the four handed in together"
+    if projected:
+        assert transaction_control == ["BEGIN", "COMMIT"] * 2
+        assert len(noting.applied) == 5
+    else:
+        assert transaction_control == []
