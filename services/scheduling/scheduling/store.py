@@ -113,6 +113,25 @@ class SlotViewProjection:
                        WHERE slot_id = $1""", data.slot_id)
 
 
+_UPSERT_CASES = """
+    INSERT INTO case_schedule_view (case_id, status, department, mode, candidates, hold_expires_at, appointment_id,
+                                    fee_paid, version, updated_at)
+    SELECT id, st, d, m, c::jsonb, h, a, f, v, u
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::uuid[], $8::bool[],
+                $9::int[], $10::timestamptz[]) AS u(id, st, d, m, c, h, a, f, v, u)
+    ORDER BY id
+    ON CONFLICT (case_id) DO UPDATE SET
+        status = EXCLUDED.status, department = EXCLUDED.department, mode = EXCLUDED.mode,
+        candidates = EXCLUDED.candidates, hold_expires_at = EXCLUDED.hold_expires_at,
+        appointment_id = EXCLUDED.appointment_id, fee_paid = EXCLUDED.fee_paid, version = EXCLUDED.version,
+        updated_at = EXCLUDED.updated_at
+    WHERE $11
+    RETURNING case_id"""
+
+_CASE_COLUMNS = ("case_id", "status", "department", "mode", "candidates", "hold_expires_at", "appointment_id",
+                 "fee_paid", "version", "updated_at")
+
+
 class CaseScheduleProjection:
     """Per case: status, candidates, current appointment and fee; per appointment: its whole course."""
 
@@ -120,51 +139,60 @@ class CaseScheduleProjection:
     tables = ("case_schedule_view", "appointment_view")
 
     async def apply(self, conn: Conn, recorded: Sequence[RecordedEvent]) -> None:
+        # However many cases and events come at once (a consumer's batch, a rebuild's batch): each case's row is
+        # folded in Python from its events and written with the others in one statement; new cases without a read
+        # (their rows cannot exist unless their first events were applied before), the others read in one statement.
+        streams: dict[UUID, list[RecordedEvent]] = {}
         for event in recorded:
             if event.stream_type == CASE_STREAM:
-                await self._apply_one(conn, event)
+                case_id: UUID = getattr(event.data, "case_id")  # noqa: B009 (every event of the stream carries it)
+                streams.setdefault(case_id, []).append(event)
+        if not streams:
+            return
+        new = [(case_id, None, events) for case_id, events in streams.items() if events[0].version == 1]
+        written = await self._write(conn, new, only_if_new=True) if new else set()
+        others = [case_id for case_id in streams if case_id not in written]
+        if not others:
+            return
+        rows = {row["case_id"]: row for row in await conn.fetch(
+            "SELECT * FROM case_schedule_view WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE", others)}
+        changes = []
+        for case_id in others:
+            row = rows.get(case_id)
+            # Versions applied already are skipped (rebuild and live apply are idempotent per stream version).
+            unseen = [event for event in streams[case_id] if row is None or event.version > row["version"]]
+            if unseen:
+                changes.append((case_id, row, unseen))
+        if changes:
+            await self._write(conn, changes)
 
-    async def _apply_one(self, conn: Conn, event: RecordedEvent) -> None:
-        case_id: UUID = getattr(event.data, "case_id")  # noqa: B009 (every event of the stream carries it)
-        # Claims the event's version for the row (created by the stream's first event): nothing back means it was
-        # applied already (rebuild and live apply are idempotent per stream version).
-        claimed = await conn.fetchval(
-            """INSERT INTO case_schedule_view (case_id, status, version, updated_at) VALUES ($1, 'new', $2, $3)
-               ON CONFLICT (case_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at
-               WHERE case_schedule_view.version < excluded.version
-               RETURNING true""", case_id, event.version, event.recorded_at)
-        if claimed:
-            await self._apply_case(conn, case_id, event)
+    async def _write(self, conn: Conn, changes: Sequence[tuple[UUID, asyncpg.Record | None, list[RecordedEvent]]],
+                     *, only_if_new: bool = False) -> set[UUID]:
+        """Each case's row (None: a new case) with its new events applied, then their appointments; the cases
+        written. With `only_if_new` a case whose row exists is not written."""
+        columns: list[list[Any]] = [[] for _ in _CASE_COLUMNS]
+        for case_id, known, new in changes:
+            row: dict[str, Any] = (dict(known) if known is not None else
+                                   {"case_id": case_id, "status": "new", "department": None, "mode": None,
+                                    "candidates": "[]", "hold_expires_at": None, "appointment_id": None,
+                                    "fee_paid": False})
+            for event in new:
+                _fold_case(row, event.data)
+            row["version"], row["updated_at"] = new[-1].version, new[-1].recorded_at
+            for column, name in zip(columns, _CASE_COLUMNS, strict=True):
+                column.append(row[name])
+        written = {row["case_id"] for row in await conn.fetch(_UPSERT_CASES, *columns, not only_if_new)}
+        for case_id, _, new in changes:
+            if case_id in written:
+                for event in new:
+                    await self._apply_appointment(conn, case_id, event)
+        return written
 
-    async def _apply_case(self, conn: Conn, case_id: UUID, event: RecordedEvent) -> None:
+    async def _apply_appointment(self, conn: Conn, case_id: UUID, event: RecordedEvent) -> None:
         data = event.data
         at = event.recorded_at
         match data:
-            case SchedulingStarted():
-                await conn.execute(
-                    """UPDATE case_schedule_view
-                       SET status = CASE WHEN status = 'new' THEN 'awaiting_proposals' ELSE status END,
-                           department = $2, mode = $3 WHERE case_id = $1""",
-                    case_id, data.department, data.mode.value)
-            case FeePaymentRecorded():
-                await conn.execute(
-                    """UPDATE case_schedule_view SET fee_paid = true
-                       WHERE case_id = $1 AND ($2::uuid IS NULL OR appointment_id IS NULL OR appointment_id = $2)""",
-                    case_id, data.appointment_id)
-            case CaseWithdrawalRecorded():
-                await conn.execute(
-                    """UPDATE case_schedule_view SET status = 'withdrawn', candidates = '[]'::jsonb,
-                                                     hold_expires_at = NULL WHERE case_id = $1""", case_id)
-            case published.SlotsProposed():
-                candidates = json.dumps([candidate.model_dump(mode="json") for candidate in data.candidates])
-                await conn.execute(
-                    """UPDATE case_schedule_view SET status = 'proposed', candidates = $2::jsonb, hold_expires_at = $3
-                       WHERE case_id = $1""", case_id, candidates, data.hold_expires_at)
             case published.SlotConfirmed():
-                await conn.execute(
-                    """UPDATE case_schedule_view SET status = 'booked', candidates = '[]'::jsonb,
-                                                     hold_expires_at = NULL, appointment_id = $2 WHERE case_id = $1""",
-                    case_id, data.appointment_id)
                 await conn.execute(
                     """INSERT INTO appointment_view (appointment_id, case_id, status, mode, department, physician_id,
                                                      slot_id, starts_at, ends_at, local_date, confirmed_at, updated_at)
@@ -190,21 +218,42 @@ class CaseScheduleProjection:
                     conn, data.appointment_id, at,
                     "status = 'cancelled', cancellation_reason = $3, cancelled_by = $4, cancelled_at = $2",
                     data.reason.value, data.cancelled_by.value)
-                await conn.execute(
-                    "UPDATE case_schedule_view SET status = 'cancelled', fee_paid = false WHERE case_id = $1", case_id)
             case published.ConsultationCompleted():
                 await self._update_appointment(conn, data.appointment_id, at,
                                                "status = 'completed', completed_at = $3", data.completed_at)
-                await conn.execute("UPDATE case_schedule_view SET status = 'completed' WHERE case_id = $1", case_id)
             case published.PatientNoShow():
                 await self._update_appointment(conn, data.appointment_id, at,
                                                "status = 'no_show', no_show_recorded_at = $3", data.recorded_at)
-                await conn.execute("UPDATE case_schedule_view SET status = 'no_show' WHERE case_id = $1", case_id)
 
     async def _update_appointment(self, conn: Conn, appointment_id: UUID, at: datetime, assignments: str,
                                   *values: Any) -> None:
         await conn.execute(f"UPDATE appointment_view SET {assignments}, updated_at = $2 WHERE appointment_id = $1",
                            appointment_id, at, *values)
+
+
+def _fold_case(row: dict[str, Any], data: object) -> None:
+    """A case's view row after one more event of its stream."""
+    match data:
+        case SchedulingStarted():
+            if row["status"] == "new":
+                row["status"] = "awaiting_proposals"
+            row["department"], row["mode"] = data.department, data.mode.value
+        case FeePaymentRecorded():
+            if data.appointment_id is None or row["appointment_id"] in (None, data.appointment_id):
+                row["fee_paid"] = True
+        case CaseWithdrawalRecorded():
+            row.update(status="withdrawn", candidates="[]", hold_expires_at=None)
+        case published.SlotsProposed():
+            row.update(status="proposed", hold_expires_at=data.hold_expires_at,
+                       candidates=json.dumps([candidate.model_dump(mode="json") for candidate in data.candidates]))
+        case published.SlotConfirmed():
+            row.update(status="booked", candidates="[]", hold_expires_at=None, appointment_id=data.appointment_id)
+        case published.AppointmentCancelled():
+            row.update(status="cancelled", fee_paid=False)
+        case published.ConsultationCompleted():
+            row["status"] = "completed"
+        case published.PatientNoShow():
+            row["status"] = "no_show"
 
 
 PROJECTIONS = (SlotViewProjection(), CaseScheduleProjection())
