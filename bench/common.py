@@ -67,10 +67,12 @@ class Outgoing:
     routing_key: str
     body: bytes
     message_id: str
+    correlation_id: str
 
 
 def outgoing(envelope: CloudEvent) -> Outgoing:
-    return Outgoing(envelope.routing_key, envelope.to_json_bytes(), str(envelope.id))
+    """As the services' outbox relay publishes it."""
+    return Outgoing(envelope.routing_key, envelope.to_json_bytes(), str(envelope.id), envelope.correlationid)
 
 
 async def publish_all(url: str, messages: Iterable[Outgoing], *, window: int = PUBLISH_WINDOW) -> int:
@@ -83,7 +85,8 @@ async def publish_all(url: str, messages: Iterable[Outgoing], *, window: int = P
         pending: list[asyncio.Future[Any]] = []
         for message in messages:
             pending.append(asyncio.ensure_future(exchange.publish(
-                aio_pika.Message(body=message.body, message_id=message.message_id, content_type=CONTENT_TYPE,
+                aio_pika.Message(body=message.body, message_id=message.message_id,
+                                 correlation_id=message.correlation_id, content_type=CONTENT_TYPE,
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                 routing_key=message.routing_key, timeout=30)))
             if len(pending) >= window:

@@ -45,7 +45,7 @@ def messages(count: int) -> Iterator[Outgoing]:
                                                    mode=Mode.IN_PERSON, screened_by="physician-1"),
                                       time=datetime.now(UTC)))
     for _ in range(count):
-        yield Outgoing(ROUTING_KEY, template.body, str(uuid.uuid4()))
+        yield Outgoing(ROUTING_KEY, template.body, str(uuid.uuid4()), template.correlation_id)
 
 
 class FloorConsumer:

@@ -51,6 +51,10 @@ def document() -> dict[str, Any]:
             "summary": (event.__doc__ or "").strip().splitlines()[0] if event.__doc__ else event.NAME,
             "contentType": CONTENT_TYPE,
             "payload": _payload(event),
+            "correlationId": {
+                "description": "The case id; also the message's AMQP `correlation_id` property.",
+                "location": "$message.payload#/correlationid",
+            },
             "bindings": {"amqp": {"messageType": event.type_name(), "bindingVersion": "0.3.0"}},
         }
         channels[key] = {

@@ -84,7 +84,7 @@ class OutboxRelay(BackgroundWorker):
 
     async def relay_batch(self, db: Conn, channel: AbstractChannel, exchange: AbstractExchange) -> int:
         rows = await db.fetch(
-            "SELECT id, event_id, routing_key, body, headers, created_at FROM outbox"
+            "SELECT id, event_id, routing_key, body, headers, correlation_id, created_at FROM outbox"
             " WHERE published_at IS NULL ORDER BY id LIMIT $1",
             self.batch_size,
         )
@@ -101,6 +101,7 @@ class OutboxRelay(BackgroundWorker):
                     content_type=CONTENT_TYPE,
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     message_id=str(row["event_id"]),
+                    correlation_id=row["correlation_id"],
                     headers=json.loads(row["headers"]),
                     app_id=self.service,
                 ),

@@ -123,7 +123,7 @@ class LocalRelay(Protocol):
 
 
 # One statement writes any number of appends, to different streams: their events, each guarded by its stream's
-# version check, the outbox rows of the events that were written and, when asked ($18), the NOTIFY that wakes the
+# version check, the outbox rows of the events that were written and, when asked ($19), the NOTIFY that wakes the
 # relay leading elsewhere (in the statement rather than after it: one round trip less a transaction). The check is
 # the guard of the INSERT (no row for a stream that is not at the expected version, while the other streams' rows
 # go in); two writers who both passed it collide on the (stream_id, version) unique constraint.
@@ -138,14 +138,14 @@ _APPEND = """
         ORDER BY n
         RETURNING stream_id, version, position, event_id),
     outboxed AS (
-        INSERT INTO outbox (event_id, routing_key, body, headers)
-        SELECT id, rk, body, h::jsonb
-        FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::bytea[], $16::text[], $17::int[])
-            AS o(source, id, rk, body, h, n)
+        INSERT INTO outbox (event_id, routing_key, body, headers, correlation_id)
+        SELECT id, rk, body, h::jsonb, c
+        FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::bytea[], $16::text[], $17::text[], $18::int[])
+            AS o(source, id, rk, body, h, c, n)
         WHERE source IN (SELECT event_id FROM appended)
         ORDER BY n
         RETURNING id),
-    notified AS (SELECT pg_notify('""" + OUTBOX_CHANNEL + """', '') WHERE $18 AND EXISTS (SELECT FROM outboxed))
+    notified AS (SELECT pg_notify('""" + OUTBOX_CHANNEL + """', '') WHERE $19 AND EXISTS (SELECT FROM outboxed))
     SELECT stream_id, version, position FROM appended LEFT JOIN notified ON true"""
 
 
@@ -371,8 +371,8 @@ class EventStore:
         metadata = append.context.metadata()
         if append.traceparent:
             metadata["traceparent"] = append.traceparent
-        metadata_json = json.dumps(metadata)
-        headers = json.dumps({"traceparent": append.traceparent} if append.traceparent else {})
+        metadata_json = pydantic_core.to_json(metadata).decode()
+        headers = pydantic_core.to_json({"traceparent": append.traceparent} if append.traceparent else {}).decode()
         prepared = _Prepared([], [], [])
         for version, event in enumerate(append.events, start=append.expected_version + 1):
             r = RecordedEvent(position=0, stream_id=append.stream_id, stream_type=append.stream_type,
@@ -382,7 +382,8 @@ class EventStore:
             prepared.event_rows.append((r.stream_id, r.stream_type, append.expected_version, version, r.event_id,
                                         event.NAME, event.VERSION, event.model_dump_json(), metadata_json,
                                         recorded_at))
-            prepared.outbox_rows += [(r.event_id, envelope.id, envelope.routing_key, envelope.to_json_bytes(), headers)
+            prepared.outbox_rows += [(r.event_id, envelope.id, envelope.routing_key, envelope.to_json_bytes(), headers,
+                                      envelope.correlationid)
                                      for envelope in self._envelopes(r, append.context, append.traceparent)]
         return prepared
 
@@ -390,7 +391,7 @@ class EventStore:
         event_rows = [(*row, n) for n, row in enumerate(row for p in prepared for row in p.event_rows)]
         outbox_rows = [(*row, n) for n, row in enumerate(row for p in prepared for row in p.outbox_rows)]
         columns = [list(column) for column in zip(*event_rows, strict=True)]
-        outbox_columns = [list(column) for column in zip(*outbox_rows, strict=True)] or [[]] * 6
+        outbox_columns = [list(column) for column in zip(*outbox_rows, strict=True)] or [[]] * 7
         committing_alone = not conn.is_in_transaction()
         relay_here = self._relay_here()
         notify = bool(outbox_rows) and not (

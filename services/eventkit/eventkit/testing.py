@@ -192,14 +192,15 @@ async def running_app(app: FastAPI, headers: dict[str, str] | None = None) -> As
 
 
 async def publish_raw(url: str, body: bytes, routing_key: str, *, message_id: str | None = None,
-                      headers: dict[str, Any] | None = None) -> None:
+                      correlation_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
     """Publish bytes to the events exchange as some other system might (for poison-message tests)."""
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await declare_exchange(channel, EXCHANGE)
         await exchange.publish(aio_pika.Message(body=body, message_id=message_id or str(uuid.uuid4()),
-                                                headers=headers or {}, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                                correlation_id=correlation_id, headers=headers or {},
+                                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                                routing_key=routing_key)
     finally:
         await connection.close()
@@ -308,7 +309,8 @@ async def streams_loaded_one_by_one(consumer: Consumer, events: Sequence[EventDa
 async def publish_event(url: str, event: EventData, **envelope: Any) -> CloudEvent:
     """Publish a contract event on the bus as its owning service would; returns the envelope sent."""
     sent = make_envelope(event, **envelope)
-    await publish_raw(url, sent.to_json_bytes(), sent.routing_key, message_id=str(sent.id))
+    await publish_raw(url, sent.to_json_bytes(), sent.routing_key, message_id=str(sent.id),
+                      correlation_id=sent.correlationid)
     return sent
 
 

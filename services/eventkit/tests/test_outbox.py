@@ -60,7 +60,9 @@ async def test_relay_publishes_every_event_persistently_in_stream_order(
     for message in collector.messages:
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
         assert message.content_type == "application/cloudevents+json"
-        assert message.message_id == str(collector.envelopes[collector.messages.index(message)].id)
+        envelope = collector.envelopes[collector.messages.index(message)]
+        assert message.message_id == str(envelope.id)
+        assert message.correlation_id == envelope.correlationid == f"case-{ids.index(envelope.id) // 4}"
     async with store.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
