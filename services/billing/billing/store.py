@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import pydantic_core
 
 from billing import domain
 from eventkit.aggregate import AggregateRepository
@@ -53,6 +54,9 @@ _UPSERT_INVOICES = """
         issued_at = coalesce(invoices.issued_at, EXCLUDED.issued_at), updated_at = EXCLUDED.updated_at
     WHERE $13
     RETURNING invoice_id"""
+
+
+_KEYS_OF_THE_ROW = {"case_id", "invoice_id"}  # in the row's own columns, not repeated in its history
 
 
 class InvoiceViewProjection:
@@ -98,12 +102,11 @@ class InvoiceViewProjection:
             state = known if known is not None else domain.Invoice()
             for event in new:
                 state = domain.evolve(state, event.data)
-            history = json.dumps([{
+            history = pydantic_core.to_json([{
                 "event": event.name, "version": event.version, "at": event.recorded_at.isoformat(),
                 "by": event.metadata.get("actor", {}),
-                "data": {k: v for k, v in event.data.model_dump(mode="json").items()
-                         if k not in ("case_id", "invoice_id")},
-            } for event in new])
+                "data": event.data.model_dump(mode="json", exclude=_KEYS_OF_THE_ROW),
+            } for event in new]).decode()
             issued_at = next((event.recorded_at for event in new if isinstance(event.data, events.InvoiceIssued)),
                              None)
             row = (invoice_id, state.case_id, state.issued, state.status.value,
