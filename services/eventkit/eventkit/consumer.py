@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from faststream import AckPolicy
@@ -55,6 +55,7 @@ SOURCE_QUEUE_HEADER = "x-eventkit-source-queue"
 
 
 Handler = Callable[[Conn, "Delivery"], Awaitable[None]]
+T = TypeVar("T")
 # Wraps the handling of a batch of deliveries in its transaction (the event store's `appends_written_together`),
 # given the streams the batch's handlers will load.
 BatchScope = Callable[[Conn, Sequence[str]], AbstractAsyncContextManager[None]]
@@ -78,6 +79,20 @@ class LoadsStreams:
 
     async def __call__(self, conn: Conn, delivery: Delivery) -> None:
         await self.handler(conn, delivery)
+
+
+@dataclass(frozen=True)
+class HandledTogether(Generic[T]):
+    """A handler in two steps: `first` for all of a batch's deliveries at once, before any of them goes on, then
+    `then` for each, with what `first` returned for it. A step every delivery begins with (reporting logs each event)
+    is then one statement for the batch instead of one for each. Handled alone, a delivery is a batch of one."""
+
+    first: Callable[[Conn, Sequence[Delivery]], Awaitable[Sequence[T]]]
+    then: Callable[[Conn, Delivery, T], Awaitable[None]]
+
+    async def __call__(self, conn: Conn, delivery: Delivery) -> None:
+        [result] = await self.first(conn, [delivery])
+        await self.then(conn, delivery, result)
 
 
 class Verdict(enum.Enum):
@@ -242,19 +257,26 @@ class Consumer:
             [delivery.envelope.type for _, delivery, _ in work],
         )}
         outcomes: list[Outcome] = []
+        first_handled: list[tuple[Handler, Delivery, otel_context.Context | None]] = []
         for handler, delivery, trace_context in work:
             message_id = str(delivery.envelope.id)
             if message_id not in first_times:  # recorded before, or earlier in this batch
                 outcomes.append(Outcome(Verdict.DUPLICATE))
                 continue
             first_times.discard(message_id)
+            first_handled.append((handler, delivery, trace_context))
+            outcomes.append(Outcome(Verdict.DONE))
+        first_steps = await _first_steps_together(conn, [(handler, delivery) for handler, delivery, _ in first_handled])
+        for index, (handler, delivery, trace_context) in enumerate(first_handled):
             token = otel_context.attach(trace_context) if trace_context is not None else None
             try:
-                await handler(conn, delivery)
+                if isinstance(handler, HandledTogether):
+                    await handler.then(conn, delivery, first_steps[index])
+                else:
+                    await handler(conn, delivery)
             finally:
                 if token is not None:
                     otel_context.detach(token)
-            outcomes.append(Outcome(Verdict.DONE))
         return outcomes
 
     def attach(self, broker: RabbitBroker) -> None:
@@ -324,6 +346,19 @@ class Consumer:
         queue_obj = getattr(subscriber, "_queue_obj", None)
         tag = getattr(subscriber, "_consumer_tag", None)
         return bool(queue_obj is not None and tag and not queue_obj.channel.is_closed)
+
+
+async def _first_steps_together(conn: Conn, work: Sequence[tuple[Handler, Delivery]]) -> dict[int, Any]:
+    """The first steps of the `HandledTogether` handlers among `work`, one call for each such handler with all of its
+    deliveries; each result under its delivery's index in `work`."""
+    together: dict[int, tuple[HandledTogether[Any], list[int]]] = {}
+    for index, (handler, _) in enumerate(work):
+        if isinstance(handler, HandledTogether):
+            together.setdefault(id(handler), (handler, []))[1].append(index)
+    results: dict[int, Any] = {}
+    for handler, indexes in together.values():
+        results.update(zip(indexes, await handler.first(conn, [work[index][1] for index in indexes]), strict=True))
+    return results
 
 
 async def _undecoded(message: RabbitMessage) -> bytes:

@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import pydantic_core
 
 from eventkit import db
 from eventkit.aggregate import AggregateRepository
@@ -85,20 +86,34 @@ def _case_id_of(data: EventData) -> UUID:
     return case_id
 
 
-async def lock_case_and_log(conn: Conn, event: LoggedEvent) -> bool:
-    """Take the case's lock (`lock_case`), then keep the event in the log, in one statement; False when the event was
-    there already (the same event id)."""
-    inserted = await conn.fetchval(
-        """INSERT INTO received_events (event_id, case_id, source, event_name, event_version, sequence, occurred_at,
-                                        actor_id, actor_role, causation_id, data)
-           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb
-           FROM (SELECT pg_advisory_xact_lock($12::int, hashtext($13))) AS case_locked
-           ON CONFLICT (event_id) DO NOTHING RETURNING true""",
-        event.event_id, event.case_id, event.source, event.event_name, event.event_version, event.sequence,
-        event.occurred_at, event.actor_id, event.actor_role, event.causation_id, json.dumps(event.data),
-        CASE_LOCK_NAMESPACE, str(event.case_id),
+# Takes the lock of every case of the events (`lock_case`), in the order of their ids, before it logs any of them.
+_LOG_EVENTS = """
+    WITH locked AS MATERIALIZED (
+        SELECT pg_advisory_xact_lock($12::int, hashtext(c))
+        FROM (SELECT DISTINCT c::text AS c FROM unnest($2::uuid[]) AS u(c) ORDER BY 1) AS cases)
+    INSERT INTO received_events (event_id, case_id, source, event_name, event_version, sequence, occurred_at, actor_id,
+                                 actor_role, causation_id, data)
+    SELECT id, c, s, n, v, q, o, a, r, k, d::jsonb
+    FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::timestamptz[], $8::text[],
+                $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS e(id, c, s, n, v, q, o, a, r, k, d, given)
+    WHERE (SELECT count(*) FROM locked) > 0
+    ORDER BY given
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id"""
+
+
+async def log_events(conn: Conn, events: Sequence[LoggedEvent]) -> set[UUID]:
+    """Take the lock of each event's case (`lock_case`), then keep the events in the log, all in one statement; the
+    ids of those logged now (an event logged before, by its id, is not logged again)."""
+    if not events:
+        return set()
+    columns = (
+        [e.event_id for e in events], [e.case_id for e in events], [e.source for e in events],
+        [e.event_name for e in events], [e.event_version for e in events], [e.sequence for e in events],
+        [e.occurred_at for e in events], [e.actor_id for e in events], [e.actor_role for e in events],
+        [e.causation_id for e in events], [pydantic_core.to_json(e.data).decode() for e in events],
     )
-    return bool(inserted)
+    return {row["event_id"] for row in await conn.fetch(_LOG_EVENTS, *columns, CASE_LOCK_NAMESPACE)}
 
 
 class OwnEventsLog:
@@ -109,14 +124,10 @@ class OwnEventsLog:
     tables: tuple[str, ...] = ()  # the log is never truncated: it is the source the read models rebuild from
 
     async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
-        touched: set[UUID] = set()
-        for recorded in events:
-            if not isinstance(recorded.data, EventData):
-                continue  # private facts stay in the report stream
-            logged = LoggedEvent.from_recorded(recorded)
-            if await lock_case_and_log(conn, logged):
-                touched.add(logged.case_id)
-        for case_id in sorted(touched):
+        # Private facts stay in the report stream.
+        logged = [LoggedEvent.from_recorded(recorded) for recorded in events if isinstance(recorded.data, EventData)]
+        newly_logged = await log_events(conn, logged)
+        for case_id in sorted({event.case_id for event in logged if event.event_id in newly_logged}):
             await recompute_case(conn, case_id)
 
 
@@ -249,7 +260,7 @@ async def recompute_case(conn: Conn, case_id: UUID) -> None:
 
 
 async def _recompute_cases(conn: Conn, case_ids: list[UUID]) -> None:
-    # Each case's lock is held already (`lock_case_and_log`): no other transaction writes these rows meanwhile.
+    # Each case's lock is held already (`log_events`): no other transaction writes these rows meanwhile.
     await conn.execute(RECOMPUTE_LISTED_CASES, sorted(set(case_ids)))
 
 
