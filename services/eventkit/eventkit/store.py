@@ -361,8 +361,9 @@ class EventStore:
             return await self._write(conn, appends)
 
     async def _write(self, conn: Conn, appends: Sequence[_Append]) -> list[list[RecordedEvent] | None]:
-        """In `conn`'s transaction: the appends' events, outbox rows and projections; for each append its recorded
-        events, or None where its stream was not at the expected version (nothing of it is written)."""
+        """In `conn`'s transaction (or, for a store without projections, as a statement committed by itself): the
+        appends' events, outbox rows and projections; for each append its recorded events, or None where its stream
+        was not at the expected version (nothing of it is written)."""
         # Stamped here rather than by PostgreSQL so that the outbox rows, which carry it, go in the same statement.
         recorded_at = datetime.now(UTC)
         return await self._write_prepared(conn, [self._prepare(append, recorded_at) for append in appends])
@@ -393,6 +394,7 @@ class EventStore:
         columns = [list(column) for column in zip(*event_rows, strict=True)]
         outbox_columns = [list(column) for column in zip(*outbox_rows, strict=True)] or [[]] * 7
         committing_alone = not conn.is_in_transaction()
+        assert not (committing_alone and self.projections), "projections are written in the appends' transaction"
         relay_here = self._relay_here()
         notify = bool(outbox_rows) and not (
             relay_here is not None and (committing_alone or db.after_commit(conn, relay_here.wake)))
