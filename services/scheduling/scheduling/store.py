@@ -116,9 +116,9 @@ class SlotViewProjection:
 _UPSERT_CASES = """
     INSERT INTO case_schedule_view (case_id, status, department, mode, candidates, hold_expires_at, appointment_id,
                                     fee_paid, version, updated_at)
-    SELECT id, st, d, m, c::jsonb, h, a, f, v, u
+    SELECT id, st, d, m, c::jsonb, h, a, f, v, ua
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::uuid[], $8::bool[],
-                $9::int[], $10::timestamptz[]) AS u(id, st, d, m, c, h, a, f, v, u)
+                $9::int[], $10::timestamptz[]) AS u(id, st, d, m, c, h, a, f, v, ua)
     ORDER BY id
     ON CONFLICT (case_id) DO UPDATE SET
         status = EXCLUDED.status, department = EXCLUDED.department, mode = EXCLUDED.mode,
