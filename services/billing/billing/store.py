@@ -18,7 +18,7 @@ from eventkit.aggregate import AggregateRepository
 from eventkit.clock import tokyo_date
 from eventkit.db import Conn, retried_read
 from eventkit.events import RecordedEvent
-from eventkit.store import EventStore, EventTypes
+from eventkit.store import EventStore, EventTypes, RowChanges, apply_to_rows
 from secondopinion_contracts.codes import PaymentMethod
 from secondopinion_contracts.events import billing as events
 
@@ -66,40 +66,20 @@ class InvoiceViewProjection:
     tables = ("invoices", "receipts")
 
     async def apply(self, conn: Conn, recorded: Sequence[RecordedEvent]) -> None:
-        # However many invoices and events come at once (a batch of appends, a rebuild's batch): new invoices written
-        # in one statement without a read (their rows cannot exist unless their first events were applied before),
-        # the others read in one statement and written in one.
+        # Each invoice's state folded in Python from its events, all of a batch's rows written in one statement.
         streams: dict[UUID, list[RecordedEvent]] = {}
         for event in _invoice_events(recorded):
             streams.setdefault(invoice_id_of(event.stream_id), []).append(event)
-        if not streams:
-            return
-        new = {invoice_id: events for invoice_id, events in streams.items() if events[0].version == 1}
-        written = await self._write(conn, [(invoice_id, None, events) for invoice_id, events in new.items()],
-                                    only_if_new=True) if new else set()
-        others = [invoice_id for invoice_id in streams if invoice_id not in written]
-        if not others:
-            return
-        rows = {row["invoice_id"]: row for row in await conn.fetch(
-            "SELECT invoice_id, state, version FROM invoices WHERE invoice_id = ANY($1::uuid[])"
-            " ORDER BY invoice_id FOR UPDATE", others)}
-        changes = []
-        for invoice_id in others:
-            row = rows.get(invoice_id)
-            # Versions applied already are skipped (rebuild and live apply are idempotent per stream version).
-            unseen = [event for event in streams[invoice_id] if row is None or event.version > row["version"]]
-            if unseen:
-                changes.append((invoice_id, domain.Invoice.model_validate_json(row["state"]) if row else None, unseen))
-        if changes:
-            await self._write(conn, changes)
+        if streams:
+            await apply_to_rows(conn, streams, read=_read_invoices, key=lambda row: row["invoice_id"],
+                                write=self._write)
 
-    async def _write(self, conn: Conn, changes: Sequence[tuple[UUID, domain.Invoice | None, list[RecordedEvent]]],
-                     *, only_if_new: bool = False) -> set[UUID]:
+    async def _write(self, conn: Conn, changes: RowChanges[UUID], only_if_new: bool) -> set[UUID]:
         """Each invoice's row: its state (None: a new invoice) with its new events applied, and the receipts among
         them; the invoices written. With `only_if_new` an invoice whose row exists is not written."""
         columns: list[list[Any]] = [[] for _ in range(12)]
         for invoice_id, known, new in changes:
-            state = known if known is not None else domain.Invoice()
+            state = domain.Invoice.model_validate_json(known["state"]) if known is not None else domain.Invoice()
             for event in new:
                 state = domain.evolve(state, event.data)
             history = pydantic_core.to_json([{
@@ -123,6 +103,13 @@ class InvoiceViewProjection:
             await conn.executemany("INSERT INTO receipts (receipt_number, invoice_id, issued_on) VALUES ($1, $2, $3)",
                                    receipts)
         return written
+
+
+async def _read_invoices(conn: Conn, invoice_ids: list[UUID]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT invoice_id, state, version FROM invoices WHERE invoice_id = ANY($1::uuid[]) ORDER BY invoice_id"
+        " FOR UPDATE", invoice_ids)
+    return rows
 
 
 class TakingsProjection:

@@ -6,15 +6,16 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import ClassVar
 
+import asyncpg
 import pytest
 
 from eventkit import db
 from eventkit.db import Conn
 from eventkit.events import Actor, CommandContext, PrivateEvent, RecordedEvent
-from eventkit.store import ConcurrencyError, EventStore, EventTypes
+from eventkit.store import ConcurrencyError, EventStore, EventTypes, RowChanges, apply_to_rows
 from secondopinion_contracts.codes import DocumentKind
 from secondopinion_contracts.events.intake import DocumentReceived
 
@@ -160,3 +161,46 @@ class TestPostgresEventStore(EventStoreContract):
             yield EventStore(pool, service="intake", types=TYPES, projections=projections)
         finally:
             await pool.close()
+
+
+async def test_rows_kept_by_apply_to_rows_take_each_version_once(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE tallies (stream text PRIMARY KEY, seen text[] NOT NULL, version int NOT NULL)")
+    reads: list[list[str]] = []
+
+    async def read(conn: Conn, streams: list[str]) -> Sequence[asyncpg.Record]:
+        reads.append(streams)
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT * FROM tallies WHERE stream = ANY($1) ORDER BY stream FOR UPDATE", streams)
+        return rows
+
+    async def write(conn: Conn, changes: RowChanges[str], only_if_new: bool) -> set[str]:
+        rows = [(stream, [*(row["seen"] if row else []), *(str(e.version) for e in new)], new[-1].version)
+                for stream, row, new in changes]
+        written = await conn.fetch(
+            """INSERT INTO tallies SELECT s, string_to_array(seen, ','), v
+               FROM unnest($1::text[], $2::text[], $3::int[]) AS u(s, seen, v)
+               ON CONFLICT (stream) DO UPDATE SET seen = EXCLUDED.seen, version = EXCLUDED.version WHERE $4
+               RETURNING stream""",
+            [r[0] for r in rows], [",".join(r[1]) for r in rows], [r[2] for r in rows], not only_if_new)
+        return {row["stream"] for row in written}
+
+    def events(stream: str, versions: range) -> list[RecordedEvent]:
+        return [RecordedEvent(position=0, stream_id=stream, stream_type="case", version=version, event_id=uuid.uuid4(),
+                              data=document(uuid.uuid4()), metadata={}, recorded_at=datetime.now(UTC))
+                for version in versions]
+
+    async def apply(streams: dict[str, list[RecordedEvent]]) -> dict[str, list[str]]:
+        async with db.transaction(pool) as conn:
+            await apply_to_rows(conn, streams, read=read, key=lambda row: row["stream"], write=write)
+        async with pool.acquire() as conn:
+            return {row["stream"]: row["seen"] for row in await conn.fetch("SELECT * FROM tallies")}
+
+    assert await apply({"a": events("a", range(1, 3)), "b": events("b", range(1, 2))}) == {
+        "a": ["1", "2"], "b": ["1"]}
+    assert reads == [], "streams that begin in the batch are written without a read"
+    # Versions applied already (a redelivery, a rebuild overlapping live apply) are skipped; a stream whose first
+    # events come again is read, not written over.
+    assert await apply({"a": events("a", range(2, 4)), "b": events("b", range(1, 3))}) == {
+        "a": ["1", "2", "3"], "b": ["1", "2"]}
+    assert reads == [["a", "b"]], "the rows that may exist are read together"

@@ -16,7 +16,7 @@ from eventkit.aggregate import AggregateRepository
 from eventkit.clock import TOKYO, tokyo_date
 from eventkit.db import Conn, retried_read
 from eventkit.events import RecordedEvent
-from eventkit.store import EventStore, EventTypes
+from eventkit.store import EventStore, EventTypes, RowChanges, apply_to_rows
 from scheduling import domain
 from scheduling.events import (
     CASE_PRIVATE_EVENTS,
@@ -139,35 +139,16 @@ class CaseScheduleProjection:
     tables = ("case_schedule_view", "appointment_view")
 
     async def apply(self, conn: Conn, recorded: Sequence[RecordedEvent]) -> None:
-        # However many cases and events come at once (a consumer's batch, a rebuild's batch): each case's row is
-        # folded in Python from its events and written with the others in one statement; new cases without a read
-        # (their rows cannot exist unless their first events were applied before), the others read in one statement.
+        # Each case's row folded in Python from its events, all of a batch's rows written in one statement.
         streams: dict[UUID, list[RecordedEvent]] = {}
         for event in recorded:
             if event.stream_type == CASE_STREAM:
                 case_id: UUID = getattr(event.data, "case_id")  # noqa: B009 (every event of the stream carries it)
                 streams.setdefault(case_id, []).append(event)
-        if not streams:
-            return
-        new = [(case_id, None, events) for case_id, events in streams.items() if events[0].version == 1]
-        written = await self._write(conn, new, only_if_new=True) if new else set()
-        others = [case_id for case_id in streams if case_id not in written]
-        if not others:
-            return
-        rows = {row["case_id"]: row for row in await conn.fetch(
-            "SELECT * FROM case_schedule_view WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE", others)}
-        changes = []
-        for case_id in others:
-            row = rows.get(case_id)
-            # Versions applied already are skipped (rebuild and live apply are idempotent per stream version).
-            unseen = [event for event in streams[case_id] if row is None or event.version > row["version"]]
-            if unseen:
-                changes.append((case_id, row, unseen))
-        if changes:
-            await self._write(conn, changes)
+        if streams:
+            await apply_to_rows(conn, streams, read=_read_cases, key=lambda row: row["case_id"], write=self._write)
 
-    async def _write(self, conn: Conn, changes: Sequence[tuple[UUID, asyncpg.Record | None, list[RecordedEvent]]],
-                     *, only_if_new: bool = False) -> set[UUID]:
+    async def _write(self, conn: Conn, changes: RowChanges[UUID], only_if_new: bool) -> set[UUID]:
         """Each case's row (None: a new case) with its new events applied, then their appointments; the cases
         written. With `only_if_new` a case whose row exists is not written."""
         columns: list[list[Any]] = [[] for _ in _CASE_COLUMNS]
@@ -229,6 +210,12 @@ class CaseScheduleProjection:
                                   *values: Any) -> None:
         await conn.execute(f"UPDATE appointment_view SET {assignments}, updated_at = $2 WHERE appointment_id = $1",
                            appointment_id, at, *values)
+
+
+async def _read_cases(conn: Conn, case_ids: list[UUID]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM case_schedule_view WHERE case_id = ANY($1::uuid[]) ORDER BY case_id FOR UPDATE", case_ids)
+    return rows
 
 
 def _fold_case(row: dict[str, Any], data: object) -> None:
