@@ -392,12 +392,15 @@ class EventStore:
             async with db.transaction(self.pool) as conn:
                 return await self._write(conn, appends)
         async with self.pool.acquire() as conn:
-            return await self._write(conn, appends)
+            written = await self._write(conn, appends)
+        if self.relay is not None and self.relay.is_leader:
+            self.relay.wake()
+        return written
 
     async def _write(self, conn: Conn, appends: Sequence[_Append]) -> list[list[RecordedEvent] | None]:
-        """In `conn`'s transaction (or, for a store without projections, as a statement committed by itself): the
-        appends' events, outbox rows and projections; for each append its recorded events, or None where its stream
-        was not at the expected version (nothing of it is written)."""
+        """In `conn`'s transaction (or, for a store without projections only, as a statement committed by itself: see
+        `_write_committed`): the appends' events, outbox rows and projections; for each append its recorded events,
+        or None where its stream was not at the expected version (nothing of it is written)."""
         # Stamped here rather than by PostgreSQL so that the outbox rows, which carry it, go in the same statement.
         recorded_at = datetime.now(UTC)
         return await self._write_prepared(conn, [self._prepare(append, recorded_at) for append in appends])
@@ -427,14 +430,8 @@ class EventStore:
         outbox_rows = [(*row, n) for n, row in enumerate(row for p in prepared for row in p.outbox_rows)]
         columns = [list(column) for column in zip(*event_rows, strict=True)]
         outbox_columns = [list(column) for column in zip(*outbox_rows, strict=True)] or [[]] * 7
-        committing_alone = not conn.is_in_transaction()
-        assert not (committing_alone and self.projections), "projections are written in the appends' transaction"
-        relay_here = self._relay_here()
-        notify = bool(outbox_rows) and not (
-            relay_here is not None and (committing_alone or db.after_commit(conn, relay_here.wake)))
+        notify = bool(outbox_rows) and not self._relay_woken_after_commit(conn)
         rows = await conn.fetch(_APPEND, *columns, *outbox_columns, notify)
-        if committing_alone and relay_here is not None and outbox_rows:
-            relay_here.wake()
         positions = {(row["stream_id"], row["version"]): row["position"] for row in rows}
         written: list[list[RecordedEvent] | None] = [
             [replace(r, position=positions[r.stream_id, r.version]) for r in p.recorded]
@@ -459,13 +456,16 @@ class EventStore:
               for older in r.data.published_alongside()),
         ]
 
-    def _relay_here(self) -> LocalRelay | None:
+    def _relay_woken_after_commit(self, conn: Conn) -> bool:
         """Once the appends commit, the relay that leads has to look at the outbox. When it runs in this process it is
-        woken directly after the commit (this returns it); otherwise the append's statement sends a NOTIFY to reach it
-        (PostgreSQL serializes the commits of notifying transactions, so the direct way is also the one that
-        scales). A wake-up for an append that wrote nothing only makes the relay look once."""
+        woken directly after the commit (True): by `db.after_commit` in a transaction, by `_write_committed` after a
+        statement that commits by itself. Otherwise the append's statement sends a NOTIFY to reach it (PostgreSQL
+        serializes the commits of notifying transactions, so the direct way is also the one that scales). A wake-up
+        for an append that wrote nothing only makes the relay look once."""
         relay = self.relay
-        return relay if relay is not None and relay.is_leader else None
+        if relay is None or not relay.is_leader:
+            return False
+        return not conn.is_in_transaction() or db.after_commit(conn, relay.wake)
 
     def _recorded(self, row: asyncpg.Record) -> RecordedEvent:
         return RecordedEvent(
