@@ -26,11 +26,11 @@ help:
 
 env: .venv/.synced
 
-# The Node.js tools the contract tests use (tests/contracts: AsyncAPI parser, ajv, CloudEvents SDK, amqplib),
-# exactly as package-lock.json pins them, from the npm registry.
-NODE_TOOLS := tests/contracts/node_modules/.installed
-$(NODE_TOOLS): tests/contracts/package.json tests/contracts/package-lock.json
-	npm ci --prefix tests/contracts --no-audit --no-fund
+# The Node.js projects the tests run, exactly as their package-lock.json pins them, from the npm registry: the
+# contract checks (tests/contracts: AsyncAPI parser, ajv, CloudEvents SDK) and the example subscriber.
+NODE_TOOLS := tests/contracts/node_modules/.installed contracts/examples/node/node_modules/.installed
+%/node_modules/.installed: %/package.json %/package-lock.json
+	npm ci --prefix $* --no-audit --no-fund
 	@touch $@
 
 node-tools: $(NODE_TOOLS)

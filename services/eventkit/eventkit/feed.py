@@ -29,16 +29,20 @@ router = APIRouter(tags=["integration"])
 _PAGE = """
     WITH snapshot AS (SELECT pg_current_snapshot() AS s),
     horizon AS (
-        SELECT least(pg_snapshot_xmax(s), (
+        SELECT pg_snapshot_xmax(s) AS head, least(pg_snapshot_xmax(s), (
             SELECT min(running) FROM pg_snapshot_xip(s) AS running
             WHERE (running::text::bigint % 4294967296)::text NOT IN (
                 SELECT backend_xid::text FROM pg_stat_activity
                 WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()))) AS below
-        FROM snapshot)
-    SELECT txid::text AS txid, id, body FROM outbox, horizon
-    WHERE (txid, id) > ($1::text::xid8, $2::bigint) AND txid < horizon.below
-    ORDER BY txid, id
-    LIMIT $3"""
+        FROM snapshot),
+    page AS (
+        SELECT txid, id, body FROM outbox, horizon
+        WHERE (txid, id) > ($1::text::xid8, $2::bigint) AND txid < horizon.below
+        ORDER BY txid, id
+        LIMIT $3)
+    SELECT horizon.head::text AS head, horizon.below::text AS below, page.txid::text AS txid, page.id, page.body
+    FROM horizon LEFT JOIN page ON true
+    ORDER BY page.txid, page.id"""
 
 
 def parse_position(position: str) -> tuple[str, int]:
@@ -49,7 +53,8 @@ def parse_position(position: str) -> tuple[str, int]:
 @router.get("/events", response_class=Response, responses={200: {
     "content": {BATCH_CONTENT_TYPE: {"schema": {"type": "array", "items": {"type": "object"}}}},
     "description": "The next events as a CloudEvents batch (empty when there are none yet); the `Next-Position` "
-                   "header is the `after` to ask for next."}})
+                   "header is the `after` to ask for next, `Head-Position` and `Complete-Before` say when a "
+                   "subscriber has caught up (docs/subscribing.md)."}})
 async def events(request: Request, _: Annotated[Actor, Depends(allow("integration"))],
                  after: Annotated[str, Query(pattern=POSITION_PATTERN, max_length=41, description=(
                      "The `Next-Position` of the previous page; `0` for the first."))] = "0",
@@ -59,10 +64,16 @@ async def events(request: Request, _: Annotated[Actor, Depends(allow("integratio
     txid, row = parse_position(after)
     async with request.app.state.runtime.pool.acquire() as conn:
         rows = await conn.fetch(_PAGE, txid, row, limit)
-    next_position = f"{rows[-1]['txid']}.{rows[-1]['id']}" if rows else after
-    body = b"[" + b",".join(bytes(r["body"]) for r in rows) + b"]"
+    served = [r for r in rows if r["id"] is not None]
+    next_position = f"{served[-1]['txid']}.{served[-1]['id']}" if served else after
+    body = b"[" + b",".join(bytes(r["body"]) for r in served) + b"]"
     return Response(body, media_type=BATCH_CONTENT_TYPE, headers={
         "Next-Position": next_position,
+        # Every event committed before this request lies before Head-Position; every event before Complete-Before
+        # is in the feed already. A subscriber that reads on until a page is not full and its Complete-Before has
+        # reached the Head-Position of a request made after it bound its queue has missed nothing published before.
+        "Head-Position": f"{rows[0]['head']}.0",
+        "Complete-Before": f"{rows[0]['below']}.0",
         "Link": f'<{request.url.path}?after={next_position}&limit={limit}>; rel="next"'})
 
 

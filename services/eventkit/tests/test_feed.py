@@ -125,6 +125,26 @@ async def test_a_page_waits_for_an_older_transaction_still_running(
     assert (await everything(client, after))[0] == [str(older.event_id), str(newer.event_id)]
 
 
+def txid(position: str) -> int:
+    return int(position.split(".")[0])
+
+
+async def test_the_headers_say_when_everything_committed_before_a_request_is_in_the_feed(
+        store: EventStore, client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        await store.append("case-older", "case", 0, [document()], CONTEXT, conn=conn)
+        await store.append("case-newer", "case", 0, [document()], CONTEXT)
+        response = await client.get("/events")
+        head = response.headers["head-position"]
+        assert txid(response.headers["complete-before"]) < txid(head), "the older transaction is still running"
+        await transaction.commit()
+    response = await client.get("/events")
+    assert len(response.json()) == 2
+    assert txid(response.headers["complete-before"]) >= txid(head)
+
+
 async def test_a_transaction_of_another_database_holds_nothing_up(store: EventStore, client: httpx.AsyncClient) -> None:
     async with fresh_database("elsewhere") as other_dsn:
         other = await asyncpg.connect(other_dsn)
