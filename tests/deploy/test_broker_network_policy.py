@@ -30,9 +30,9 @@ def admits(peer: dict[str, Any], pod: dict[str, str] | None = None, namespace: d
 
 
 def ports_open_to(policy: dict[str, Any], pod: dict[str, str] | None = None,
-                  namespace: dict[str, str] | None = None) -> set[int]:
-    return {port["port"] for rule in policy["spec"]["ingress"] if any(admits(p, pod, namespace) for p in rule["from"])
-            for port in rule["ports"]}
+                  namespace: dict[str, str] | None = None) -> set[int | str]:
+    return {port["port"] for rule in policy["spec"].get("ingress", [])
+            if any(admits(peer, pod, namespace) for peer in rule["from"]) for port in rule["ports"]}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -51,3 +51,14 @@ def test_the_broker_admits_amqp_from_services_and_subscribers_only(overlay: str)
     assert ports_open_to(policy, {}, {"kubernetes.io/metadata.name": "rabbitmq-system"}) == {15672}
     assert ports_open_to(policy, {"app.kubernetes.io/name": "prometheus"},
                          {"kubernetes.io/metadata.name": "monitoring"}) == {15692}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_subscribers_reach_the_services_feeds_over_http_and_nothing_else(overlay: str) -> None:
+    policies = objects_of(render(f"overlays/{overlay}"), "NetworkPolicy")
+    for service in ("intake", "scheduling", "billing", "reporting"):
+        pod = {**SERVICE_POD, "app.kubernetes.io/name": service}
+        applying = [p for p in policies if "Ingress" in p["spec"]["policyTypes"]
+                    and p["spec"]["podSelector"].get("matchLabels", {}).items() <= pod.items()]
+        open_ports = {port for p in applying for port in ports_open_to(p, {}, SUBSCRIBER_NAMESPACE)}
+        assert open_ports == {"http"}, service
