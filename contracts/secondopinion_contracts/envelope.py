@@ -85,6 +85,11 @@ class CloudEvent(BaseModel):
             raise ValueError("time is out of range once converted to UTC") from None
 
     @property
+    def stream_version(self) -> int:
+        """The event's version in its stream, whichever envelope version carried it (read this, not `sequence`)."""
+        return self.streamversion if self.streamversion is not None else self.sequence
+
+    @property
     def service(self) -> str:
         return self.type.split(".")[1]
 

@@ -107,3 +107,10 @@ def test_every_event_version_has_an_example_valid_in_its_schemas_and_models() ->
 def test_the_deprecated_example_names_its_successor() -> None:
     assert EXAMPLES[CaseDeclined].supersededby == CaseDeclinedV2.type_name()
     assert all(envelope.supersededby is None for event, envelope in EXAMPLES.items() if event is not CaseDeclined)
+
+
+def test_the_stream_version_reads_envelopes_from_before_and_after_1_1() -> None:
+    current = json.loads(EXAMPLES[CaseAccepted].to_json_bytes())
+    assert CloudEvent.model_validate({**current, "sequence": 7, "streamversion": 7}).stream_version == 7
+    del current["streamversion"]
+    assert CloudEvent.model_validate({**current, "sequence": 5}).stream_version == 5
