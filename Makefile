@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help env browser run migrate test lint typecheck contracts bench chaos
+.PHONY: help env browser node-tools run migrate test lint typecheck contracts bench chaos
 
 help:
 	@echo "make run        start every service against local PostgreSQL and RabbitMQ"
@@ -25,6 +25,15 @@ help:
 	@touch $@
 
 env: .venv/.synced
+
+# The Node.js projects the tests run, exactly as their package-lock.json pins them, from the npm registry: the
+# contract checks (tests/contracts: AsyncAPI parser, ajv, CloudEvents SDK) and the example subscriber.
+NODE_TOOLS := tests/contracts/node_modules/.installed contracts/examples/node/node_modules/.installed
+%/node_modules/.installed: %/package.json %/package-lock.json
+	npm ci --prefix $* --no-audit --no-fund
+	@touch $@
+
+node-tools: $(NODE_TOOLS)
 
 # Debian's Chromium for the dashboard's browser test (Playwright drives it; no browser download).
 browser:
@@ -48,7 +57,7 @@ lint: env
 
 typecheck: lint
 
-test: lint browser
+test: lint browser node-tools
 	@$(RUN) python -m eventkit.preflight
 	$(RUN) pytest $(PYTEST_ARGS)
 

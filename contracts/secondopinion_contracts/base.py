@@ -21,6 +21,8 @@ class EventData(BaseModel):
     SERVICE: ClassVar[str]
     NAME: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    # A deprecated version: the date after which it is no longer published (docs/subscribing.md, versioning).
+    SUNSET: ClassVar[str | None] = None
 
     @classmethod
     def type_name(cls) -> str:

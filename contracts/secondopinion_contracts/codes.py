@@ -1,4 +1,4 @@
-"""Codes shared by the events (DOMAIN.md): modes, refusal reasons, document kinds."""
+"""Codes shared by the events: modes, departments, refusal reasons, document kinds."""
 
 from enum import StrEnum
 
@@ -6,6 +6,34 @@ from enum import StrEnum
 class Mode(StrEnum):
     IN_PERSON = "in_person"
     ONLINE = "online"
+
+
+class Department(StrEnum):
+    """The departments whose specialists give second opinions. Intake's roster (INTAKE_DEPARTMENTS) is a subset;
+    a case is accepted only for a department of the roster. Adding a code is a compatible change."""
+
+    CARDIOLOGY = "cardiology"
+    CARDIOVASCULAR_SURGERY = "cardiovascular_surgery"
+    GASTROENTEROLOGY = "gastroenterology"
+    GASTROINTESTINAL_SURGERY = "gastrointestinal_surgery"
+    HEPATOLOGY = "hepatology"
+    NEPHROLOGY = "nephrology"
+    HEMATOLOGY = "hematology"
+    NEUROLOGY = "neurology"
+    NEUROSURGERY = "neurosurgery"
+    ONCOLOGY = "oncology"
+    RADIATION_ONCOLOGY = "radiation_oncology"
+    PEDIATRICS = "pediatrics"
+    DERMATOLOGY = "dermatology"
+    RHEUMATOLOGY = "rheumatology"
+    INFECTIOUS_DISEASES = "infectious_diseases"
+    OTOLARYNGOLOGY = "otolaryngology"
+    TRANSPLANT_SURGERY = "transplant_surgery"
+    PLASTIC_SURGERY = "plastic_surgery"
+    ENDOCRINOLOGY = "endocrinology"
+    RESPIRATORY_MEDICINE = "respiratory_medicine"
+    UROLOGY = "urology"
+    OBSTETRICS_GYNECOLOGY = "obstetrics_gynecology"
 
 
 class Relationship(StrEnum):

@@ -13,6 +13,7 @@ from typing import Any
 
 from secondopinion_contracts.base import EventData
 from secondopinion_contracts.envelope import CloudEvent
+from secondopinion_contracts.examples import EXAMPLES
 from secondopinion_contracts.registry import ALL_EVENTS
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "published"
@@ -24,13 +25,19 @@ def event_schema(event: type[EventData]) -> dict[str, Any]:
     # Producers forbid undeclared fields, but the published schema must let consumers accept fields
     # added later in a backward-compatible release of the same version.
     schema.pop("additionalProperties", None)
+    deprecation = {"deprecated": True, "x-sunset": event.SUNSET} if event.SUNSET else {}
     return {
         "$schema": JSON_SCHEMA_DIALECT,
         "$id": event.schema_uri(),
         "x-cloudevents-type": event.type_name(),
         "x-routing-key": event.routing_key(),
+        **deprecation,
         **schema,
     }
+
+
+def example_path(event: type[EventData]) -> Path:
+    return Path("examples") / event.SERVICE / f"{event.NAME}.v{event.VERSION}.json"
 
 
 def envelope_schema() -> dict[str, Any]:
@@ -43,6 +50,8 @@ def rendered() -> dict[Path, str]:
     files = {Path("envelope.json"): envelope_schema()}
     for event in ALL_EVENTS:
         files[Path(event.SERVICE) / f"{event.NAME}.v{event.VERSION}.json"] = event_schema(event)
+    for event, envelope in EXAMPLES.items():
+        files[example_path(event)] = json.loads(envelope.to_json_bytes())
     texts = {path: json.dumps(schema, indent=2, sort_keys=True) + "\n" for path, schema in files.items()}
     texts[Path("asyncapi.json")] = asyncapi.rendered()
     return texts
@@ -80,7 +89,7 @@ def release(version: str, directory: Path = SCHEMA_DIR) -> Path:
     if target.exists():
         raise SystemExit(f"release {version} exists already; releases are immutable")
     for source in sorted(directory.rglob("*.json")):
-        if source.name == "asyncapi.json":
+        if source.name == "asyncapi.json" or source.relative_to(directory).parts[0] == "examples":
             continue
         copy = target / source.relative_to(directory)
         copy.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,20 @@ def test_removing_a_code_or_an_event_version_is_breaking(workspace: tuple[Path, 
 
 def test_releases_live_in_the_contracts_package() -> None:
     assert RELEASED_DIR.parent.name == "secondopinion_contracts"
+
+
+def test_the_envelope_is_held_to_the_same_rules(workspace: tuple[Path, Path]) -> None:
+    published, released = workspace
+    edit(published, "envelope.json", lambda s: s["properties"].pop("correlationid"))
+    assert check(published, released) == {"envelope.json": ["field `correlationid` was removed"]}
+
+
+def test_what_was_deprecated_may_go_after_its_sunset_and_not_before(workspace: tuple[Path, Path]) -> None:
+    published, released = workspace
+    edit(published, "envelope.json", lambda s: s["properties"].pop("sequence"))
+    (published / "intake" / "CaseDeclined.v1.json").unlink()
+    before = check(published, released, today=date(2027, 3, 31))
+    assert before == {"envelope.json": ["field `sequence` was removed"], "intake/CaseDeclined.v1.json": [
+        "event version intake/CaseDeclined.v1.json was released and is no longer published"]}
+    assert check(published, released, today=date(2027, 4, 1)) == {"envelope.json": ["field `sequence` was removed"]}
+    assert check(published, released, today=date(2027, 7, 1)) == {}

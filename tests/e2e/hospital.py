@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.app import build as build_billing
@@ -75,6 +76,7 @@ class Hospital:
     simulator: GatewaySimulator
     databases: dict[str, str]
     rabbitmq_url: str
+    apps: dict[str, FastAPI]
 
     def clients(self) -> dict[str, httpx.AsyncClient]:
         return {"intake": self.intake, "scheduling": self.scheduling, "billing": self.billing,
@@ -207,5 +209,5 @@ async def hospital(rabbitmq_url: str) -> AsyncIterator[Hospital]:
         clients = {service: await stack.enter_async_context(running_app(app)) for service, app in apps.items()}
         yield Hospital(intake=clients["intake"], scheduling=clients["scheduling"], billing=clients["billing"],
                        reporting=clients["reporting"], clock=clock, bus=bus, simulator=simulator,
-                       databases=databases, rabbitmq_url=rabbitmq_url)
+                       databases=databases, rabbitmq_url=rabbitmq_url, apps=apps)
 

@@ -72,14 +72,15 @@ def roles_by_operation(app: FastAPI) -> dict[tuple[str, str], set[str]]:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve the app (lifespan included) over real HTTP on a free local port in this event loop; yields its
-    base URL. The app's runtime then lives on this loop, like an app under `running_app`."""
+async def serving(app: FastAPI, host: str = "127.0.0.1", lifespan: bool = True) -> AsyncIterator[str]:
+    """Serve the app (lifespan included, unless it runs elsewhere already) over real HTTP on a free local port in
+    this event loop; yields its base URL. The app's runtime then lives on this loop, like an app under
+    `running_app`."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on" if lifespan else "off",
                                            timeout_graceful_shutdown=5))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

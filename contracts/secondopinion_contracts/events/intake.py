@@ -12,6 +12,7 @@ from secondopinion_contracts.base import EventData
 from secondopinion_contracts.codes import (
     ConsentBasis,
     DeclineReason,
+    Department,
     DocumentKind,
     Mode,
     Recommendation,
@@ -20,28 +21,34 @@ from secondopinion_contracts.codes import (
     Screening,
     WithdrawalReason,
 )
+from secondopinion_contracts.fields import CaseId, tokyo_date
 
+# A requested department is any such code: one the hospital does not have is declined (`no_specialist_available`).
 DEPARTMENT_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+MODE = Field(description="In person at the hospital, or online through the telemedicine platform.")
+DEPARTMENT = Field(description="The department whose specialist gives the opinion.")
 
 
 class _IntakeEvent(EventData):
     SERVICE: ClassVar[str] = "intake"
-    case_id: UUID
+    case_id: CaseId
 
 
 class CaseSubmitted(_IntakeEvent):
     """A patient or family asked for a second opinion. Carries facts as codes, never names."""
 
     NAME: ClassVar[str] = "CaseSubmitted"
-    mode: Mode
-    department: str = Field(pattern=DEPARTMENT_PATTERN)
-    requester_relationship: Relationship
+    mode: Mode = MODE
+    department: str = Field(pattern=DEPARTMENT_PATTERN, description=(
+        "The department asked for, as requested: usually a `Department` code; any other code is declined "
+        "as `no_specialist_available`."))
+    requester_relationship: Relationship = Field(description="Who asks: the patient, family, or someone else.")
     patient_is_minor: bool = Field(description="The patient is under 18 on the submission date.")
-    patient_deceased: bool
-    attending_physician_consents: bool
-    wants_treatment_here: bool
-    complaint_or_litigation: bool
-    submitted_on: date
+    patient_deceased: bool = Field(description="The patient has died (a request the guide refuses).")
+    attending_physician_consents: bool = Field(description="The attending physician agreed to the second opinion.")
+    wants_treatment_here: bool = Field(description="The requester wants treatment at this hospital, not an opinion.")
+    complaint_or_litigation: bool = Field(description="The request is about a complaint or a lawsuit.")
+    submitted_on: date = tokyo_date("When the request was submitted")
     payer_name_sealed: str | None = Field(
         None, max_length=4000, pattern=r"^[A-Za-z0-9_-]+={0,2}$",
         description="The requester's name for receipts, sealed (AES-256-GCM, base64url) with the case's own key, "
@@ -50,29 +57,37 @@ class CaseSubmitted(_IntakeEvent):
 
 
 class DocumentReceived(_IntakeEvent):
+    """A document of the application arrived at the desk."""
+
     NAME: ClassVar[str] = "DocumentReceived"
-    document_id: UUID
-    kind: DocumentKind
-    received_on: date
+    document_id: UUID = Field(description="The document (its content stays in intake).")
+    kind: DocumentKind = Field(description="What the document is.")
+    received_on: date = tokyo_date("When the desk received it")
 
 
 class ConsentVerified(_IntakeEvent):
+    """The patient's consent to the second opinion is established."""
+
     NAME: ClassVar[str] = "ConsentVerified"
-    basis: ConsentBasis
+    basis: ConsentBasis = Field(description="Why the consent is taken as given.")
 
 
 class CaseAccepted(_IntakeEvent):
+    """A specialist screened the request and accepted it: scheduling starts."""
+
     NAME: ClassVar[str] = "CaseAccepted"
-    department: str = Field(pattern=DEPARTMENT_PATTERN)
-    mode: Mode
-    screened_by: str = Field(min_length=1, max_length=100, description="Physician staff id.")
+    department: Department = DEPARTMENT
+    mode: Mode = MODE
+    screened_by: str = Field(min_length=1, max_length=100, description="Staff id of the screening physician.")
 
 
 class CaseDeclined(_IntakeEvent):
-    """v1, deprecated: still published beside v2. A referral is mixed into `reasons`."""
+    """The request is refused (v1, deprecated: published beside v2 until its sunset; a referral is mixed into
+    `reasons`)."""
 
     NAME: ClassVar[str] = "CaseDeclined"
-    reasons: list[RefusalReason] = Field(min_length=1)
+    SUNSET: ClassVar[str | None] = "2027-03-31"
+    reasons: list[RefusalReason] = Field(min_length=1, description="Why, in the guide's order of reasons.")
     declined_by: str = Field(min_length=1, max_length=100, description="Staff id, or `intake` when automatic.")
 
 
@@ -86,9 +101,10 @@ class CaseDeclinedV2(_IntakeEvent):
 
     NAME: ClassVar[str] = "CaseDeclined"
     VERSION: ClassVar[int] = 2
-    reasons: list[DeclineReason] = Field(default_factory=list)
-    recommendation: Recommendation | None = None
-    screening: Screening
+    reasons: list[DeclineReason] = Field(default_factory=list, description=(
+        "Why, in the guide's order; may be empty when the request is only referred elsewhere."))
+    recommendation: Recommendation | None = Field(None, description="Where the patient is referred instead, if at all.")
+    screening: Screening = Field(description="Who declined: intake on the submitted facts, or a specialist.")
     declined_by: str | None = Field(None, min_length=1, max_length=100,
                                     description="Staff id of the specialist; absent when automatic.")
 
@@ -125,8 +141,10 @@ class CaseDeclinedV2(_IntakeEvent):
 
 
 class CaseWithdrawn(_IntakeEvent):
+    """The request was withdrawn before the consultation: the case ends here."""
+
     NAME: ClassVar[str] = "CaseWithdrawn"
-    reason: WithdrawalReason
+    reason: WithdrawalReason = Field(description="Why it was withdrawn.")
 
 
 class PersonalDataErased(_IntakeEvent):
@@ -134,7 +152,7 @@ class PersonalDataErased(_IntakeEvent):
     should purge what it holds of this patient; ids, codes and history stay."""
 
     NAME: ClassVar[str] = "PersonalDataErased"
-    erased_on: date
+    erased_on: date = tokyo_date("When the data was erased")
 
 
 EVENTS: tuple[type[EventData], ...] = (

@@ -5,47 +5,53 @@ from __future__ import annotations
 
 from datetime import date
 from typing import ClassVar
-from uuid import UUID
 
 from pydantic import Field
 
 from secondopinion_contracts.base import EventData
 from secondopinion_contracts.codes import DeliveryChannel, Mode
+from secondopinion_contracts.fields import CaseId, ReportId, StaffId, tokyo_date
 
 
 class _ReportingEvent(EventData):
     SERVICE: ClassVar[str] = "reporting"
-    case_id: UUID
+    case_id: CaseId
 
 
 class ReportDrafted(_ReportingEvent):
+    """The physician saved a draft of the report."""
+
     NAME: ClassVar[str] = "ReportDrafted"
-    report_id: UUID
-    physician_id: str = Field(min_length=1, max_length=100)
-    draft_number: int = Field(ge=1)
+    report_id: ReportId
+    physician_id: StaffId
+    draft_number: int = Field(ge=1, description="Which draft this is, from 1.")
 
 
 class ReportFinalized(_ReportingEvent):
+    """The physician signed the report off: its text no longer changes."""
+
     NAME: ClassVar[str] = "ReportFinalized"
-    report_id: UUID
-    physician_id: str = Field(min_length=1, max_length=100)
-    finalized_on: date
+    report_id: ReportId
+    physician_id: StaffId
+    finalized_on: date = tokyo_date("When the report was finalized")
 
 
 class ReportDelivered(_ReportingEvent):
+    """The report reached the patient or the attending physician."""
+
     NAME: ClassVar[str] = "ReportDelivered"
-    report_id: UUID
-    channel: DeliveryChannel
-    delivered_on: date
+    report_id: ReportId
+    channel: DeliveryChannel = Field(description="How it was delivered.")
+    delivered_on: date = tokyo_date("When it was delivered")
 
 
 class CaseClosed(_ReportingEvent):
     """The report was delivered and the fee settled: nothing more is expected of the desk."""
 
     NAME: ClassVar[str] = "CaseClosed"
-    report_id: UUID
-    mode: Mode
-    closed_on: date
+    report_id: ReportId
+    mode: Mode = Field(description="The consultation's mode.")
+    closed_on: date = tokyo_date("When the case was closed")
 
 
 EVENTS: tuple[type[EventData], ...] = (ReportDrafted, ReportFinalized, ReportDelivered, CaseClosed)

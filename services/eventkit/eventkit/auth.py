@@ -27,7 +27,8 @@ from eventkit.events import Actor
 
 log = logging.getLogger(__name__)
 
-ROLES = ("coordinator", "physician", "cashier", "auditor")
+# `integration`: another hospital system reading the catch-up feed (eventkit.feed), and nothing else.
+ROLES = ("coordinator", "physician", "cashier", "auditor", "integration")
 DEV_KEYS = Path(__file__).resolve().parent / "devkeys"
 DEV_PRIVATE_KEY = DEV_KEYS / "development-private.pem"
 DEV_PUBLIC_KEY = DEV_KEYS / "development-public.pem"

@@ -20,7 +20,7 @@ from faststream.rabbit import RabbitBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from eventkit import audit, db, metrics
+from eventkit import audit, db, feed, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.consumer import Consumer, Handler
 from eventkit.errors import CommandRejected
@@ -180,6 +180,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     app.state.runtime = runtime
     app.state.token_verifier = TokenVerifier(auth)
     app.include_router(audit.router)
+    app.include_router(feed.router)  # GET /events: the catch-up feed of the published events
     service = runtime.service
 
     @app.middleware("http")

@@ -138,6 +138,7 @@ def envelope_for(service: str, event: EventData, event_id: UUID, version: int, r
         dataschema=event.schema_uri(),
         data=event.model_dump(mode="json"),
         sequence=version,
+        streamversion=version,
         correlationid=context.correlation_id,
         causationid=context.causation_id,
         traceparent=traceparent,

@@ -5,15 +5,12 @@ from __future__ import annotations
 from pydantic import Field
 
 from eventkit.settings import ServiceSettings, default_dsn
+from secondopinion_contracts.codes import Department
 
 # Departments whose specialists give second opinions (codes used in events). Configurable because the
 # roster changes; a request for a department not listed is refused as `no_specialist_available`.
-DEFAULT_DEPARTMENTS = (
-    "cardiology", "cardiovascular_surgery", "gastroenterology", "gastrointestinal_surgery", "hepatology",
-    "nephrology", "hematology", "neurology", "neurosurgery", "oncology", "radiation_oncology", "pediatrics",
-    "dermatology", "rheumatology", "infectious_diseases", "otolaryngology", "transplant_surgery",
-    "plastic_surgery", "endocrinology", "respiratory_medicine", "urology", "obstetrics_gynecology",
-)
+# The published codes (secondopinion_contracts.codes.Department) are the hospital's whole list.
+DEFAULT_DEPARTMENTS: tuple[Department, ...] = tuple(Department)
 
 
 class IntakeSettings(ServiceSettings):
@@ -21,4 +18,4 @@ class IntakeSettings(ServiceSettings):
     database_url: str = Field(default_dsn("intake"), validation_alias="INTAKE_DATABASE_URL")
     http_port: int = Field(8001, validation_alias="INTAKE_HTTP_PORT")
     retention_years: int = Field(5, validation_alias="INTAKE_RETENTION_YEARS", ge=1, le=100)
-    departments: tuple[str, ...] = Field(DEFAULT_DEPARTMENTS, validation_alias="INTAKE_DEPARTMENTS")
+    departments: tuple[Department, ...] = Field(DEFAULT_DEPARTMENTS, validation_alias="INTAKE_DEPARTMENTS")
