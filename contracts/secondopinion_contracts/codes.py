@@ -146,7 +146,7 @@ class PaymentMethod(StrEnum):
 
 
 class PaymentChannel(StrEnum):
-    """How an invoice is to be paid (DOMAIN.md fees table)."""
+    """How an invoice is to be paid (the fees table of docs/domain.md)."""
 
     COUNTER_BEFORE_CONSULTATION = "counter_before_consultation"
     TELEMEDICINE_PLATFORM_CARD = "telemedicine_platform_card"

@@ -1,6 +1,6 @@
 """The Invoice aggregate and the fee schedule: decide(command, state) -> events, evolve(state, event). Pure.
 
-Rules (DOMAIN.md, fees table): the self-pay fee is 30,000 JPY in person and 40,000 JPY online, plus 10%
+Rules (docs/domain.md, fees table): the self-pay fee is 30,000 JPY in person and 40,000 JPY online, plus 10%
 consumption tax (33,000 / 44,000 JPY). In person it is paid at the counter on the consultation day, before
 the consultation; online it is charged to the card registered on the telemedicine platform.
 

@@ -1,4 +1,4 @@
-"""The desk's business-day calendar (DOMAIN.md "The flow", step 1), shared by every service that counts or
+"""The desk's business-day calendar (docs/domain.md, reception hours), shared by every service that counts or
 schedules in business days (scheduling's slots, reporting's KPIs). Pure, no I/O.
 
 Business days are Monday to Friday in Asia/Tokyo, except Japanese national holidays (substitute and

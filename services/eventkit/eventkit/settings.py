@@ -1,4 +1,4 @@
-"""Configuration from the environment, shared by every service (prefix-free, as DESIGN.md names it)."""
+"""Configuration from the environment, shared by every service (prefix-free, as docs/deployment.md lists it)."""
 
 from __future__ import annotations
 

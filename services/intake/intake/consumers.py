@@ -1,4 +1,4 @@
-"""Intake reacts to no other service's events (DESIGN.md): it is where a case begins."""
+"""Intake reacts to no other service's events: it is where a case begins."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Case aggregate: decide(command, state) -> events, evolve(state, event) -> state. Pure.
 
-Rules from DOMAIN.md: who may ask and the refusal reasons, the documents a request needs, and when
+Rules from docs/domain.md: who may ask and the refusal reasons, the documents a request needs, and when
 the patient's consent counts as verified.
 """
 

@@ -25,7 +25,7 @@ from secondopinion_contracts.codes import DeliveryChannel
 
 router = APIRouter()
 
-# Who does what (DESIGN.md roles): the physician writes the report, the desk records its delivery; the
+# Who does what (docs/architecture.md, security): the physician writes the report, the desk records its delivery; the
 # read side serves the desk, the physicians and the auditors (it holds ids and codes, no personal data).
 Physician = Annotated[Actor, Depends(allow("physician"))]
 Coordinator = Annotated[Actor, Depends(allow("coordinator"))]

@@ -1,4 +1,4 @@
-"""What scheduling reacts to (DESIGN.md): CaseAccepted and CaseWithdrawn from intake, PaymentCaptured from
+"""What scheduling reacts to: CaseAccepted and CaseWithdrawn from intake, PaymentCaptured from
 billing. Each handler runs inside the inbox transaction, so its effect commits with the inbox row.
 
 Events may arrive late, twice (under new ids) or out of order: every reaction is decided against the
