@@ -86,19 +86,19 @@ def build_app(service: str, dsn: str, url: str) -> FastAPI:
     common: dict[str, Any] = {"RABBITMQ_URL": url, "LOG_LEVEL": "WARNING"}
     settings: ServiceSettings
     if service == "scheduling":
-        from scheduling.app import build as build_scheduling
+        from scheduling.bootstrap import build as build_scheduling
         from scheduling.settings import SchedulingSettings
 
         settings = SchedulingSettings(SCHEDULING_DATABASE_URL=dsn, **common)
         return build_scheduling(settings)
     if service == "billing":
-        from billing.app import build as build_billing
+        from billing.bootstrap import build as build_billing
         from billing.settings import BillingSettings
 
         settings = BillingSettings(BILLING_DATABASE_URL=dsn, **common)
         return build_billing(settings)
     if service == "reporting":
-        from reporting.app import build as build_reporting
+        from reporting.bootstrap import build as build_reporting
         from reporting.settings import ReportingSettings
 
         settings = ReportingSettings(REPORTING_DATABASE_URL=dsn, **common)

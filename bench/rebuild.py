@@ -93,7 +93,7 @@ async def load(dsn: str, count: int) -> int:
 async def measure(count: int) -> dict[str, Any]:
     """Load `count` events, then rebuild as `python -m reporting rebuild` does (the runtime started without
     relay or consumer, which also fills the business-day calendar the board's figures are counted in)."""
-    from reporting.app import runtime_for
+    from reporting.bootstrap import runtime_for
     from reporting.settings import ReportingSettings
 
     async with fresh_database("bench_rebuild") as dsn:

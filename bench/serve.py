@@ -36,17 +36,17 @@ def shifted_clock(offset: timedelta) -> Clock:
 
 def _builder(service: str) -> tuple[ServiceSettings, Callable[[ServiceSettings, Clock], FastAPI]]:
     if service == "intake":
-        from intake.app import build as build_intake
+        from intake.bootstrap import build as build_intake
         from intake.settings import IntakeSettings
 
         return IntakeSettings(), lambda settings, clock: build_intake(settings, clock=clock)
     if service == "scheduling":
-        from scheduling.app import build as build_scheduling
+        from scheduling.bootstrap import build as build_scheduling
         from scheduling.settings import SchedulingSettings
 
         return SchedulingSettings(), lambda settings, clock: build_scheduling(settings, clock=clock)
     if service == "billing":
-        from billing.app import build as build_billing
+        from billing.bootstrap import build as build_billing
         from billing.settings import BillingSettings
 
         def billing(settings: ServiceSettings, clock: Clock) -> FastAPI:
@@ -55,7 +55,7 @@ def _builder(service: str) -> tuple[ServiceSettings, Callable[[ServiceSettings, 
 
         return BillingSettings(), billing
     if service == "reporting":
-        from reporting.app import build as build_reporting
+        from reporting.bootstrap import build as build_reporting
         from reporting.settings import ReportingSettings
 
         return ReportingSettings(), lambda settings, clock: build_reporting(settings, clock=clock)

@@ -42,8 +42,7 @@ def document() -> DocumentReceived:
 
 @pytest.fixture
 async def store(pool: asyncpg.Pool) -> EventStore:
-    # One append per transaction: the tests hold transactions open themselves.
-    return EventStore(pool, service="intake", types=TYPES, append_batch_max=1)
+    return EventStore(pool, service="intake", types=TYPES)
 
 
 @pytest.fixture
