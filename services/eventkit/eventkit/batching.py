@@ -13,10 +13,10 @@ costs is round trips to PostgreSQL, and each of these cuts them.
   transaction wait and are written together when the block ends; streams the batch will load are read at its start
   in one statement.
 - `BatchingConsumer`: the deliveries in hand together are handled in one transaction (one BEGIN, one inbox
-  statement, one COMMIT for all), inside the store's `appends_written_together`. Handlers that say which streams
-  they load (`LoadsStreams`), or reactions whose loads it has seen (it learns which command field names the
-  aggregate each command loads), get those streams read ahead. If anything in a batch fails, it is rolled back
-  and each delivery is handled again on its own, so a bad one never takes good ones with it.
+  statement, one COMMIT for all), inside the store's `appends_written_together`. Command reactions whose loads it
+  has seen (`LearnedStreams`: it learns which command field names the aggregate each command loads) get those
+  streams read ahead. If anything in a batch fails, it is rolled back and each delivery is handled again on its
+  own, so a bad one never takes good ones with it.
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 
 W = TypeVar("W")
 R = TypeVar("R")
-T = TypeVar("T")
 
 
 # --- group commit ---------------------------------------------------------------------------------------------------
@@ -293,33 +292,6 @@ class BatchingEventStore(EventStore):
 BatchScope = Callable[[Conn, Sequence[str]], AbstractAsyncContextManager[None]]
 
 
-@dataclass(frozen=True)
-class LoadsStreams:
-    """A handler with the event streams it loads for a delivery. A batch of deliveries reads all of its handlers'
-    streams in one statement before they run (the batch scope's `load_ahead`) instead of one each; a stream named
-    here that the handler does not load costs a row read, one it loads and is not named here a statement."""
-
-    handler: Handler
-    streams: Callable[[Delivery], Sequence[str]]
-
-    async def __call__(self, conn: Conn, delivery: Delivery) -> None:
-        await self.handler(conn, delivery)
-
-
-@dataclass(frozen=True)
-class HandledTogether(Generic[T]):
-    """A handler in two steps: `first` for all of a batch's deliveries at once, before any of them goes on, then
-    `then` for each, with what `first` returned for it. A step every delivery begins with (reporting logs each event)
-    is then one statement for the batch instead of one for each. Handled alone, a delivery is a batch of one."""
-
-    first: Callable[[Conn, Sequence[Delivery]], Awaitable[Sequence[T]]]
-    then: Callable[[Conn, Delivery, T], Awaitable[None]]
-
-    async def __call__(self, conn: Conn, delivery: Delivery) -> None:
-        [result] = await self.first(conn, [delivery])
-        await self.then(conn, delivery, result)
-
-
 class BatchingConsumer(Consumer):
     """The consumer, handling the deliveries in hand together (up to `batch_max`) in one transaction, within
     `batch_scope` (the runtime gives the event store's `appends_written_together`)."""
@@ -375,8 +347,6 @@ class BatchingConsumer(Consumer):
                 return await self._handle_in(conn, work)
 
     def _streams_ahead(self, handler: Handler, delivery: Delivery) -> Sequence[str]:
-        if isinstance(handler, LoadsStreams):
-            return handler.streams(delivery)
         if isinstance(handler, _LearningReaction):
             return self._learned.streams(handler.reaction.command_of(delivery))
         return ()
@@ -388,13 +358,9 @@ class BatchingConsumer(Consumer):
 
     async def _run_handlers(self, conn: Conn,
                             work: Sequence[tuple[Handler, Delivery, otel_context.Context | None]]) -> None:
-        first_steps = await _first_steps_together(conn, [(handler, delivery) for handler, delivery, _ in work])
-        for index, (handler, delivery, trace_context) in enumerate(work):
+        for handler, delivery, trace_context in work:
             with _traced(trace_context):
-                if isinstance(handler, HandledTogether):
-                    await handler.then(conn, delivery, first_steps[index])
-                else:
-                    await handler(conn, delivery)
+                await handler(conn, delivery)
 
 
 class LearnedStreams:
@@ -438,16 +404,3 @@ class _LearningReaction:
         async with PostgresUnitOfWork(self.store, delivery.context, conn=conn) as uow:
             await self.reaction(delivery, uow)
         self.learned.learn(self.reaction.command_of(delivery), uow.loaded)
-
-
-async def _first_steps_together(conn: Conn, work: Sequence[tuple[Handler, Delivery]]) -> dict[int, Any]:
-    """The first steps of the `HandledTogether` handlers among `work`, one call for each such handler with all of its
-    deliveries; each result under its delivery's index in `work`."""
-    together: dict[int, tuple[HandledTogether[Any], list[int]]] = {}
-    for index, (handler, _) in enumerate(work):
-        if isinstance(handler, HandledTogether):
-            together.setdefault(id(handler), (handler, []))[1].append(index)
-    results: dict[int, Any] = {}
-    for handler, indexes in together.values():
-        results.update(zip(indexes, await handler.first(conn, [work[index][1] for index in indexes]), strict=True))
-    return results

@@ -1,6 +1,6 @@
 """One service's running parts (database pool, event store, outbox relay, broker, consumer) and the
 HTTP app around them with health, readiness, metrics and error mapping. Services build theirs in
-app.py; nothing here knows a service."""
+bootstrap.py; nothing here knows a service."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from eventkit import db
-from eventkit.batching import BatchingConsumer, HandledTogether
+from eventkit.batching import BatchingConsumer
 from eventkit.consumer import Consumer, Delivery, Outcome, Verdict
 from eventkit.db import Conn
 from eventkit.store import EventStore, EventTypes
@@ -212,36 +212,6 @@ async def test_values_postgresql_cannot_store_are_dead_lettered_at_once_and_the_
     assert str(2**70) not in outcomes[4].detail, "the refused value stays out of logs and dead-letter headers"
     effects = await rows(pool, "SELECT event_id FROM effects")
     assert sorted(str(row["event_id"]) for row in effects) == sorted(str(event.id) for event in good)
-
-
-async def test_a_first_step_handled_together_runs_once_for_a_batch_before_any_delivery_goes_on(
-        pool: asyncpg.Pool) -> None:
-    calls: list[str] = []
-
-    async def note_all(conn: Conn, deliveries: Sequence[Delivery]) -> list[str]:
-        calls.append(f"first {len(deliveries)}")
-        await conn.execute("INSERT INTO effects (event_id, transaction_id, note) SELECT id, txid_current(), 'first'"
-                           " FROM unnest($1::uuid[]) AS id", [delivery.envelope.id for delivery in deliveries])
-        return [f"noted {delivery.envelope.id}" for delivery in deliveries]
-
-    async def then(conn: Conn, delivery: Delivery, noted: str) -> None:
-        calls.append("then")
-        assert noted == f"noted {delivery.envelope.id}"
-        await conn.execute("UPDATE effects SET note = $2 WHERE event_id = $1", delivery.envelope.id, noted)
-
-    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: HandledTogether(note_all, then)})
-    handled_before = accepted_event()
-    assert (await consumer.process(handled_before.to_json_bytes())).verdict is Verdict.DONE  # alone: a batch of one
-    assert calls == ["first 1", "then"]
-    calls.clear()
-    events = [accepted_event() for _ in range(5)]
-    outcomes = await deliver_together(consumer, [*events, handled_before])
-    assert [outcome.verdict for outcome in outcomes] == [Verdict.DONE] * 5 + [Verdict.DUPLICATE]
-    assert calls == ["first 5"] + ["then"] * 5, "the first step once, for the deliveries seen for the first time"
-    effects = await rows(pool, "SELECT event_id, transaction_id, note FROM effects")
-    assert {str(row["event_id"]): row["note"] for row in effects} == {
-        str(event.id): f"noted {event.id}" for event in [*events, handled_before]}
-    assert len({row["transaction_id"] for row in effects if row["event_id"] != handled_before.id}) == 1
 
 
 @pytest.mark.parametrize("kind", ["plain", "batching"])

@@ -13,7 +13,7 @@ import pytest
 
 from eventkit import db
 from eventkit.aggregate import AggregateType
-from eventkit.batching import BatchingConsumer, BatchingEventStore, LoadsStreams
+from eventkit.batching import BatchingConsumer, BatchingEventStore
 from eventkit.consumer import Delivery, Verdict, joined_to_delivery, reactions_by_command
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
@@ -203,28 +203,6 @@ async def test_a_stream_loaded_ahead_and_appended_to_in_the_block_is_read_again_
         assert (await store.load("case-a", conn=conn))[-1].event_id == appended[0].event_id
         assert [e.version for e in await store.load("case-b", conn=conn)] == [1]
     assert [e.version for e in await store.load("case-b")] == [1]
-
-
-async def test_a_consumers_batch_loads_the_streams_its_handlers_name_in_one_statement(pool: asyncpg.Pool) -> None:
-    store = store_of(pool)
-    cases = [uuid.uuid4() for _ in range(6)]
-    await store.append(f"case-{cases[0]}", "case", 0, [document(cases[0])], context("setup"))
-
-    async def open_the_case_once(conn: Conn, delivery: Delivery) -> None:
-        stream_id = f"case-{delivery.envelope.subject}"
-        if not await store.load(stream_id, conn=conn):
-            await append_one(store, conn, stream_id)
-
-    named = LoadsStreams(open_the_case_once, lambda delivery: [f"case-{delivery.envelope.subject}"])
-    for handler, alone in ((named, 0), (open_the_case_once, 6)):
-        consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: handler},
-                                    batch_scope=store.appends_written_together)
-        events = [CaseAccepted(case_id=case, department="cardiology", mode=Mode.ONLINE, screened_by="dr-1")
-                  for case in cases]
-        assert await streams_loaded_one_by_one(consumer, events) == alone
-    versions = {row["stream_id"]: row["n"] for row in await rows(
-        pool, "SELECT stream_id, count(*) AS n FROM events GROUP BY stream_id")}
-    assert versions == {f"case-{case}": 1 for case in cases}, "the stream that existed was seen as existing"
 
 
 @dataclass(frozen=True)
