@@ -22,7 +22,7 @@ from billing.payers import IntakeKeys
 from billing.testing import settings_for_tests as billing_settings
 from eventkit.runtime import wait_until
 from eventkit.testing import EventCollector, SettableClock, bearer, fetch, fresh_database, running_app, scalar
-from intake.app import build as build_intake
+from intake.bootstrap import build as build_intake
 from intake.settings import IntakeSettings
 from reporting.app import build as build_reporting
 from reporting.settings import ReportingSettings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
@@ -11,17 +12,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
+from eventkit.clock import tokyo_date
 from eventkit.crypto import to_text
 from eventkit.errors import Gone, NotFound
 from eventkit.events import Actor, CommandContext, RecordedEvent
-from intake.commands import Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
-from intake.handlers import IntakeHandlers
-from intake.store import CASE_KEYS, CaseQueries
+from intake.queries import CaseQueries
+from intake.repository import CASE_KEYS
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
 from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
 
 router = APIRouter(tags=["cases"])
+Handle = Callable[[object, CommandContext], Awaitable[list[RecordedEvent]]]
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Phone = Annotated[str, Field(min_length=3, max_length=30, pattern=r"^[0-9+\-() ]+$")]
@@ -87,9 +90,18 @@ class CommandResult(BaseModel):
 
 
 # async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def handlers(request: Request) -> IntakeHandlers:
-    handlers: IntakeHandlers = request.app.state.handlers
-    return handlers
+async def handling(request: Request) -> Handle:
+    handlers = request.app.state.handlers
+
+    async def handled(command: object, context: CommandContext) -> list[RecordedEvent]:
+        recorded: list[RecordedEvent] = await handlers[type(command)](command, context)
+        return recorded
+
+    return handled
+
+
+async def today(request: Request) -> date:
+    return tokyo_date(request.app.state.clock())
 
 
 async def queries(request: Request) -> CaseQueries:
@@ -110,7 +122,8 @@ async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, 
 
 @router.post("/cases", status_code=201, response_model=CommandResult)
 async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                      h: Annotated[IntakeHandlers, Depends(handlers)],
+                      submitted_on: Annotated[date, Depends(today)],
+                      handle: Annotated[Handle, Depends(handling)],
                       q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
     case_id = uuid4()
     command = SubmitCase(
@@ -123,47 +136,49 @@ async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow(
         attending_institution=body.attending_physician.institution,
         attending_physician_consents=body.attending_physician.consents,
         wants_treatment_here=body.wants_treatment_here, complaint_or_litigation=body.complaint_or_litigation,
-        submitted_on=h.today(),
+        submitted_on=submitted_on,
     )
-    recorded = await h.submit_case(command, _context(actor, case_id, "SubmitCase"))
+    recorded = await handle(command, _context(actor, case_id, "SubmitCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/documents", status_code=201, response_model=CommandResult)
 async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                           h: Annotated[IntakeHandlers, Depends(handlers)],
+                           handle: Annotated[Handle, Depends(handling)],
                            q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
     document_id = uuid4()
     command = ReceiveDocument(case_id=case_id, document_id=document_id, kind=body.kind, received_on=body.received_on)
-    recorded = await h.receive_document(command, _context(actor, case_id, "ReceiveDocument"))
+    recorded = await handle(command, _context(actor, case_id, "ReceiveDocument"))
     return await _result(case_id, recorded, q, document_id=document_id)
 
 
 @router.post("/cases/{case_id}/screening", response_model=CommandResult)
 async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, Depends(allow("physician"))],
-                      h: Annotated[IntakeHandlers, Depends(handlers)],
+                      handle: Annotated[Handle, Depends(handling)],
                       q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
     command = ScreenCase(case_id=case_id, accept=body.decision == "accept", physician=body.physician,
                          reasons=tuple(body.reasons))
-    recorded = await h.screen_case(command, _context(actor, case_id, "ScreenCase"))
+    recorded = await handle(command, _context(actor, case_id, "ScreenCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/withdrawal", response_model=CommandResult)
 async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                        h: Annotated[IntakeHandlers, Depends(handlers)],
+                        handle: Annotated[Handle, Depends(handling)],
                         q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
-    recorded = await h.withdraw_case(WithdrawCase(case_id=case_id, reason=body.reason),
-                                     _context(actor, case_id, "WithdrawCase"))
+    recorded = await handle(WithdrawCase(case_id=case_id, reason=body.reason),
+                            _context(actor, case_id, "WithdrawCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/personal-data/erasure", response_model=CommandResult)
 async def erase_personal_data(case_id: UUID, actor: Annotated[Actor, Depends(allow("auditor"))],
-                              h: Annotated[IntakeHandlers, Depends(handlers)],
+                              requested_on: Annotated[date, Depends(today)],
+                              handle: Annotated[Handle, Depends(handling)],
                               q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
     """After the retention period: destroy the case's key; its personal data becomes unreadable everywhere."""
-    recorded = await h.erase_personal_data(case_id, _context(actor, case_id, "ErasePersonalData"))
+    recorded = await handle(ErasePersonalData(case_id=case_id, requested_on=requested_on),
+                            _context(actor, case_id, "ErasePersonalData"))
     return await _result(case_id, recorded, q)
 
 
