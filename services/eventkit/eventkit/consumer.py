@@ -41,9 +41,12 @@ from eventkit import db, metrics
 from eventkit.db import Conn, is_transient
 from eventkit.events import Actor, CommandContext
 from eventkit.group_commit import GroupCommitter, Pending
-from eventkit.store import ConcurrencyError
+from eventkit.inbox import record_in_inbox
+from eventkit.retry import retrying
+from eventkit.store import ConcurrencyError, EventStore
 from eventkit.telemetry import continued_from
 from eventkit.topology import dead_letter_queue, inbox_arguments, inbox_queue
+from eventkit.unit_of_work import PostgresUnitOfWork, UnitOfWork
 from secondopinion_contracts import BY_TYPE, CONTENT_TYPE, CloudEvent, EventData
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,39 @@ class Delivery:
     envelope: CloudEvent
     data: EventData
     context: CommandContext
+
+
+# A handler that works through a unit of work joined to the delivery's transaction (which holds its inbox row): its
+# appends and its own statements commit with the inbox row, or not at all. See `ServiceRuntime(reactions=...)`.
+Reaction = Callable[[Delivery, UnitOfWork], Awaitable[object]]
+
+
+def joined_to_delivery(store: EventStore, reaction: Reaction) -> Handler:
+    """`reaction` as the consumer calls a handler: with a unit of work on the delivery's (or its batch's)
+    transaction."""
+
+    async def handle(conn: Conn, delivery: Delivery) -> None:
+        async with PostgresUnitOfWork(store, delivery.context, conn=conn) as uow:
+            await reaction(delivery, uow)
+
+    return handle
+
+
+def reactions_by_command(commands: Mapping[type[EventData], Callable[[Delivery], Any]],
+                         handlers: Mapping[type[Any], Callable[[Any, UnitOfWork], Awaitable[object]]],
+                         ) -> dict[type[EventData], Reaction]:
+    """A service's reactions from its two tables: event type -> the command it becomes (None: nothing to do for
+    this delivery), and command type -> its handler, the same handler the HTTP API's commands go to."""
+
+    def reaction(to_command: Callable[[Delivery], Any]) -> Reaction:
+        async def react(delivery: Delivery, uow: UnitOfWork) -> None:
+            command = to_command(delivery)
+            if command is not None:
+                await handlers[type(command)](command, uow)
+
+        return react
+
+    return {event_type: reaction(to_command) for event_type, to_command in commands.items()}
 
 
 @dataclass(frozen=True)
@@ -237,25 +273,23 @@ class Consumer:
 
     async def _handle_once(self, handler: Handler, delivery: Delivery,
                            trace_context: otel_context.Context | None = None) -> Outcome:
-        for _ in range(5):
-            try:
-                async with db.transaction(self.pool) as conn:
-                    [outcome] = await self._handle_in(conn, [(handler, delivery, trace_context)])
-                return outcome
-            except ConcurrencyError:
-                continue  # another writer touched the same stream: decide again from fresh state
+        try:
+            # Another writer touched the same stream: decide again from fresh state.
+            async for attempt in retrying(attempts=5, on=ConcurrencyError, wait=lambda _: 0):
+                with attempt:
+                    async with db.transaction(self.pool) as conn:
+                        [outcome] = await self._handle_in(conn, [(handler, delivery, trace_context)])
+                    return outcome
+        except ConcurrencyError:
+            pass
         return Outcome(Verdict.RETRY, "concurrency", "stream kept changing under the handler")
 
     async def _handle_in(self, conn: Conn,
                          work: Sequence[tuple[Handler, Delivery, otel_context.Context | None]]) -> list[Outcome]:
         """In `conn`'s transaction: record each delivery in the inbox and run the handler of each one not recorded
         before, under its own delivery's trace when one is given (a committer handles others' deliveries)."""
-        first_times = {row["message_id"] for row in await conn.fetch(
-            "INSERT INTO inbox (message_id, event_type) SELECT * FROM unnest($1::text[], $2::text[])"
-            " ON CONFLICT DO NOTHING RETURNING message_id",
-            [str(delivery.envelope.id) for _, delivery, _ in work],
-            [delivery.envelope.type for _, delivery, _ in work],
-        )}
+        first_times = await record_in_inbox(
+            conn, [(str(delivery.envelope.id), delivery.envelope.type) for _, delivery, _ in work])
         outcomes: list[Outcome] = []
         first_handled: list[tuple[Handler, Delivery, otel_context.Context | None]] = []
         for handler, delivery, trace_context in work:

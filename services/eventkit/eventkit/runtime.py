@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from eventkit import audit, db, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
-from eventkit.consumer import Consumer, Handler
+from eventkit.consumer import Consumer, Handler, Reaction, joined_to_delivery
 from eventkit.errors import CommandRejected
 from eventkit.http import BodySizeLimit
 from eventkit.outbox import OutboxRelay, outbox_status
@@ -30,6 +30,7 @@ from eventkit.settings import ServiceSettings, production_problems
 from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
 from eventkit.telemetry import configure_tracing, instrument_http
 from eventkit.topology import dead_letter_queue, declare_inbox
+from eventkit.unit_of_work import UnitOfWorkFactory, postgres_units_of_work
 from secondopinion_contracts import EventData
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,18 @@ class UnsafeConfiguration(RuntimeError):
 
 
 HandlersFactory = Callable[["ServiceRuntime"], Mapping[type[EventData], Handler]]
+ReactionsFactory = Callable[["ServiceRuntime"], Mapping[type[EventData], Reaction]]
 
 
 class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, *, types: EventTypes, projections: Sequence[Projection] = (),
                  migrations: Sequence[Path] = (), handlers: HandlersFactory | None = None,
                  catch_all: Callable[[ServiceRuntime], Handler] | None = None,
-                 extra_bindings: tuple[str, ...] = ()) -> None:
+                 extra_bindings: tuple[str, ...] = (), reactions: ReactionsFactory | None = None,
+                 catch_all_reaction: Callable[[ServiceRuntime], Reaction] | None = None) -> None:
+        """`reactions` (event type -> handler of the delivery and a unit of work joined to its transaction) and
+        `catch_all_reaction` are what `handlers` and `catch_all` (handlers of a connection and the delivery) were;
+        a service gives one pair or the other."""
         self.settings = settings
         self.service = settings.service
         self.types = types
@@ -53,6 +59,8 @@ class ServiceRuntime:
         self.migrations = migrations
         self._handlers = handlers
         self._catch_all = catch_all
+        self._reactions = reactions
+        self._catch_all_reaction = catch_all_reaction
         self.extra_bindings = extra_bindings
         self._pool: asyncpg.Pool | None = None
         self._store: EventStore | None = None
@@ -70,6 +78,11 @@ class ServiceRuntime:
         assert self._store is not None, "runtime not started"
         return self._store
 
+    @property
+    def units_of_work(self) -> UnitOfWorkFactory:
+        """Fresh units of work on the event store, each in a transaction of its own: what command handlers get."""
+        return postgres_units_of_work(self.store)
+
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
         settings = self.settings
         await db.migrate(settings.database_url, self.migrations)
@@ -81,8 +94,13 @@ class ServiceRuntime:
             self.relay.start()
         self._store = EventStore(self._pool, service=self.service, types=self.types, projections=self.projections,
                                  relay=self.relay, append_batch_max=settings.append_batch_max)
-        handlers = self._handlers(self) if self._handlers else {}
+        store = self._store
+        handlers = dict(self._handlers(self)) if self._handlers else {}
+        handlers.update({event_type: joined_to_delivery(store, reaction)
+                         for event_type, reaction in (self._reactions(self) if self._reactions else {}).items()})
         catch_all = self._catch_all(self) if self._catch_all else None
+        if self._catch_all_reaction is not None:
+            catch_all = joined_to_delivery(store, self._catch_all_reaction(self))
         if consume and (handlers or catch_all):
             self.broker = RabbitBroker(settings.rabbitmq_url, logger=None, graceful_timeout=10.0, apply_types=False)
             self.consumer = Consumer(self.service, self._pool, handlers, catch_all=catch_all,

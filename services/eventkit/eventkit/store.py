@@ -146,6 +146,19 @@ def envelope_for(service: str, event: EventData, event_id: UUID, version: int, r
     )
 
 
+def envelopes_of(service: str, r: RecordedEvent, context: CommandContext, traceparent: str | None) -> list[CloudEvent]:
+    """What the bus gets of a recorded event (its outbox rows): nothing for a private one; a contract event, and
+    beside it each deprecated version it is still published as, with its own stable id."""
+    if not isinstance(r.data, EventData):
+        return []
+    return [
+        envelope_for(service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent),
+        *(envelope_for(service, older, uuid5(r.event_id, older.type_name()), r.version, r.recorded_at,
+                       context, traceparent, superseded_by=r.data.type_name())
+          for older in r.data.published_alongside()),
+    ]
+
+
 class LocalRelay(Protocol):
     """The outbox relay of this process, as the store sees it: whether it leads (publishes for the database) and
     how to wake it."""
@@ -422,7 +435,7 @@ class EventStore:
                                         recorded_at))
             prepared.outbox_rows += [(r.event_id, envelope.id, envelope.routing_key, envelope.to_json_bytes(), headers,
                                       envelope.correlationid)
-                                     for envelope in self._envelopes(r, append.context, append.traceparent)]
+                                     for envelope in envelopes_of(self.service, r, append.context, append.traceparent)]
         return prepared
 
     async def _write_prepared(self, conn: Conn, prepared: Sequence[_Prepared]) -> list[list[RecordedEvent] | None]:
@@ -443,18 +456,6 @@ class EventStore:
             for projection in self.projections:
                 await projection.apply(conn, applied)
         return written
-
-    def _envelopes(self, r: RecordedEvent, context: CommandContext, traceparent: str | None) -> list[CloudEvent]:
-        """What the bus gets of a recorded event: nothing for a private one; a contract event, and beside it each
-        deprecated version it is still published as, with its own stable id."""
-        if not isinstance(r.data, EventData):
-            return []
-        return [
-            envelope_for(self.service, r.data, r.event_id, r.version, r.recorded_at, context, traceparent),
-            *(envelope_for(self.service, older, uuid5(r.event_id, older.type_name()), r.version, r.recorded_at,
-                           context, traceparent, superseded_by=r.data.type_name())
-              for older in r.data.published_alongside()),
-        ]
 
     def _relay_woken_after_commit(self, conn: Conn) -> bool:
         """Once the appends commit, the relay that leads has to look at the outbox. When it runs in this process it is
