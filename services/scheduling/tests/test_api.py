@@ -251,8 +251,9 @@ async def test_in_person_from_case_accepted_to_consultation_completed(desk: Desk
 
     early = await desk.client.post(f"/appointments/{appointment_id}/complete")
     assert early.status_code == 409
-    assert early.json()["reasons"] == ["consultation_day:2026-12-08", "fee_paid"]
-    desk.clock.set_tokyo(CONSULTATION_DAY, time(13, 40))
+    assert early.json()["code"] == "not_ready"
+    assert early.json()["reasons"] == ["consultation_start:2026-12-08T05:00:00+00:00", "fee_paid"]
+    desk.clock.set_tokyo(CONSULTATION_DAY, time(14, 10))
     unpaid = await desk.client.post(f"/appointments/{appointment_id}/complete")
     assert unpaid.status_code == 409
     assert unpaid.json()["reasons"] == ["fee_paid"]
@@ -292,6 +293,13 @@ async def test_online_from_case_accepted_to_consultation_completed(desk: Desk, b
     assert (await desk.client.post(f"/appointments/{appointment_id}/online-booking",
                                    json={"clinics_booking_ref": "has spaces"})).status_code == 422
     assert (await desk.client.post(f"/appointments/{appointment_id}/slip")).status_code == 409
+    desk.clock.set_tokyo(CONSULTATION_DAY, time(9, 59))
+    events_before = await desk.event_count()
+    before_start = await desk.client.post(f"/appointments/{appointment_id}/complete")
+    assert before_start.status_code == 409, "completing it would charge the patient's card"
+    assert before_start.json()["reasons"] == ["consultation_start:2026-12-08T01:00:00+00:00"]
+    assert await desk.event_count() == events_before
+    desk.clock.set_tokyo(CONSULTATION_DAY, time(10, 30))
     completed = await desk.client.post(f"/appointments/{appointment_id}/complete")
     assert completed.status_code == 200, completed.text
     envelopes = await published(bus, case_id, ["SlotsProposed", "SlotConfirmed", "OnlineBookingRegistered",
