@@ -54,6 +54,9 @@ class DocumentReceived(_IntakeEvent):
     document_id: UUID
     kind: DocumentKind
     received_on: date
+    copy_of: UUID | None = Field(
+        None, description="Set when a document of this kind was already received: the first one's document_id. "
+                          "A copy adds nothing to the request (it does not verify consent again).")
 
 
 class ConsentVerified(_IntakeEvent):

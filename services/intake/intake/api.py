@@ -21,7 +21,7 @@ from intake.domain import CaseStatus
 from intake.queries import CaseQueries
 from intake.repository import CASE_KEYS
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
-from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
+from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN, DocumentReceived
 
 router = APIRouter(tags=["cases"])
 Handle = Callable[[object, CommandContext], Awaitable[list[RecordedEvent]]]
@@ -87,6 +87,7 @@ class CommandResult(BaseModel):
     decline_reasons: list[str] = []
     recommendation: str | None = None
     document_id: UUID | None = None
+    copy_of: UUID | None = Field(None, description="The first document of the same kind, when this one is a copy.")
 
 
 # async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
@@ -149,7 +150,8 @@ async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Act
     document_id = uuid4()
     command = ReceiveDocument(case_id=case_id, document_id=document_id, kind=body.kind, received_on=body.received_on)
     recorded = await handle(command, _context(actor, case_id, "ReceiveDocument"))
-    return await _result(case_id, recorded, q, document_id=document_id)
+    copy_of = next((e.data.copy_of for e in recorded if isinstance(e.data, DocumentReceived)), None)
+    return await _result(case_id, recorded, q, document_id=document_id, copy_of=copy_of)
 
 
 @router.post("/cases/{case_id}/screening", response_model=CommandResult)

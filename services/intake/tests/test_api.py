@@ -172,7 +172,8 @@ async def test_rejected_commands_say_why_and_record_nothing(intake: httpx.AsyncC
     before = await event_count(database)
     not_ready = await intake.post(f"/cases/{case['case_id']}/screening", json={"decision": "accept", "physician": "d"})
     assert not_ready.status_code == 409
-    assert not_ready.json()["reasons"] == ["document:application_form", "document:referral_letter"]
+    assert not_ready.json()["reasons"] == ["document:application_form", "document:referral_letter",
+                                           "document:test_results"]
     assert (await post_document(intake, case["case_id"], "x-ray-on-papyrus")).status_code == 422
     assert (await intake.get("/cases/not-a-uuid")).status_code == 422
     assert await event_count(database) == before
@@ -182,6 +183,52 @@ async def test_rejected_commands_say_why_and_record_nothing(intake: httpx.AsyncC
     assert again.status_code == 409
     assert "withdrawn" in again.json()["detail"]
     assert await event_count(database) == after_withdrawal
+
+
+async def test_a_case_is_not_accepted_without_its_test_materials(
+        intake: httpx.AsyncClient, database: str) -> None:
+    case_id = (await submit(intake))["case_id"]
+    for kind in ("application_form", "referral_letter"):
+        assert (await post_document(intake, case_id, kind)).status_code == 201
+    view = (await intake.get(f"/cases/{case_id}")).json()
+    assert (view["status"], view["missing_documents"]) == ("awaiting_documents", ["test_results"])
+    before = await event_count(database)
+    refused = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"})
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "not_ready"
+    assert refused.json()["reasons"] == ["document:test_results"]
+    assert "test_results" in refused.json()["detail"]
+    assert await event_count(database) == before
+    materials = await post_document(intake, case_id, "test_results")
+    assert materials.json()["status"] == "screening"
+    accepted = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"})
+    assert accepted.json()["status"] == "accepted", accepted.text
+
+
+async def test_a_second_consent_form_is_recorded_as_a_copy_and_verifies_nothing_again(
+        intake: httpx.AsyncClient, bus: EventCollector) -> None:
+    case_id = (await submit(intake, requester={"relationship": "family", "name": "Taro Zzyzx"}))["case_id"]
+    first = (await post_document(intake, case_id, "consent_form")).json()
+    assert first["events"] == ["DocumentReceived", "ConsentVerified"]
+    assert first["copy_of"] is None
+    second = (await post_document(intake, case_id, "consent_form")).json()
+    assert second["events"] == ["DocumentReceived"]
+    assert second["copy_of"] == first["document_id"]
+    view = (await intake.get(f"/cases/{case_id}")).json()
+    assert [(d["kind"], d["copy_of"]) for d in view["documents"]] == [
+        ("consent_form", None), ("consent_form", first["document_id"])]
+    envelopes = await bus.wait_count(4)
+    assert [e.event_name for e in envelopes] == ["CaseSubmitted", "DocumentReceived", "ConsentVerified",
+                                                  "DocumentReceived"]
+    assert envelopes[1].data["copy_of"] is None
+    assert envelopes[3].data["copy_of"] == first["document_id"]
+    for envelope in envelopes:
+        assert_valid(envelope)
+    runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+    await runtime.store.rebuild_projections()
+    assert (await intake.get(f"/cases/{case_id}")).json()["documents"] == view["documents"]
+    third = (await post_document(intake, case_id, "consent_form")).json()
+    assert third["copy_of"] == first["document_id"], "after a rebuild a copy still names the first"
 
 
 async def test_concurrent_commands_on_one_case_never_share_a_version(intake: httpx.AsyncClient, database: str) -> None:

@@ -150,7 +150,8 @@ class Case:
         return intake.DocumentReceived(case_id=self.case_id, document_id=uuid.uuid4(), kind=kind, received_on=on)
 
     def documents(self, on: date) -> list[EventData]:
-        return [self.document(DocumentKind.APPLICATION_FORM, on), self.document(DocumentKind.REFERRAL_LETTER, on)]
+        return [self.document(DocumentKind.APPLICATION_FORM, on), self.document(DocumentKind.REFERRAL_LETTER, on),
+                self.document(DocumentKind.TEST_RESULTS, on)]
 
     def accepted(self) -> intake.CaseAccepted:
         return intake.CaseAccepted(case_id=self.case_id, department=self.department, mode=self.mode,
