@@ -26,7 +26,7 @@ from intake.bootstrap import build as build_intake
 from intake.settings import IntakeSettings
 from reporting.app import build as build_reporting
 from reporting.settings import ReportingSettings
-from scheduling.app import build as build_scheduling
+from scheduling.bootstrap import build as build_scheduling
 from scheduling.settings import SchedulingSettings
 from secondopinion_contracts import CloudEvent
 

@@ -43,7 +43,7 @@ async def service_app(service: str, database: str, rabbitmq_url: str, **settings
 
         yield build_intake(IntakeSettings(INTAKE_DATABASE_URL=database, **common))
     elif service == "scheduling":
-        from scheduling.app import build as build_scheduling
+        from scheduling.bootstrap import build as build_scheduling
         from scheduling.settings import SchedulingSettings
 
         yield build_scheduling(SchedulingSettings(SCHEDULING_DATABASE_URL=database, **common))
