@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from billing.app import build as build_billing
+from billing.bootstrap import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
 from billing.payers import IntakeKeys
 from billing.testing import settings_for_tests as billing_settings

@@ -48,7 +48,7 @@ async def service_app(service: str, database: str, rabbitmq_url: str, **settings
 
         yield build_scheduling(SchedulingSettings(SCHEDULING_DATABASE_URL=database, **common))
     elif service == "billing":
-        from billing.app import build as build_billing
+        from billing.bootstrap import build as build_billing
         from billing.gateway_simulator import running_simulator
         from billing.testing import settings_for_tests
 
