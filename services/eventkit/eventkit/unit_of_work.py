@@ -92,6 +92,13 @@ class UnitOfWork(ABC):
         """`events` appended to the aggregate's stream at the version it was loaded at."""
         self.append(loaded.stream_id, loaded.stream_type, loaded.version, events)
 
+    async def execute(self, aggregate: AggregateType[S], aggregate_id: object,
+                      decide: Callable[[S], Sequence[Event]]) -> list[RecordedEvent]:
+        """The one-stream command: load the aggregate, decide on its state, append at its version, commit."""
+        loaded = await self.load(aggregate, aggregate_id)
+        self.save(loaded, decide(loaded.state))
+        return await self.commit()
+
     def after_commit(self, hook: Callable[[], object]) -> None:
         """`hook` runs once the unit of work's writes have committed (waking a worker, say); never on rollback."""
         if hook not in self._after_commit:
@@ -142,7 +149,8 @@ async def run_retrying(handler: Callable[[C, UnitOfWork], Awaitable[R]], command
     the winner's state, rather than a retry message."""
     async for attempt in retrying(attempts=attempts, on=CONFLICTS, wait=jittered(0.005)):
         with attempt:
-            return await handler(command, units_of_work(context))
+            async with units_of_work(context) as uow:
+                return await handler(command, uow)
     raise AssertionError("unreachable")
 
 
