@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import Field
 
 from secondopinion_contracts.base import EventData
-from secondopinion_contracts.codes import DeliveryChannel, Mode
+from secondopinion_contracts.codes import AmendmentReason, DeliveryChannel, Mode
 
 
 class _ReportingEvent(EventData):
@@ -32,11 +32,26 @@ class ReportFinalized(_ReportingEvent):
     finalized_on: date
 
 
+class ReportAmended(_ReportingEvent):
+    """A final report was amended: a new version (2, 3, ...) replaces it; the earlier versions stay readable.
+
+    The amended version is final at once and is delivered again (ReportDelivered names the version)."""
+
+    NAME: ClassVar[str] = "ReportAmended"
+    report_id: UUID
+    report_version: int = Field(ge=2)
+    physician_id: str = Field(min_length=1, max_length=100)
+    reason: AmendmentReason
+    amended_on: date
+
+
 class ReportDelivered(_ReportingEvent):
     NAME: ClassVar[str] = "ReportDelivered"
     report_id: UUID
     channel: DeliveryChannel
     delivered_on: date
+    report_version: int = Field(1, ge=1, description="Which version of the report was delivered: 1 is the report "
+                                                      "as first finalized, 2 and on its amendments.")
 
 
 class CaseClosed(_ReportingEvent):
@@ -48,4 +63,4 @@ class CaseClosed(_ReportingEvent):
     closed_on: date
 
 
-EVENTS: tuple[type[EventData], ...] = (ReportDrafted, ReportFinalized, ReportDelivered, CaseClosed)
+EVENTS: tuple[type[EventData], ...] = (ReportDrafted, ReportFinalized, ReportAmended, ReportDelivered, CaseClosed)

@@ -17,12 +17,27 @@ from eventkit.errors import NotFound
 from eventkit.events import CommandContext, Event, RecordedEvent
 from eventkit.store import EventStore
 from reporting import domain
-from reporting.commands import DraftReport, FinalizeReport, NoteConsultation, NotePayment, NoteRefund, RecordDelivery
-from reporting.store import ReportingQueries, erase_report_texts, lock_case, report_repository, save_draft
+from reporting.commands import (
+    AmendReport,
+    DraftReport,
+    FinalizeReport,
+    NoteConsultation,
+    NotePayment,
+    NoteRefund,
+    RecordDelivery,
+)
+from reporting.store import (
+    ReportingQueries,
+    erase_report_texts,
+    lock_case,
+    report_repository,
+    save_amendment,
+    save_draft,
+)
 from secondopinion_contracts import EventData
 from secondopinion_contracts.events.billing import PaymentCaptured, RefundIssued
 from secondopinion_contracts.events.intake import PersonalDataErased
-from secondopinion_contracts.events.reporting import ReportDrafted
+from secondopinion_contracts.events.reporting import ReportAmended, ReportDrafted
 from secondopinion_contracts.events.scheduling import ConsultationCompleted
 
 Decide = Callable[[domain.OpinionReport], list[Event]]
@@ -67,6 +82,14 @@ class ReportingHandlers:
         async with self.store.transaction() as conn:
             return await self._command(conn, command.case_id, lambda r: domain.finalize(command, r, self.today()),
                                        context)
+
+    async def amend_report(self, command: AmendReport, context: CommandContext) -> list[RecordedEvent]:
+        async with self.store.transaction() as conn:
+            recorded = await self._command(conn, command.case_id, lambda r: domain.amend(command, r, self.today()),
+                                           context)
+            amended = next(r.data for r in recorded if isinstance(r.data, ReportAmended))
+            await save_amendment(conn, command.case_id, amended, command.summary, command.note)
+        return recorded
 
     async def record_delivery(self, command: RecordDelivery, context: CommandContext) -> list[RecordedEvent]:
         async with self.store.transaction() as conn:

@@ -22,6 +22,7 @@ from reporting import domain
 from reporting.business_calendar import calendar_days
 from secondopinion_contracts import CloudEvent, EventData
 from secondopinion_contracts.events import reporting as reporting_events
+from secondopinion_contracts.events.reporting import ReportAmended
 
 SERVICE = "reporting"
 EVENT_TYPES = EventTypes.of(*reporting_events.EVENTS, *domain.PRIVATE_EVENTS)
@@ -306,12 +307,25 @@ async def save_draft(conn: Conn, case_id: UUID, draft_number: int, report_id: UU
     )
 
 
+async def save_amendment(conn: Conn, case_id: UUID, amended: ReportAmended, summary: str, note: str) -> None:
+    await conn.execute(
+        """INSERT INTO report_versions (case_id, version, report_id, physician_id, reason, summary, note)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        case_id, amended.report_version, amended.report_id, amended.physician_id, amended.reason.value, summary, note,
+    )
+
+
 async def erase_report_texts(conn: Conn, case_id: UUID, erased_on: date) -> int:
-    """Forget the report's text (every draft) of a case whose personal data was erased; ids and history stay."""
-    result: str = await conn.execute(
+    """Forget the report's text (every draft and amendment) of a case whose personal data was erased; ids and
+    history stay."""
+    drafts: str = await conn.execute(
         "UPDATE report_drafts SET summary = NULL, erased_on = $2 WHERE case_id = $1 AND summary IS NOT NULL",
         case_id, erased_on)
-    return int(result.split()[-1])
+    amendments: str = await conn.execute(
+        """UPDATE report_versions SET summary = NULL, note = NULL, erased_on = $2
+           WHERE case_id = $1 AND summary IS NOT NULL""",
+        case_id, erased_on)
+    return int(drafts.split()[-1]) + int(amendments.split()[-1])
 
 
 # --- business-day calendar ---------------------------------------------------------------------------------
@@ -349,6 +363,21 @@ class ReportingQueries:
             return bool(await conn.fetchval(query, case_id))
         async with self.pool.acquire() as acquired:
             return bool(await acquired.fetchval(query, case_id))
+
+    async def versions(self, case_id: UUID) -> list[dict[str, Any]]:
+        """Every version of the final report, oldest first: 1 is the last draft as finalized, then each
+        amendment with who, when and why."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """(SELECT 1 AS version, physician_id, NULL AS reason, NULL AS note, summary, drafted_at AS at,
+                           erased_on
+                    FROM report_drafts WHERE case_id = $1 ORDER BY draft_number DESC LIMIT 1)
+                   UNION ALL
+                   (SELECT version, physician_id, reason, note, summary, amended_at AS at, erased_on
+                    FROM report_versions WHERE case_id = $1)
+                   ORDER BY version""",
+                case_id)
+        return [dict(row) for row in rows]
 
     async def latest_draft(self, case_id: UUID) -> asyncpg.Record | None:
         async with self.pool.acquire() as conn:
