@@ -22,7 +22,8 @@ from intake.domain import CaseStatus
 from intake.queries import CaseQueries
 from intake.repository import CASE_KEYS
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
-from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN, DocumentReceived
+from secondopinion_contracts.departments import CATALOGUE, DepartmentCode
+from secondopinion_contracts.events.intake import DocumentReceived
 
 router = APIRouter(tags=["cases"])
 Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
@@ -60,7 +61,7 @@ class SubmitCaseIn(Strict):
     requester: RequesterIn
     patient: PatientIn
     mode: Mode
-    department: Annotated[str, Field(pattern=DEPARTMENT_PATTERN)]
+    department: DepartmentCode = Field(description="A department code (GET /departments), e.g. cardiology.")
     question: Annotated[str, Field(min_length=1, max_length=4000)]
     attending_physician: AttendingPhysicianIn
     wants_treatment_here: bool
@@ -191,6 +192,17 @@ async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow
             raise Gone("the case's personal data was erased")
         await record_access(conn, actor, case_id, "read_case_key_for_receipt")
     return {"case_id": str(case_id), "key": to_text(key)}
+
+
+@router.get("/departments", tags=["departments"])
+async def departments(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
+                      offered: Annotated[tuple[str, ...], Depends(from_app_state("departments", tuple))],
+                      ) -> dict[str, Any]:
+    """The departments whose specialists take second-opinion requests now, with their codes (what requests and
+    events carry) and their Japanese and English names. A request for any other department is declined as
+    `no_specialist_available`."""
+    return {"departments": [{"code": code, "name_ja": CATALOGUE[code].name_ja, "name_en": CATALOGUE[code].name_en}
+                            for code in offered]}
 
 
 # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.

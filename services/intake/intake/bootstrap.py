@@ -44,4 +44,5 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         on_start=lambda app, runtime: setattr(app.state, "handle", Dispatcher(handlers, runtime.units_of_work)),
     )
     app.state.clock = clock
+    app.state.departments = tuple(settings.departments)
     return app

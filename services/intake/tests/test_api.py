@@ -231,6 +231,38 @@ async def test_a_second_consent_form_is_recorded_as_a_copy_and_verifies_nothing_
     assert third["copy_of"] == first["document_id"], "after a rebuild a copy still names the first"
 
 
+async def test_the_department_catalogue_lists_the_departments_taking_requests_with_their_names(
+        database: str, rabbitmq_url: str) -> None:
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url,
+                              INTAKE_DEPARTMENTS=["cardiology", "pediatrics"])
+    async with running_app(build(settings), headers=STAFF) as client:
+        listed = await client.get("/departments")
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["departments"] == [
+            {"code": "cardiology", "name_ja": "循環器内科", "name_en": "Cardiology"},
+            {"code": "pediatrics", "name_ja": "小児科", "name_en": "Pediatrics"}]
+        assert (await client.get("/departments", headers={"Authorization": ""})).status_code == 401
+
+
+def test_a_department_without_a_name_in_the_catalogue_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="not in the department catalogue: astrology"):
+        IntakeSettings(INTAKE_DEPARTMENTS=["cardiology", "astrology"])
+
+
+async def test_a_department_given_by_its_name_gets_422_naming_the_code_and_every_code(
+        intake: httpx.AsyncClient, database: str) -> None:
+    response = await intake.post("/cases", json=request_body(department="循環器内科"))
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "department"]
+    assert "for 循環器内科 use 'cardiology'" in error["msg"]
+    assert "pediatrics" in error["msg"]
+    assert "String should match pattern" not in error["msg"]
+    unknown = (await intake.post("/cases", json=request_body(department="Astro Logy"))).json()["detail"][0]["msg"]
+    assert "'Astro Logy' is not a department code. Department codes: cardiology, " in unknown
+    assert await event_count(database) == 0
+
+
 async def test_concurrent_commands_on_one_case_never_share_a_version(intake: httpx.AsyncClient, database: str) -> None:
     case = await submit(intake)
     responses = await asyncio.gather(*(post_document(intake, case["case_id"], "test_results") for _ in range(8)))

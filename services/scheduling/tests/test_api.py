@@ -516,6 +516,22 @@ async def test_events_arriving_out_of_order_or_twice_are_handled_by_what_they_me
 
 # --- bad input ----------------------------------------------------------------------------------------
 
+async def test_a_department_that_is_not_a_code_gets_422_naming_the_codes(desk: Desk) -> None:
+    before = await desk.event_count()
+    for response in (
+        await desk.client.post("/departments/循環器内科/slots", json={
+            "physician_id": "dr-sato", "from": CONSULTATION_DAY, "to": CONSULTATION_DAY, "start_times": ["10:00"],
+            "duration_minutes": 60}),
+        await desk.client.get("/departments/循環器内科/slots"),
+        await desk.client.get("/appointments", params={"date": CONSULTATION_DAY, "department": "循環器内科"}),
+    ):
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert "for 循環器内科 use 'cardiology'" in error["msg"]
+        assert "Department codes: cardiology, cardiovascular_surgery" in error["msg"]
+    assert await desk.event_count() == before
+
+
 async def test_bad_input_gets_4xx_with_a_reason_and_records_nothing(desk: Desk) -> None:
     case_id, appointment, slots = await desk.book()
     appointment_id = appointment["appointment_id"]
