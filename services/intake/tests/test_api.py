@@ -263,6 +263,52 @@ async def test_a_department_given_by_its_name_gets_422_naming_the_code_and_every
     assert await event_count(database) == 0
 
 
+JA = {"Accept-Language": "ja-JP,ja;q=0.9,en;q=0.8"}
+
+
+async def test_with_accept_language_ja_every_refusal_reads_in_japanese_with_the_same_code_and_reasons(
+        intake: httpx.AsyncClient, database: str) -> None:
+    case_id = (await submit(intake))["case_id"]
+    screening = {"decision": "accept", "physician": "dr-sato"}
+    english = await intake.post(f"/cases/{case_id}/screening", json=screening)
+    japanese = await intake.post(f"/cases/{case_id}/screening", json=screening, headers=JA)
+    assert (english.status_code, japanese.status_code) == (409, 409)
+    assert english.json()["detail"].startswith("the case cannot be accepted yet: ")
+    assert japanese.json()["detail"].startswith("必要なものがそろっていないため、まだ実行できません。")
+    assert japanese.json()["code"] == english.json()["code"] == "not_ready"
+    assert japanese.json()["reasons"] == english.json()["reasons"]
+
+    missing = await intake.get("/cases/00000000-0000-0000-0000-000000000000", headers=JA)
+    assert (missing.status_code, missing.json()["detail"]) == (404, "該当するものが見つかりません。")
+
+    invalid = await intake.post("/cases", json=request_body(question="", department="循環器内科"), headers=JA)
+    assert invalid.status_code == 422
+    errors = {tuple(error["loc"]): error for error in invalid.json()["detail"]}
+    assert errors[("body", "question")]["msg"] == "1文字以上で入力してください。"
+    assert errors[("body", "question")]["type"] == "string_too_short"
+    assert errors[("body", "department")]["msg"].startswith(
+        "「循環器内科」は診療科コードではありません（循環器内科 のコードは 'cardiology' です）。"
+        "診療科コード: cardiology")
+    english_invalid = await intake.post("/cases", json=request_body(question=""))
+    assert english_invalid.json()["detail"][0]["msg"] == "String should have at least 1 character"
+
+    no_token = await intake.get("/cases", headers={**JA, "Authorization": ""})
+    assert no_token.status_code == 401
+    assert no_token.json()["detail"] == "ログインが必要です（有効なアクセストークンがありません）。"
+    assert no_token.headers["www-authenticate"] == "Bearer"
+    cashier = await intake.get("/cases", headers={**JA, **bearer("cashier")})
+    assert (cashier.status_code, cashier.json()["detail"]) == (403, "この操作を行う権限（役割）がありません。")
+    assert (await intake.get("/cases", headers=bearer("cashier"))).json()["detail"].startswith(
+        "this needs one of the roles")
+    nowhere = await intake.get("/no-such-page", headers=JA)
+    assert (nowhere.status_code, nowhere.json()["detail"]) == (404, "このアドレスにはページも機能もありません。")
+    too_large = await intake.post("/cases", content=b"x" * 100_000, headers={**JA, "Content-Type": "application/json"})
+    assert too_large.status_code == 413
+    assert too_large.json()["detail"].startswith("送信された内容が大きすぎます。")
+    assert too_large.json()["code"] == "too_large"
+    assert await event_count(database) == 1 + 1  # the one submission and its consent
+
+
 async def test_concurrent_commands_on_one_case_never_share_a_version(intake: httpx.AsyncClient, database: str) -> None:
     case = await submit(intake)
     responses = await asyncio.gather(*(post_document(intake, case["case_id"], "test_results") for _ in range(8)))
