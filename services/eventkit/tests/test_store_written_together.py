@@ -1,5 +1,5 @@
-"""Appends made inside `EventStore.appends_written_together` (a consumer's batch of deliveries) wait and are written
-in one statement when the block ends, and still read as written through the store while they wait."""
+"""Appends made inside `BatchingEventStore.appends_written_together` (a consumer's batch of deliveries) wait and are
+written in one statement when the block ends, and still read as written through the store while they wait."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import asyncpg
 import pytest
 
 from eventkit import db
-from eventkit.consumer import Consumer, Delivery, LoadsStreams, Verdict
+from eventkit.batching import BatchingConsumer, BatchingEventStore, LoadsStreams
+from eventkit.consumer import Delivery, Verdict
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
-from eventkit.store import ConcurrencyError, EventStore
+from eventkit.store import ConcurrencyError
 from eventkit.testing import StatementLog, streams_loaded_one_by_one
 from secondopinion_contracts.codes import Mode
 from secondopinion_contracts.events.intake import CaseAccepted
@@ -37,7 +38,7 @@ class Recording:
         self.calls.append([event.stream_id for event in events])
 
 
-async def append_one(store: EventStore, conn: Conn, stream_id: str, expected: int = 0) -> list[RecordedEvent]:
+async def append_one(store: BatchingEventStore, conn: Conn, stream_id: str, expected: int = 0) -> list[RecordedEvent]:
     return await store.append(stream_id, "case", expected, [document(uuid.uuid4())], context(stream_id), conn=conn)
 
 
@@ -153,7 +154,7 @@ async def test_a_consumers_batch_writes_its_handlers_appends_at_once_and_a_refus
     async def open_the_case(conn: Conn, delivery: Delivery) -> None:
         await append_one(store, conn, f"case-{delivery.envelope.subject}")
 
-    consumer = Consumer("testsvc", pool, {CaseAccepted: open_the_case},
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: open_the_case},
                         batch_scope=store.appends_written_together)
     good = [accepted_event() for _ in range(8)]
     refused = accepted_event(refused_case)
@@ -213,7 +214,8 @@ async def test_a_consumers_batch_loads_the_streams_its_handlers_name_in_one_stat
 
     named = LoadsStreams(open_the_case_once, lambda delivery: [f"case-{delivery.envelope.subject}"])
     for handler, alone in ((named, 0), (open_the_case_once, 6)):
-        consumer = Consumer("testsvc", pool, {CaseAccepted: handler}, batch_scope=store.appends_written_together)
+        consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: handler},
+                                    batch_scope=store.appends_written_together)
         events = [CaseAccepted(case_id=case, department="cardiology", mode=Mode.ONLINE, screened_by="dr-1")
                   for case in cases]
         assert await streams_loaded_one_by_one(consumer, events) == alone
