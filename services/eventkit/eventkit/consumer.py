@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from faststream import AckPolicy
@@ -45,6 +45,10 @@ from eventkit.telemetry import continued_from
 from eventkit.topology import dead_letter_queue, inbox_arguments, inbox_queue
 from eventkit.unit_of_work import PostgresUnitOfWork, UnitOfWork
 from secondopinion_contracts import BY_TYPE, CONTENT_TYPE, CloudEvent, EventData
+
+if TYPE_CHECKING:  # compatibility: the batching hints lived here before eventkit.batching (see `__getattr__`)
+    from eventkit.batching import HandledTogether as HandledTogether
+    from eventkit.batching import LoadsStreams as LoadsStreams
 
 log = logging.getLogger(__name__)
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
 from eventkit import db
+from eventkit.aggregate import AggregateType
 from eventkit.batching import BatchingConsumer, BatchingEventStore, LoadsStreams
-from eventkit.consumer import Delivery, Verdict
+from eventkit.consumer import Delivery, Verdict, joined_to_delivery, reactions_by_command
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
 from eventkit.store import ConcurrencyError
 from eventkit.testing import StatementLog, streams_loaded_one_by_one
+from eventkit.unit_of_work import UnitOfWork
 from secondopinion_contracts.codes import Mode
 from secondopinion_contracts.events.intake import CaseAccepted
 
@@ -222,3 +225,40 @@ async def test_a_consumers_batch_loads_the_streams_its_handlers_name_in_one_stat
     versions = {row["stream_id"]: row["n"] for row in await rows(
         pool, "SELECT stream_id, count(*) AS n FROM events GROUP BY stream_id")}
     assert versions == {f"case-{case}": 1 for case in cases}, "the stream that existed was seen as existing"
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    case_id: uuid.UUID
+    department: str
+
+
+CASES = AggregateType[int]("case", int, lambda count, _: count + 1)
+
+
+async def open_case(command: OpenCase, uow: UnitOfWork) -> None:
+    await uow.execute(CASES, command.case_id, lambda opened: [] if opened else [document(command.case_id)])
+
+
+async def test_a_batch_reads_ahead_the_streams_it_saw_a_command_reaction_load(pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+
+    def to_command(delivery: Delivery) -> OpenCase:
+        assert isinstance(delivery.data, CaseAccepted)
+        return OpenCase(delivery.data.case_id, delivery.data.department)
+
+    reactions = reactions_by_command({CaseAccepted: to_command}, {OpenCase: open_case})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: joined_to_delivery(store, reactions[CaseAccepted])},
+                                batch_scope=store.appends_written_together)
+
+    def accepted(count: int) -> list[CaseAccepted]:
+        return [CaseAccepted(case_id=uuid.uuid4(), department="cardiology", mode=Mode.ONLINE, screened_by="dr-1")
+                for _ in range(count)]
+
+    first, later = accepted(5), accepted(5)
+    assert await streams_loaded_one_by_one(consumer, first) == 5, "not seen yet: each loaded alone"
+    assert await streams_loaded_one_by_one(consumer, later) == 0, "learned: the command's case_id names its stream"
+    assert await streams_loaded_one_by_one(consumer, first) == 0
+    counts = {row["stream_id"]: row["n"] for row in await rows(
+        pool, "SELECT stream_id, count(*) AS n FROM events GROUP BY stream_id")}
+    assert counts == {f"case-{event.case_id}": 1 for event in first + later}, "read ahead, decided the same"
