@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from eventkit import audit, db, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
+from eventkit.batching import BatchingConsumer, BatchingEventStore
 from eventkit.consumer import Consumer, Handler, Reaction, joined_to_delivery
 from eventkit.errors import CommandRejected
 from eventkit.http import BodySizeLimit
@@ -92,9 +93,10 @@ class ServiceRuntime:
                                      batch_size=settings.outbox_batch_size,
                                      sweep_interval=settings.outbox_sweep_seconds)
             self.relay.start()
-        self._store = EventStore(self._pool, service=self.service, types=self.types, projections=self.projections,
-                                 relay=self.relay, append_batch_max=settings.append_batch_max)
-        store = self._store
+        # The batching store and consumer: the same behaviour as the plain ones, in fewer round trips.
+        store = self._store = BatchingEventStore(self._pool, service=self.service, types=self.types,
+                                                 projections=self.projections, relay=self.relay,
+                                                 append_batch_max=settings.append_batch_max)
         handlers = dict(self._handlers(self)) if self._handlers else {}
         handlers.update({event_type: joined_to_delivery(store, reaction)
                          for event_type, reaction in (self._reactions(self) if self._reactions else {}).items()})
@@ -103,10 +105,10 @@ class ServiceRuntime:
             catch_all = joined_to_delivery(store, self._catch_all_reaction(self))
         if consume and (handlers or catch_all):
             self.broker = RabbitBroker(settings.rabbitmq_url, logger=None, graceful_timeout=10.0, apply_types=False)
-            self.consumer = Consumer(self.service, self._pool, handlers, catch_all=catch_all,
-                                     extra_bindings=self.extra_bindings, prefetch=settings.consumer_prefetch,
-                                     batch_max=settings.consumer_batch_max, max_attempts=settings.consumer_max_attempts,
-                                     batch_scope=self._store.appends_written_together)
+            self.consumer = BatchingConsumer(
+                self.service, self._pool, handlers, catch_all=catch_all, extra_bindings=self.extra_bindings,
+                prefetch=settings.consumer_prefetch, max_attempts=settings.consumer_max_attempts,
+                batch_max=settings.consumer_batch_max, batch_scope=store.appends_written_together)
             self.consumer.attach(self.broker)
             await self.broker.connect()
             await self._declare_topology(self.consumer.bindings)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
 
@@ -64,6 +64,7 @@ class UnitOfWork(ABC):
         self.pending: list[PendingAppend] = []
         self._after_commit: list[Callable[[], object]] = []
         self.committed = False
+        self.loaded: list[tuple[AggregateType[Any], object]] = []  # the aggregates loaded, for eventkit.batching
 
     async def __aenter__(self) -> Self:
         return self
@@ -80,6 +81,7 @@ class UnitOfWork(ABC):
     async def load(self, aggregate: AggregateType[S], aggregate_id: object) -> Loaded[S]:
         stream_id = aggregate.stream_id(aggregate_id)
         events = await self.load_stream(stream_id)
+        self.loaded.append((aggregate, aggregate_id))
         return Loaded(stream_id, aggregate.stream_type, aggregate.fold(events), events[-1].version if events else 0)
 
     def append(self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[Event]) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from eventkit import db
 from eventkit.aggregate import AggregateType
+from eventkit.batching import BatchingEventStore
 from eventkit.bootstrap import Dispatcher, bind
 from eventkit.consumer import Consumer, Delivery, Verdict, joined_to_delivery, reactions_by_command
 from eventkit.events import CommandContext, Event, RecordedEvent
@@ -36,7 +37,9 @@ async def scalar(store: EventStore, query: str) -> object:
         return await conn.fetchval(query)
 
 
-async def test_units_of_work_with_one_append_each_are_group_committed(store: EventStore) -> None:
+async def test_units_of_work_with_one_append_each_are_group_committed(pool: asyncpg.Pool) -> None:
+    store = BatchingEventStore(pool, service="intake", types=TYPES)
+
     async def command(index: int) -> None:
         async with PostgresUnitOfWork(store, context()) as uow:
             uow.append(f"case-{index}", "case", 0, [document(uuid.uuid4())])
