@@ -23,6 +23,8 @@ from pydantic import BaseModel
 from eventkit import audit, db, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.batching import BatchingConsumer, BatchingEventStore
+from eventkit.bootstrap import BoundHandler, Dispatcher
+from eventkit.clock import Clock
 from eventkit.consumer import ConsumedProjection, Consumer, Handler, Reaction, joined_to_delivery
 from eventkit.errors import CommandRejected
 from eventkit.http import BodySizeLimit
@@ -180,12 +182,17 @@ class ServiceRuntime:
 
 
 def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[Any],
-               on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None, version: str = "1.0.0") -> FastAPI:
-    """The service's ASGI app; `on_start` wires handlers once the runtime's adapters exist."""
+               on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None, version: str = "1.0.0",
+               handlers: Mapping[type, BoundHandler] | None = None, clock: Clock | None = None) -> FastAPI:
+    """The service's ASGI app. Once the runtime has started, `app.state.handle` runs a command's handler from
+    `handlers` (a `Dispatcher` on the runtime's units of work) and `on_start` wires anything else; `app.state.clock`
+    is `clock` (what `eventkit.http.now` and `today` read)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if handlers is not None:
+            app.state.handle = Dispatcher(handlers, runtime.units_of_work)
         if on_start is not None:
             on_start(app, runtime)
         try:
@@ -202,6 +209,8 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     instrument_http(app)
     app.add_middleware(BodySizeLimit)
     app.state.runtime = runtime
+    if clock is not None:
+        app.state.clock = clock
     app.state.token_verifier = TokenVerifier(auth)
     app.include_router(audit.router)
     service = runtime.service
