@@ -27,7 +27,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 from faststream import AckPolicy
@@ -110,6 +110,15 @@ def reactions_by_command(commands: Mapping[type[EventData], Callable[[Delivery],
     return {event_type: CommandReaction(command_of, handlers) for event_type, command_of in commands.items()}
 
 
+class ConsumedProjection(Protocol):
+    """A read model of the events consumed (reporting's log of every service's events), kept in the inbox
+    transaction: applied to the deliveries recorded in the inbox for the first time, all those handled together at
+    once (a batch's, or one), before any of their handlers runs. Returns the deliveries whose handlers are to run;
+    the others are done (an event that was in the log already)."""
+
+    async def apply(self, conn: Conn, deliveries: Sequence[Delivery]) -> Sequence[Delivery]: ...
+
+
 class Verdict(enum.Enum):
     DONE = "done"
     DUPLICATE = "duplicate"
@@ -132,7 +141,8 @@ class Consumer:
     def __init__(self, service: str, pool: asyncpg.Pool, handlers: Mapping[type[EventData], Handler], *,
                  catch_all: Handler | None = None, extra_bindings: tuple[str, ...] = (),
                  max_attempts: int = 5, retry_base_delay: float = 0.2, retry_max_delay: float = 5.0,
-                 transient_delay: float = 1.0, prefetch: int = 32) -> None:
+                 transient_delay: float = 1.0, prefetch: int = 32,
+                 projections: Sequence[ConsumedProjection] = ()) -> None:
         self.service = service
         self.pool = pool
         self.handlers = {event.type_name(): handler for event, handler in handlers.items()}
@@ -143,6 +153,7 @@ class Consumer:
         self.retry_max_delay = retry_max_delay
         self.transient_delay = transient_delay
         self.prefetch = prefetch
+        self.projections = tuple(projections)
         self._case_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._case_users: Counter[str] = Counter()  # deliveries of each case holding or awaiting its lock
         self.subscriber: Any = None
@@ -237,6 +248,9 @@ class Consumer:
             first_times.discard(message_id)
             first_handled.append((handler, delivery, trace_context))
             outcomes.append(Outcome(Verdict.DONE))
+        for projection in self.projections if first_handled else ():
+            going_on = {id(delivery) for delivery in await projection.apply(conn, [d for _, d, _ in first_handled])}
+            first_handled = [work for work in first_handled if id(work[1]) in going_on]
         await self._run_handlers(conn, first_handled)
         return outcomes
 

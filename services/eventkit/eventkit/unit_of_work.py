@@ -185,6 +185,14 @@ class PostgresUnitOfWork(UnitOfWork):
     async def load_stream(self, stream_id: str) -> list[RecordedEvent]:
         return await self.store.load(stream_id, conn=self._conn)
 
+    async def before_commit(self, hook: db.BeforeCommit, item: object) -> None:
+        """Hands `item` to `hook`, which runs once, with every item handed to it in the transaction, at its end and
+        inside it (`eventkit.db.before_commit`): work each of a batch's deliveries asks for (refreshing its case's
+        row) done once for all. Where the transaction was not opened by `eventkit.db.transaction`, at once."""
+        conn = await self.connection()
+        if not db.before_commit(conn, hook, item):
+            await hook(conn, [item])
+
     async def record_in_inbox(self, message_id: str, event_type: str) -> bool:
         return bool(await record_in_inbox(await self.connection(), [(message_id, event_type)]))
 

@@ -14,13 +14,16 @@ import pytest
 
 from eventkit import db
 from eventkit.batching import BatchingConsumer, HandledTogether
-from eventkit.consumer import Delivery, Outcome, Verdict
+from eventkit.consumer import Consumer, Delivery, Outcome, Verdict
 from eventkit.db import Conn
+from eventkit.store import EventStore, EventTypes
 from eventkit.telemetry import current_traceparent
+from eventkit.unit_of_work import PostgresUnitOfWork
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.events.intake import CaseAccepted
 
 from .test_consumer import accepted_event
+from .test_store import context
 
 Handler = Callable[[Conn, Delivery], Awaitable[None]]
 
@@ -43,7 +46,7 @@ async def record(conn: Conn, delivery: Delivery) -> None:
                        delivery.envelope.id, current_traceparent())
 
 
-async def deliver_together(consumer: BatchingConsumer, events: list[CloudEvent]) -> list[Outcome]:
+async def deliver_together(consumer: Consumer, events: list[CloudEvent]) -> list[Outcome]:
     # Started together, as a prefetch's deliveries are: all are in hand before the first transaction begins.
     return await asyncio.gather(*(consumer.process(event.to_json_bytes()) for event in events))
 
@@ -239,3 +242,59 @@ async def test_a_first_step_handled_together_runs_once_for_a_batch_before_any_de
     assert {str(row["event_id"]): row["note"] for row in effects} == {
         str(event.id): f"noted {event.id}" for event in [*events, handled_before]}
     assert len({row["transaction_id"] for row in effects if row["event_id"] != handled_before.id}) == 1
+
+
+@pytest.mark.parametrize("kind", ["plain", "batching"])
+async def test_a_consumed_projection_keeps_the_new_deliveries_before_their_handlers_and_filters_them(
+        pool: asyncpg.Pool, kind: str) -> None:
+    calls: list[str] = []
+    logged_before = accepted_event()
+
+    class Log:
+        async def apply(self, conn: Conn, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
+            calls.append(f"log {len(deliveries)}")
+            await conn.execute("INSERT INTO effects (event_id, transaction_id, note) SELECT id, txid_current(), 'log'"
+                               " FROM unnest($1::uuid[]) AS id", [delivery.envelope.id for delivery in deliveries])
+            return [delivery for delivery in deliveries if delivery.envelope.subject != logged_before.subject]
+
+    async def react(conn: Conn, delivery: Delivery) -> None:
+        calls.append("react")
+        await conn.execute("UPDATE effects SET note = 'reacted' WHERE event_id = $1", delivery.envelope.id)
+
+    consumer = (Consumer("testsvc", pool, {CaseAccepted: react}, projections=[Log()]) if kind == "plain" else
+                BatchingConsumer("testsvc", pool, {CaseAccepted: react}, projections=[Log()]))
+    events = [accepted_event() for _ in range(4)]
+    assert (await consumer.process(events[0].to_json_bytes())).verdict is Verdict.DONE
+    assert calls == ["log 1", "react"]
+    calls.clear()
+    outcomes = await deliver_together(consumer, [*events, logged_before])
+    assert [outcome.verdict for outcome in outcomes] == [Verdict.DUPLICATE] + [Verdict.DONE] * 4
+    expected = ["log 4", *["react"] * 3] if kind == "batching" else ["log 1", "react"] * 3 + ["log 1"]
+    assert sorted(calls) == sorted(expected), "once for the deliveries handled together, only the new ones"
+    notes = {str(row["event_id"]): row["note"] for row in await rows(pool, "SELECT event_id, note FROM effects")}
+    assert notes == {**{str(event.id): "reacted" for event in events}, str(logged_before.id): "log"}
+
+
+async def test_work_a_unit_of_work_asks_for_before_commit_runs_once_for_the_transaction(pool: asyncpg.Pool) -> None:
+    store = EventStore(pool, service="testsvc", types=EventTypes.of())
+    seen: list[list[str]] = []
+
+    async def refresh(conn: Conn, items: list[str]) -> None:
+        seen.append(sorted(items))
+        await conn.execute("INSERT INTO effects (event_id, transaction_id, note) VALUES ($1, txid_current(), $2)",
+                           uuid.uuid4(), ",".join(sorted(items)))
+
+    async with db.transaction(pool) as conn:
+        for case in ("b", "a"):
+            await PostgresUnitOfWork(store, context(), conn=conn).before_commit(refresh, case)
+        assert seen == []
+    assert seen == [["a", "b"]]
+    async with PostgresUnitOfWork(store, context()) as uow:
+        await uow.before_commit(refresh, "c")
+        await uow.before_commit(refresh, "d")
+        await uow.commit()
+    assert seen[1:] == [["c", "d"]]
+    async with PostgresUnitOfWork(store, context()) as uow:
+        await uow.before_commit(refresh, "rolled back")
+    assert len(seen) == 2
+    assert [row["note"] for row in await rows(pool, "SELECT note FROM effects ORDER BY note")] == ["a,b", "c,d"]
