@@ -242,6 +242,14 @@ class PostgresUnitOfWork(UnitOfWork):
             await transaction.__aexit__(type(error), error, error.__traceback__)
 
 
+async def connection_of(uow: UnitOfWork) -> Conn:
+    """The connection of a PostgreSQL unit of work, for a service's adapters of its own tables (which take a
+    `UnitOfWork`, so that handlers stay `(command, uow)` and their tests pass fakes of the adapters)."""
+    if not isinstance(uow, PostgresUnitOfWork):
+        raise TypeError(f"this needs PostgreSQL's unit of work, not {type(uow).__name__}")
+    return await uow.connection()
+
+
 class _RolledBack(Exception):
     """Thrown into the transaction a unit of work opened, to roll it back."""
 
