@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from uuid import uuid4
 
 import asyncpg
 from fastapi import Request
 
+from eventkit.clock import tokyo_date
 from eventkit.events import Actor, CommandContext
 from eventkit.messages import JAPANESE, REFUSALS_JA, preferred_language
 
@@ -44,6 +46,18 @@ def from_app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]
         return value
 
     return dependency
+
+
+async def now(request: Request) -> datetime:
+    """A FastAPI dependency: the present instant in UTC by the service's clock (`app.state.clock`, set by
+    create_app)."""
+    instant: datetime = request.app.state.clock()
+    return instant.astimezone(UTC)
+
+
+async def today(request: Request) -> date:
+    """A FastAPI dependency: today's date in Tokyo by the service's clock."""
+    return tokyo_date(await now(request))
 
 
 def on_pool(make: Callable[[asyncpg.Pool], T]) -> Callable[[Request], Awaitable[T]]:

@@ -7,8 +7,8 @@ written all together or not at all.
         uow.after_commit(lambda: log.info("confirmed"))
         recorded = await uow.commit()                          # ConcurrencyError if the stream moved meanwhile
 
-A unit of work left without `commit()` writes nothing. A conflict fails the whole unit of work; `eventkit.retry`'s
-`run_retrying` runs a handler again on a fresh one. `PostgresUnitOfWork` works on the PostgreSQL event store, either
+A unit of work left without `commit()` writes nothing. A conflict fails the whole unit of work; `run_retrying`
+(below) runs a handler again on a fresh one. `PostgresUnitOfWork` works on the PostgreSQL event store, either
 in a transaction of its own or joined to a caller's (a consumer's delivery, with its inbox row: the caller commits);
 `eventkit.memory.InMemoryUnitOfWork` does the same in memory, for fast handler tests.
 """
@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
 
@@ -64,6 +64,7 @@ class UnitOfWork(ABC):
         self.pending: list[PendingAppend] = []
         self._after_commit: list[Callable[[], object]] = []
         self.committed = False
+        self.loaded: list[tuple[AggregateType[Any], object]] = []  # the aggregates loaded, for eventkit.batching
 
     async def __aenter__(self) -> Self:
         return self
@@ -80,6 +81,7 @@ class UnitOfWork(ABC):
     async def load(self, aggregate: AggregateType[S], aggregate_id: object) -> Loaded[S]:
         stream_id = aggregate.stream_id(aggregate_id)
         events = await self.load_stream(stream_id)
+        self.loaded.append((aggregate, aggregate_id))
         return Loaded(stream_id, aggregate.stream_type, aggregate.fold(events), events[-1].version if events else 0)
 
     def append(self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[Event]) -> None:
@@ -111,7 +113,8 @@ class UnitOfWork(ABC):
 
     @abstractmethod
     async def commit(self) -> list[RecordedEvent]:
-        """Writes the pending appends, all or none, and returns their recorded events in the order appended."""
+        """Writes the pending appends, all or none, and returns their recorded events in the order appended. (Joined
+        to a consumer's batch, whose appends are written together at its end, their positions are 0.)"""
 
     @abstractmethod
     async def rollback(self) -> None:
@@ -183,6 +186,14 @@ class PostgresUnitOfWork(UnitOfWork):
     async def load_stream(self, stream_id: str) -> list[RecordedEvent]:
         return await self.store.load(stream_id, conn=self._conn)
 
+    async def before_commit(self, hook: db.BeforeCommit, item: object) -> None:
+        """Hands `item` to `hook`, which runs once, with every item handed to it in the transaction, at its end and
+        inside it (`eventkit.db.before_commit`): work each of a batch's deliveries asks for (refreshing its case's
+        row) done once for all. Where the transaction was not opened by `eventkit.db.transaction`, at once."""
+        conn = await self.connection()
+        if not db.before_commit(conn, hook, item):
+            await hook(conn, [item])
+
     async def record_in_inbox(self, message_id: str, event_type: str) -> bool:
         return bool(await record_in_inbox(await self.connection(), [(message_id, event_type)]))
 
@@ -230,6 +241,14 @@ class PostgresUnitOfWork(UnitOfWork):
             await transaction.__aexit__(None, None, None)
         else:
             await transaction.__aexit__(type(error), error, error.__traceback__)
+
+
+async def connection_of(uow: UnitOfWork) -> Conn:
+    """The connection of a PostgreSQL unit of work, for a service's adapters of its own tables (which take a
+    `UnitOfWork`, so that handlers stay `(command, uow)` and their tests pass fakes of the adapters)."""
+    if not isinstance(uow, PostgresUnitOfWork):
+        raise TypeError(f"this needs PostgreSQL's unit of work, not {type(uow).__name__}")
+    return await uow.connection()
 
 
 class _RolledBack(Exception):
