@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from eventkit.messages import STATE_PREFIXES_JA, REFUSALS_JA
+from eventkit.messages import REFUSALS_JA, STATE_PREFIXES_JA
 
 SERVICES = Path(__file__).resolve().parent.parent / "services"
 CODE = re.compile(r'code=(f?)"([a-z_]+)')
