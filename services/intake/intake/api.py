@@ -14,12 +14,12 @@ from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
 from eventkit.clock import tokyo_date
 from eventkit.crypto import to_text
-from eventkit.errors import Gone, NotFound
+from eventkit.errors import Gone, InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool
 from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
-from intake.queries import CaseQueries
+from intake.queries import CaseCursor, CaseFilters, CaseQueries
 from intake.repository import CASE_KEYS
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
 from secondopinion_contracts.departments import CATALOGUE, DepartmentCode
@@ -205,11 +205,46 @@ async def departments(_: Annotated[Actor, Depends(allow("coordinator", "physicia
                             for code in offered]}
 
 
-# OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
+class CaseListIn(Strict):
+    """What the case list is narrowed and ordered by; any other query parameter is refused (422), so a search
+    the list cannot do never looks like one that found everything."""
+
+    status: CaseStatus | None = None
+    department: DepartmentCode | None = None
+    submitted_from: date | None = Field(None, description="Submitted on or after this day (Asia/Tokyo).")
+    submitted_to: date | None = Field(None, description="Submitted on or before this day (Asia/Tokyo).")
+    sort: Literal["newest", "oldest"] = Field(
+        "newest", description="By age: `newest` submitted first, or `oldest` (the longest waiting) first.")
+    limit: int = Field(100, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+    # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
+    offset: int = Field(0, ge=0, le=2**63 - 1, description="Rows to skip (prefer `cursor`).")
+
+
 @router.get("/cases")
 async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
-                     q: Queries,
-                     status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
-    rows = await q.list(status.value if status else None, limit, offset)
-    return {"cases": rows, "limit": limit, "offset": offset}
+                     q: Queries, listed: Annotated[CaseListIn, Query()],
+                     on: Annotated[date, Depends(today)]) -> dict[str, Any]:
+    """The cases the desk works from, a page at a time: filtered by status, department and submission dates,
+    newest or oldest first; `next_cursor` (null on the last page) asks for the next page."""
+    problems = []
+    if listed.submitted_from and listed.submitted_to and listed.submitted_from > listed.submitted_to:
+        problems.append("`submitted_from` is after `submitted_to`")
+    after = None
+    if listed.cursor is not None:
+        try:
+            after = CaseCursor.decode(listed.cursor)
+        except ValueError as error:
+            problems.append(str(error))
+        if after is not None and after.sort != listed.sort:
+            problems.append(f"the cursor is of the `{after.sort}` order, not `{listed.sort}`")
+        if listed.offset:
+            problems.append("give `cursor` or `offset`, not both")
+    if problems:
+        raise InvalidCommand("; ".join(problems), details=problems)
+    filters = CaseFilters(status=listed.status.value if listed.status else None, department=listed.department,
+                          submitted_from=listed.submitted_from, submitted_to=listed.submitted_to, sort=listed.sort)
+    rows, following = await q.list(filters, listed.limit, listed.offset, after)
+    return {"cases": [{**row, "age_days": (on - row["submitted_on"]).days} for row in rows],
+            "limit": listed.limit, "offset": listed.offset, "sort": listed.sort,
+            "next_cursor": following.encode() if following else None}

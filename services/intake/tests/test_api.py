@@ -309,6 +309,68 @@ async def test_with_accept_language_ja_every_refusal_reads_in_japanese_with_the_
     assert await event_count(database) == 1 + 1  # the one submission and its consent
 
 
+async def submit_on(database: str, rabbitmq_url: str, day: str, **changes: Any) -> str:
+    """A case submitted on `day` (Tokyo), by an intake whose clock says so."""
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
+    clock = lambda: datetime.fromisoformat(f"{day}T01:00:00+00:00")  # noqa: E731
+    async with running_app(build(settings, clock=clock), headers=STAFF) as client:
+        return str((await submit(client, **changes))["case_id"])
+
+
+async def test_the_case_list_filters_sorts_by_age_and_pages_with_a_cursor(
+        intake: httpx.AsyncClient, database: str, rabbitmq_url: str) -> None:
+    cardiology = [await submit_on(database, rabbitmq_url, day) for day in ("2026-11-02", "2026-11-10", "2026-11-20")]
+    pediatrics = await submit_on(database, rabbitmq_url, "2026-11-10", department="pediatrics")
+    declined = await submit_on(database, rabbitmq_url, "2026-11-15", wants_treatment_here=True)
+
+    def ids(response: httpx.Response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [row["case_id"] for row in response.json()["cases"]]
+
+    oldest = await intake.get("/cases", params={"department": "cardiology", "sort": "oldest"})
+    assert ids(oldest) == [cardiology[0], cardiology[1], declined, cardiology[2]]
+    assert [row["age_days"] for row in oldest.json()["cases"]] == [29, 21, 16, 11]  # today is 1 December
+    newest = await intake.get("/cases", params={"department": "cardiology"})
+    assert ids(newest) == [cardiology[2], declined, cardiology[1], cardiology[0]]
+    assert ids(await intake.get("/cases", params={"department": "pediatrics"})) == [pediatrics]
+    assert ids(await intake.get("/cases", params={"status": "declined"})) == [declined]
+    in_range = await intake.get("/cases", params={"submitted_from": "2026-11-10", "submitted_to": "2026-11-15",
+                                                  "sort": "oldest"})
+    assert set(ids(in_range)) == {cardiology[1], pediatrics, declined}
+    assert ids(in_range)[-1] == declined
+
+    seen: list[str] = []
+    params: dict[str, Any] = {"sort": "oldest", "limit": 2}
+    pages = 0
+    while True:
+        page = await intake.get("/cases", params=params)
+        seen += ids(page)
+        pages += 1
+        if page.json()["next_cursor"] is None:
+            break
+        params = {**params, "cursor": page.json()["next_cursor"]}
+    assert pages == 3
+    assert seen == ids(await intake.get("/cases", params={"sort": "oldest"}))
+    assert len(seen) == len(set(seen)) == 5
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"name": "Hanako"}, "Extra inputs are not permitted"),
+    ({"status": "lost"}, "Input should be"),
+    ({"department": "循環器内科"}, "for 循環器内科 use 'cardiology'"),
+    ({"submitted_from": "2026-11-20", "submitted_to": "2026-11-01"}, "`submitted_from` is after `submitted_to`"),
+    ({"sort": "alphabetical"}, "Input should be 'newest' or 'oldest'"),
+    ({"cursor": "not-a-cursor"}, "not a cursor of this list"),
+    ({"cursor": "b2xkZXN0fDIwMjYtMTEtMDJ8MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw"},
+     "the cursor is of the `oldest` order, not `newest`"),
+])
+async def test_a_case_list_it_cannot_give_is_refused_with_422(
+        intake: httpx.AsyncClient, params: dict[str, str], message: str) -> None:
+    response = await intake.get("/cases", params=params)
+    assert response.status_code == 422, response.text
+    assert message in response.text
+
+
 async def test_concurrent_commands_on_one_case_never_share_a_version(intake: httpx.AsyncClient, database: str) -> None:
     case = await submit(intake)
     responses = await asyncio.gather(*(post_document(intake, case["case_id"], "test_results") for _ in range(8)))

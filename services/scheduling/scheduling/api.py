@@ -254,10 +254,11 @@ async def get_case_appointment(case_id: UUID, _: Reader, q: Queries) -> dict[str
 async def day_list(_: Reader, now: Now, q: Queries,
                    day: Annotated[date | None, Query(alias="date", description="Asia/Tokyo; default today")] = None,
                    department: DepartmentCode | None = None,
+                   physician: Annotated[StaffId | None, Query(description="The physician's staff id")] = None,
                    status: Literal["booked", "cancelled", "completed", "no_show"] | None = None) -> dict[str, Any]:
-    """The day's appointments for the desk, in start order."""
+    """The day's appointments for the desk, in start order; of one department or physician if asked."""
     day = day or tokyo_date(now)
-    return {"date": day, "appointments": await q.day(day, department, status)}
+    return {"date": day, "appointments": await q.day(day, department, status, physician)}
 
 
 @router.get("/appointments/{appointment_id}", tags=["appointments"])

@@ -516,6 +516,31 @@ async def test_events_arriving_out_of_order_or_twice_are_handled_by_what_they_me
 
 # --- bad input ----------------------------------------------------------------------------------------
 
+async def test_the_day_list_narrows_to_a_department_or_a_physician(desk: Desk) -> None:
+    booked: dict[tuple[str, str], str] = {}
+    for department, physician, at in (("cardiology", "dr-sato", "10:00"), ("cardiology", "dr-ito", "11:00"),
+                                      ("pediatrics", "dr-sato", "14:00")):
+        case_id = await desk.accept_case(department=department)
+        [slot] = await desk.open_slots(times=(at,), physician=physician, department=department)
+        assert (await desk.propose(case_id, slot)).status_code == 201
+        confirmed = await desk.confirm(case_id, slot)
+        assert confirmed.status_code == 201, confirmed.text
+        booked[(department, physician)] = confirmed.json()["appointment_id"]
+
+    async def listed(**params: str) -> list[str]:
+        response = await desk.client.get("/appointments", params={"date": CONSULTATION_DAY, **params})
+        assert response.status_code == 200, response.text
+        return [row["appointment_id"] for row in response.json()["appointments"]]
+
+    assert await listed() == [booked[("cardiology", "dr-sato")], booked[("cardiology", "dr-ito")],
+                              booked[("pediatrics", "dr-sato")]]
+    assert await listed(physician="dr-sato") == [booked[("cardiology", "dr-sato")], booked[("pediatrics", "dr-sato")]]
+    assert await listed(department="cardiology", physician="dr-ito") == [booked[("cardiology", "dr-ito")]]
+    assert await listed(department="pediatrics", physician="dr-ito") == []
+    bad = await desk.client.get("/appointments", params={"date": CONSULTATION_DAY, "physician": "dr sato; --"})
+    assert bad.status_code == 422
+
+
 async def test_a_department_that_is_not_a_code_gets_422_naming_the_codes(desk: Desk) -> None:
     before = await desk.event_count()
     for response in (
