@@ -2,8 +2,8 @@
 `python -m <service> serve` runs them, see bench.serve), at a set arrival rate or flat out.
 
 Each case is driven as the desk would, reacting at once, in person, from the request to the report:
-  intake      POST /cases, two documents (application form, referral letter), screening: accept
-              -> CaseSubmitted, ConsentVerified, DocumentReceived x2, CaseAccepted
+  intake      POST /cases, three documents (application form, referral letter, test results), screening: accept
+              -> CaseSubmitted, ConsentVerified, DocumentReceived x3, CaseAccepted
   scheduling  (once it consumed CaseAccepted) propose one open slot, confirm it
               -> SlotsProposed, SlotConfirmed, AppointmentSlipIssued; billing consumes SlotConfirmed -> InvoiceIssued
   billing     the cashier takes the fee at the counter (the invoice id and total come from InvoiceIssued)
@@ -306,7 +306,7 @@ class Driver:
             "attending_physician": {"name": "Dr. Bench", "institution": "Bench Clinic", "consents": True},
             "wants_treatment_here": False, "complaint_or_litigation": False}, 201)
         case_id = str(submitted["case_id"])
-        for kind in ("application_form", "referral_letter"):
+        for kind in ("application_form", "referral_letter", "test_results"):
             await self.call("intake", "/cases/{id}/documents", f"/cases/{case_id}/documents",
                             {"kind": kind, "received_on": day}, 201)
         await self.call("intake", "/cases/{id}/screening", f"/cases/{case_id}/screening",

@@ -173,3 +173,12 @@ class InvoiceVoidReason(StrEnum):
 class DeliveryChannel(StrEnum):
     HANDED_TO_PATIENT = "handed_to_patient"
     POSTED_TO_ATTENDING_PHYSICIAN = "posted_to_attending_physician"
+
+
+class AmendmentReason(StrEnum):
+    """Why a final report was amended (ReportAmended); the physician's own words stay in reporting."""
+
+    CORRECTION = "correction"
+    NEW_INFORMATION = "new_information"
+    CLARIFICATION = "clarification"
+    OTHER = "other"

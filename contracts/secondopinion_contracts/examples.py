@@ -81,6 +81,8 @@ DATA: tuple[EventData, ...] = (
                           total=44000, tax=4000, qualified_invoice_registration_number="T1234567890123"),
     reporting.ReportDrafted(case_id=CASE, report_id=REPORT, physician_id="dr-0412", draft_number=1),
     reporting.ReportFinalized(case_id=CASE, report_id=REPORT, physician_id="dr-0412", finalized_on=date(2027, 1, 20)),
+    reporting.ReportAmended(case_id=CASE, report_id=REPORT, report_version=2, physician_id="dr-0412",
+                            reason=codes.AmendmentReason.NEW_INFORMATION, amended_on=date(2027, 1, 21)),
     reporting.ReportDelivered(case_id=CASE, report_id=REPORT, channel=codes.DeliveryChannel.HANDED_TO_PATIENT,
                               delivered_on=date(2027, 1, 22)),
     reporting.CaseClosed(case_id=CASE, report_id=REPORT, mode=codes.Mode.IN_PERSON, closed_on=date(2027, 1, 22)),

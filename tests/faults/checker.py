@@ -44,13 +44,13 @@ from .desk import CaseRun, Desk, Outcome
 # Every public event a finished case must have produced, exactly this many times, by mode.
 EXPECTED_EVENTS: Mapping[str, Mapping[str, int]] = {
     "in_person": {
-        "CaseSubmitted": 1, "DocumentReceived": 2, "ConsentVerified": 1, "CaseAccepted": 1,
+        "CaseSubmitted": 1, "DocumentReceived": 3, "ConsentVerified": 1, "CaseAccepted": 1,
         "SlotsProposed": 1, "SlotConfirmed": 1, "AppointmentSlipIssued": 1, "ConsultationCompleted": 1,
         "InvoiceIssued": 1, "PaymentCaptured": 1,
         "ReportDrafted": 1, "ReportFinalized": 1, "ReportDelivered": 1, "CaseClosed": 1,
     },
     "online": {
-        "CaseSubmitted": 1, "DocumentReceived": 2, "ConsentVerified": 1, "CaseAccepted": 1,
+        "CaseSubmitted": 1, "DocumentReceived": 3, "ConsentVerified": 1, "CaseAccepted": 1,
         "SlotsProposed": 1, "SlotConfirmed": 1, "OnlineBookingRegistered": 1, "ConsultationCompleted": 1,
         "InvoiceIssued": 1, "PaymentCaptured": 1,
         "ReportDrafted": 1, "ReportFinalized": 1, "ReportDelivered": 1, "CaseClosed": 1,
@@ -317,7 +317,7 @@ class Checker:
 
     def _check_case(self, report: Report, run: CaseRun, events: list[Published]) -> None:
         counted = Counter(event.name for event in events)
-        expected = {**EXPECTED_EVENTS[run.mode], "DocumentReceived": 2 + run.extra_documents}
+        expected = {**EXPECTED_EVENTS[run.mode], "DocumentReceived": 3 + run.extra_documents}
         wrong = {name: (counted.get(name, 0), times) for name, times in expected.items()
                  if counted.get(name, 0) != times}
         if wrong:

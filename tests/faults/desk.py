@@ -98,7 +98,7 @@ class CaseRun:
     case_id: str | None = None
     slot_id: str | None = None
     appointment_id: str | None = None
-    extra_documents: int = 0  # test results received beyond the two documents every case needs
+    extra_documents: int = 0  # copies of the test results received beyond the three documents every case needs
     steps_done: list[str] = field(default_factory=list)
     finished: bool = False
     error: str | None = None
@@ -291,7 +291,7 @@ class Desk:
 
     async def accept(self, run: CaseRun) -> None:
         case = run.case_id
-        for kind in ("application_form", "referral_letter"):
+        for kind in ("application_form", "referral_letter", "test_results"):
             await self.command(run, "intake", "ReceiveDocument", f"/cases/{case}/documents",
                                {"kind": kind, "received_on": "2026-12-01"}, step=kind)
         await self.command(run, "intake", "ScreenCase", f"/cases/{case}/screening",

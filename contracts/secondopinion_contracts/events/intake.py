@@ -63,6 +63,9 @@ class DocumentReceived(_IntakeEvent):
     document_id: UUID = Field(description="The document (its content stays in intake).")
     kind: DocumentKind = Field(description="What the document is.")
     received_on: date = tokyo_date("When the desk received it")
+    copy_of: UUID | None = Field(
+        None, description="Set when a document of this kind was already received: the first one's document_id. "
+                          "A copy adds nothing to the request (it does not verify consent again).")
 
 
 class ConsentVerified(_IntakeEvent):

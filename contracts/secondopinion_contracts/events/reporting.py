@@ -9,7 +9,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from secondopinion_contracts.base import EventData
-from secondopinion_contracts.codes import DeliveryChannel, Mode
+from secondopinion_contracts.codes import AmendmentReason, DeliveryChannel, Mode
 from secondopinion_contracts.fields import CaseId, ReportId, StaffId, tokyo_date
 
 
@@ -36,6 +36,19 @@ class ReportFinalized(_ReportingEvent):
     finalized_on: date = tokyo_date("When the report was finalized")
 
 
+class ReportAmended(_ReportingEvent):
+    """A final report was amended: a new version (2, 3, ...) replaces it; the earlier versions stay readable.
+
+    The amended version is final at once and is delivered again (ReportDelivered names the version)."""
+
+    NAME: ClassVar[str] = "ReportAmended"
+    report_id: ReportId
+    report_version: int = Field(ge=2, description="The new version: 2 for the first amendment, then 3, ...")
+    physician_id: StaffId
+    reason: AmendmentReason = Field(description="Why the report was amended.")
+    amended_on: date = tokyo_date("When the report was amended")
+
+
 class ReportDelivered(_ReportingEvent):
     """The report reached the patient or the attending physician."""
 
@@ -43,6 +56,8 @@ class ReportDelivered(_ReportingEvent):
     report_id: ReportId
     channel: DeliveryChannel = Field(description="How it was delivered.")
     delivered_on: date = tokyo_date("When it was delivered")
+    report_version: int = Field(1, ge=1, description="Which version of the report was delivered: 1 is the report "
+                                                      "as first finalized, 2 and on its amendments.")
 
 
 class CaseClosed(_ReportingEvent):
@@ -54,4 +69,4 @@ class CaseClosed(_ReportingEvent):
     closed_on: date = tokyo_date("When the case was closed")
 
 
-EVENTS: tuple[type[EventData], ...] = (ReportDrafted, ReportFinalized, ReportDelivered, CaseClosed)
+EVENTS: tuple[type[EventData], ...] = (ReportDrafted, ReportFinalized, ReportAmended, ReportDelivered, CaseClosed)

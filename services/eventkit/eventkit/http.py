@@ -20,6 +20,7 @@ from fastapi import Request
 
 from eventkit.clock import tokyo_date
 from eventkit.events import Actor, CommandContext
+from eventkit.messages import JAPANESE, REFUSALS_JA, preferred_language
 
 T = TypeVar("T")
 
@@ -79,9 +80,11 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        japanese = preferred_language(headers.get(b"accept-language", b"").decode("latin-1")) == JAPANESE
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await self._refuse(send, japanese)
             return
         seen = 0
         refused = False
@@ -95,7 +98,7 @@ class BodySizeLimit:
                 if seen > self.limit and not refused:
                     refused = True
                     if not started:
-                        await self._refuse(send)
+                        await self._refuse(send, japanese)
                     # The app sees the client gone, and whatever it answers is dropped.
                     return {"type": "http.disconnect"}
             return message
@@ -109,8 +112,10 @@ class BodySizeLimit:
 
         await self.app(scope, counted, guarded_send)
 
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.limit} bytes", "code": "too_large"}).encode()
+    async def _refuse(self, send: Any, japanese: bool) -> None:
+        detail = f"{REFUSALS_JA['too_large']}（上限 {self.limit} バイト）" if japanese else \
+            f"request body larger than {self.limit} bytes"
+        body = json.dumps({"detail": detail, "code": "too_large"}, ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -15,12 +15,14 @@ from typing import Any
 import aio_pika
 import asyncpg
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.rabbit import RabbitBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eventkit import audit, db, feed, metrics
+from eventkit import audit, db, feed, messages, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.batching import BatchingConsumer, BatchingEventStore
 from eventkit.bootstrap import BoundHandler, Dispatcher
@@ -227,14 +229,19 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         return response
 
     @app.exception_handler(CommandRejected)
-    async def rejected(_: Request, error: CommandRejected) -> JSONResponse:
-        return JSONResponse({"detail": error.message, "code": error.code, "reasons": error.details},
+    async def rejected(request: Request, error: CommandRejected) -> JSONResponse:
+        detail = messages.refusal(error.code, error.message, error.details, messages.language_of(request))
+        return JSONResponse({"detail": detail, "code": error.code, "reasons": error.details},
                             status_code=error.status_code)
 
     @app.exception_handler(ConcurrencyError)
-    async def conflict(_: Request, error: ConcurrencyError) -> JSONResponse:
-        return JSONResponse({"detail": "the case was changed by someone else at the same time; reload and retry",
-                             "code": "concurrent_change"}, status_code=409)
+    async def conflict(request: Request, error: ConcurrencyError) -> JSONResponse:
+        detail = messages.refusal("concurrent_change", "the case was changed by someone else at the same time; "
+                                  "reload and retry", [], messages.language_of(request))
+        return JSONResponse({"detail": detail, "code": "concurrent_change"}, status_code=409)
+
+    app.add_exception_handler(StarletteHTTPException, messages.http_error)
+    app.add_exception_handler(RequestValidationError, messages.validation_error)
 
     for transient in db.TRANSIENT_DB_ERRORS:
         @app.exception_handler(transient)

@@ -13,15 +13,16 @@ from eventkit.audit import record_access
 from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
 from eventkit.crypto import to_text
-from eventkit.errors import Gone, NotFound
+from eventkit.errors import Gone, InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool, today
 from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
-from intake.queries import CaseQueries
+from intake.queries import CaseCursor, CaseFilters, CaseQueries
 from intake.repository import CASE_KEYS
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
-from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
+from secondopinion_contracts.departments import CATALOGUE, DepartmentCode
+from secondopinion_contracts.events.intake import DocumentReceived
 
 router = APIRouter(tags=["cases"])
 Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
@@ -59,7 +60,7 @@ class SubmitCaseIn(Strict):
     requester: RequesterIn
     patient: PatientIn
     mode: Mode
-    department: Annotated[str, Field(pattern=DEPARTMENT_PATTERN)]
+    department: DepartmentCode = Field(description="A department code (GET /departments), e.g. cardiology.")
     question: Annotated[str, Field(min_length=1, max_length=4000)]
     attending_physician: AttendingPhysicianIn
     wants_treatment_here: bool
@@ -88,6 +89,7 @@ class CommandResult(BaseModel):
     decline_reasons: list[str] = []
     recommendation: str | None = None
     document_id: UUID | None = None
+    copy_of: UUID | None = Field(None, description="The first document of the same kind, when this one is a copy.")
 
 
 async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:
@@ -126,7 +128,8 @@ async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Act
     document_id = uuid4()
     command = ReceiveDocument(case_id=case_id, document_id=document_id, kind=body.kind, received_on=body.received_on)
     recorded = await handle(command, command_context(actor, case_id, "ReceiveDocument"))
-    return await _result(case_id, recorded, q, document_id=document_id)
+    copy_of = next((e.data.copy_of for e in recorded if isinstance(e.data, DocumentReceived)), None)
+    return await _result(case_id, recorded, q, document_id=document_id, copy_of=copy_of)
 
 
 @router.post("/cases/{case_id}/screening", response_model=CommandResult)
@@ -185,11 +188,57 @@ async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow
     return {"case_id": str(case_id), "key": to_text(key)}
 
 
-# OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
+@router.get("/departments", tags=["departments"])
+async def departments(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
+                      offered: Annotated[tuple[str, ...], Depends(from_app_state("departments", tuple))],
+                      ) -> dict[str, Any]:
+    """The departments whose specialists take second-opinion requests now, with their codes (what requests and
+    events carry) and their Japanese and English names. A request for any other department is declined as
+    `no_specialist_available`."""
+    return {"departments": [{"code": code, "name_ja": CATALOGUE[code].name_ja, "name_en": CATALOGUE[code].name_en}
+                            for code in offered]}
+
+
+class CaseListIn(Strict):
+    """What the case list is narrowed and ordered by; any other query parameter is refused (422), so a search
+    the list cannot do never looks like one that found everything."""
+
+    status: CaseStatus | None = None
+    department: DepartmentCode | None = None
+    submitted_from: date | None = Field(None, description="Submitted on or after this day (Asia/Tokyo).")
+    submitted_to: date | None = Field(None, description="Submitted on or before this day (Asia/Tokyo).")
+    sort: Literal["newest", "oldest"] = Field(
+        "newest", description="By age: `newest` submitted first, or `oldest` (the longest waiting) first.")
+    limit: int = Field(100, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the previous page.")
+    # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
+    offset: int = Field(0, ge=0, le=2**63 - 1, description="Rows to skip (prefer `cursor`).")
+
+
 @router.get("/cases")
 async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
-                     q: Queries,
-                     status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
-    rows = await q.list(status.value if status else None, limit, offset)
-    return {"cases": rows, "limit": limit, "offset": offset}
+                     q: Queries, listed: Annotated[CaseListIn, Query()],
+                     on: Annotated[date, Depends(today)]) -> dict[str, Any]:
+    """The cases the desk works from, a page at a time: filtered by status, department and submission dates,
+    newest or oldest first; `next_cursor` (null on the last page) asks for the next page."""
+    problems = []
+    if listed.submitted_from and listed.submitted_to and listed.submitted_from > listed.submitted_to:
+        problems.append("`submitted_from` is after `submitted_to`")
+    after = None
+    if listed.cursor is not None:
+        try:
+            after = CaseCursor.decode(listed.cursor)
+        except ValueError as error:
+            problems.append(str(error))
+        if after is not None and after.sort != listed.sort:
+            problems.append(f"the cursor is of the `{after.sort}` order, not `{listed.sort}`")
+        if listed.offset:
+            problems.append("give `cursor` or `offset`, not both")
+    if problems:
+        raise InvalidCommand("; ".join(problems), details=problems)
+    filters = CaseFilters(status=listed.status.value if listed.status else None, department=listed.department,
+                          submitted_from=listed.submitted_from, submitted_to=listed.submitted_to, sort=listed.sort)
+    rows, following = await q.list(filters, listed.limit, listed.offset, after)
+    return {"cases": [{**row, "age_days": (on - row["submitted_on"]).days} for row in rows],
+            "limit": listed.limit, "offset": listed.offset, "sort": listed.sort,
+            "next_cursor": following.encode() if following else None}

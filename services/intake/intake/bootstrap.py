@@ -45,4 +45,5 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         routers=[api.router],
         handlers=handlers, clock=clock,
     )
+    app.state.departments = tuple(settings.departments)
     return app

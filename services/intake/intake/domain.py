@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
+from uuid import UUID
 
 from eventkit.errors import CommandRejected
 from eventkit.events import Event
@@ -57,6 +58,8 @@ class Case:
     relationship: Relationship | None = None
     patient_is_minor: bool = False
     documents: tuple[DocumentKind, ...] = ()
+    # the first document received of each kind: a later one of the same kind is recorded as its copy
+    originals: tuple[tuple[DocumentKind, UUID], ...] = ()
     consent: ConsentBasis | None = None
     reasons: tuple[DeclineReason, ...] = field(default=())
     recommendation: Recommendation | None = None
@@ -66,13 +69,18 @@ class Case:
     def missing_documents(self) -> list[DocumentKind]:
         return missing_documents(self)
 
+    def original_of(self, kind: DocumentKind) -> UUID | None:
+        return next((document_id for known, document_id in self.originals if known is kind), None)
+
 
 def age_on(birth_date: date, on: date) -> int:
     return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
 
 
 def required_documents(case: Case) -> list[DocumentKind]:
-    required = [DocumentKind.APPLICATION_FORM, DocumentKind.REFERRAL_LETTER]
+    # The guide: test materials (検査資料, CD-R accepted) always come with the referral letter; without them
+    # only general talk is possible, so a request is not complete without them.
+    required = [DocumentKind.APPLICATION_FORM, DocumentKind.REFERRAL_LETTER, DocumentKind.TEST_RESULTS]
     if case.relationship is Relationship.FAMILY:
         if not case.patient_is_minor:
             required.append(DocumentKind.CONSENT_FORM)
@@ -148,10 +156,11 @@ def _require_open(case: Case, what: str) -> None:
 
 def receive_document(command: ReceiveDocument, case: Case) -> list[Event]:
     _require_open(case, "receive documents")
+    original = case.original_of(command.kind)
     received = DocumentReceived(case_id=command.case_id, document_id=command.document_id, kind=command.kind,
-                                received_on=command.received_on)
+                                received_on=command.received_on, copy_of=original)
     events: list[Event] = [received]
-    if case.consent is None:
+    if original is None and case.consent is None:
         basis = consent_basis(evolve(case, received))
         if basis is not None:
             events.append(ConsentVerified(case_id=command.case_id, basis=basis))
@@ -223,7 +232,10 @@ def evolve(case: Case, event: Event) -> Case:
             return Case(status=CaseStatus.SUBMITTED, mode=event.mode, department=event.department,
                         relationship=event.requester_relationship, patient_is_minor=event.patient_is_minor)
         case DocumentReceived():
-            with_document = replace(case, documents=(*case.documents, event.kind))
+            originals = case.originals
+            if case.original_of(event.kind) is None:
+                originals = (*originals, (event.kind, event.document_id))
+            with_document = replace(case, documents=(*case.documents, event.kind), originals=originals)
             return replace(with_document, status=_status_after_documents(with_document))
         case ConsentVerified():
             consented = replace(case, consent=event.basis)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from uuid import UUID
 
 import asyncpg
 
@@ -53,7 +54,8 @@ class CaseViewProjection:
         documents = json.loads(row["documents"])
         if isinstance(data, events.DocumentReceived):
             documents.append({"document_id": str(data.document_id), "kind": data.kind.value,
-                              "received_on": data.received_on.isoformat()})
+                              "received_on": data.received_on.isoformat(),
+                              "copy_of": str(data.copy_of) if data.copy_of else None})
         erased_on = data.erased_on if isinstance(data, events.PersonalDataErased) else row["personal_data_erased_on"]
         await conn.execute(
             """UPDATE case_view SET status = $2, consent_basis = $3, documents = $4::jsonb, decline_reasons = $5::jsonb,
@@ -67,6 +69,9 @@ class CaseViewProjection:
 
 
 def case_from_row(row: asyncpg.Record) -> domain.Case:
+    originals: dict[DocumentKind, UUID] = {}
+    for document in json.loads(row["documents"]):
+        originals.setdefault(DocumentKind(document["kind"]), UUID(document["document_id"]))
     return domain.Case(
         status=domain.CaseStatus(row["status"]),
         mode=Mode(row["mode"]),
@@ -74,6 +79,7 @@ def case_from_row(row: asyncpg.Record) -> domain.Case:
         relationship=Relationship(row["requester_relationship"]),
         patient_is_minor=row["patient_is_minor"],
         documents=tuple(DocumentKind(doc["kind"]) for doc in json.loads(row["documents"])),
+        originals=tuple(originals.items()),
         consent=ConsentBasis(row["consent_basis"]) if row["consent_basis"] else None,
         reasons=tuple(DeclineReason(reason) for reason in json.loads(row["decline_reasons"])),
         recommendation=Recommendation(row["recommendation"]) if row["recommendation"] else None,

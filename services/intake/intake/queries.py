@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +25,41 @@ async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
     sealed = await conn.fetchval("SELECT sealed FROM case_personal_data WHERE case_id = $1", case_id)
     opened = await CASE_KEYS.open(conn, case_id, sealed) if sealed is not None else None
     return opened if opened is not None else dict.fromkeys(PERSONAL_FIELDS, MASK)
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    status: str | None = None
+    department: str | None = None
+    submitted_from: date | None = None
+    submitted_to: date | None = None
+    sort: str = "newest"  # or "oldest": the longest-waiting first
+
+
+@dataclass(frozen=True)
+class CaseCursor:
+    """Where a page of the case list ended: opaque to the desk (base64url of the sort and the last row's key)."""
+
+    sort: str
+    submitted_on: date
+    case_id: UUID
+
+    def encode(self) -> str:
+        text = f"{self.sort}|{self.submitted_on.isoformat()}|{self.case_id}"
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> CaseCursor:
+        """Raises ValueError for anything that is not a cursor this list gave."""
+        try:
+            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            sort, submitted_on, case_id = text.split("|")
+            if sort not in ("newest", "oldest"):
+                raise ValueError(sort)
+            return cls(sort, date.fromisoformat(submitted_on), UUID(case_id))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError("not a cursor of this list: pass `next_cursor` from the previous page as it was") \
+                from error
 
 
 @dataclass(frozen=True)
@@ -60,12 +97,23 @@ class CaseQueries:
             "version": row["version"],
         }
 
-    async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    async def list(self, filters: CaseFilters, limit: int, offset: int = 0,
+                   after: CaseCursor | None = None) -> tuple[list[dict[str, Any]], CaseCursor | None]:
+        """One page of cases, newest or oldest submission first (ties by case id, so pages never overlap), and
+        the cursor of the next page if there is one."""
+        newer_first = filters.sort == "newest"
+        beyond, direction = ("<", "DESC") if newer_first else (">", "ASC")
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                """SELECT case_id, status, mode, department, submitted_on, updated_at, decline_reasons, recommendation
-                   FROM case_view WHERE ($1::text IS NULL OR status = $1)
-                   ORDER BY submitted_on DESC, updated_at DESC LIMIT $2 OFFSET $3""",
-                status, limit, offset,
+                f"""SELECT case_id, status, mode, department, submitted_on, updated_at, decline_reasons, recommendation
+                    FROM case_view
+                    WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR department = $2)
+                      AND ($3::date IS NULL OR submitted_on >= $3) AND ($4::date IS NULL OR submitted_on <= $4)
+                      AND ($5::date IS NULL OR (submitted_on, case_id) {beyond} ($5, $6::uuid))
+                    ORDER BY submitted_on {direction}, case_id {direction} LIMIT $7 OFFSET $8""",
+                filters.status, filters.department, filters.submitted_from, filters.submitted_to,
+                after.submitted_on if after else None, after.case_id if after else None, limit + 1, offset,
             )
-        return [{**dict(row), "decline_reasons": json.loads(row["decline_reasons"])} for row in rows]
+        page = [{**dict(row), "decline_reasons": json.loads(row["decline_reasons"])} for row in rows[:limit]]
+        last = page[-1] if len(rows) > limit else None
+        return page, CaseCursor(filters.sort, last["submitted_on"], last["case_id"]) if last else None

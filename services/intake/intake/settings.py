@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from eventkit.settings import ServiceSettings, default_dsn
 from secondopinion_contracts.codes import Department
+from secondopinion_contracts.departments import CATALOGUE
 
 # Departments whose specialists give second opinions (codes used in events). Configurable because the
 # roster changes; a request for a department not listed is refused as `no_specialist_available`.
@@ -19,3 +20,16 @@ class IntakeSettings(ServiceSettings):
     http_port: int = Field(8001, validation_alias="INTAKE_HTTP_PORT")
     retention_years: int = Field(5, validation_alias="INTAKE_RETENTION_YEARS", ge=1, le=100)
     departments: tuple[Department, ...] = Field(DEFAULT_DEPARTMENTS, validation_alias="INTAKE_DEPARTMENTS")
+
+    @field_validator("departments", mode="before")
+    @classmethod
+    def _named(cls, departments: object) -> object:
+        """Every department offered has a Japanese and an English name for the desk (the catalogue's).
+
+        Checked before the codes become `Department`s, so the refusal names the catalogue."""
+        if isinstance(departments, (list, tuple)):
+            unknown = [str(code) for code in departments if str(code) not in CATALOGUE]
+            if unknown:
+                raise ValueError(f"not in the department catalogue: {', '.join(unknown)} "
+                                 f"(known: {', '.join(CATALOGUE)})")
+        return departments

@@ -172,7 +172,8 @@ async def test_rejected_commands_say_why_and_record_nothing(intake: httpx.AsyncC
     before = await event_count(database)
     not_ready = await intake.post(f"/cases/{case['case_id']}/screening", json={"decision": "accept", "physician": "d"})
     assert not_ready.status_code == 409
-    assert not_ready.json()["reasons"] == ["document:application_form", "document:referral_letter"]
+    assert not_ready.json()["reasons"] == ["document:application_form", "document:referral_letter",
+                                           "document:test_results"]
     assert (await post_document(intake, case["case_id"], "x-ray-on-papyrus")).status_code == 422
     assert (await intake.get("/cases/not-a-uuid")).status_code == 422
     assert await event_count(database) == before
@@ -182,6 +183,192 @@ async def test_rejected_commands_say_why_and_record_nothing(intake: httpx.AsyncC
     assert again.status_code == 409
     assert "withdrawn" in again.json()["detail"]
     assert await event_count(database) == after_withdrawal
+
+
+async def test_a_case_is_not_accepted_without_its_test_materials(
+        intake: httpx.AsyncClient, database: str) -> None:
+    case_id = (await submit(intake))["case_id"]
+    for kind in ("application_form", "referral_letter"):
+        assert (await post_document(intake, case_id, kind)).status_code == 201
+    view = (await intake.get(f"/cases/{case_id}")).json()
+    assert (view["status"], view["missing_documents"]) == ("awaiting_documents", ["test_results"])
+    before = await event_count(database)
+    refused = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"})
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "not_ready"
+    assert refused.json()["reasons"] == ["document:test_results"]
+    assert "test_results" in refused.json()["detail"]
+    assert await event_count(database) == before
+    materials = await post_document(intake, case_id, "test_results")
+    assert materials.json()["status"] == "screening"
+    accepted = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"})
+    assert accepted.json()["status"] == "accepted", accepted.text
+
+
+async def test_a_second_consent_form_is_recorded_as_a_copy_and_verifies_nothing_again(
+        intake: httpx.AsyncClient, bus: EventCollector) -> None:
+    case_id = (await submit(intake, requester={"relationship": "family", "name": "Taro Zzyzx"}))["case_id"]
+    first = (await post_document(intake, case_id, "consent_form")).json()
+    assert first["events"] == ["DocumentReceived", "ConsentVerified"]
+    assert first["copy_of"] is None
+    second = (await post_document(intake, case_id, "consent_form")).json()
+    assert second["events"] == ["DocumentReceived"]
+    assert second["copy_of"] == first["document_id"]
+    view = (await intake.get(f"/cases/{case_id}")).json()
+    assert [(d["kind"], d["copy_of"]) for d in view["documents"]] == [
+        ("consent_form", None), ("consent_form", first["document_id"])]
+    envelopes = await bus.wait_count(4)
+    assert [e.event_name for e in envelopes] == ["CaseSubmitted", "DocumentReceived", "ConsentVerified",
+                                                  "DocumentReceived"]
+    assert envelopes[1].data["copy_of"] is None
+    assert envelopes[3].data["copy_of"] == first["document_id"]
+    for envelope in envelopes:
+        assert_valid(envelope)
+    runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+    await runtime.store.rebuild_projections()
+    assert (await intake.get(f"/cases/{case_id}")).json()["documents"] == view["documents"]
+    third = (await post_document(intake, case_id, "consent_form")).json()
+    assert third["copy_of"] == first["document_id"], "after a rebuild a copy still names the first"
+
+
+async def test_the_department_catalogue_lists_the_departments_taking_requests_with_their_names(
+        database: str, rabbitmq_url: str) -> None:
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url,
+                              INTAKE_DEPARTMENTS=["cardiology", "pediatrics"])
+    async with running_app(build(settings), headers=STAFF) as client:
+        listed = await client.get("/departments")
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["departments"] == [
+            {"code": "cardiology", "name_ja": "循環器内科", "name_en": "Cardiology"},
+            {"code": "pediatrics", "name_ja": "小児科", "name_en": "Pediatrics"}]
+        assert (await client.get("/departments", headers={"Authorization": ""})).status_code == 401
+
+
+def test_a_department_without_a_name_in_the_catalogue_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="not in the department catalogue: astrology"):
+        IntakeSettings(INTAKE_DEPARTMENTS=["cardiology", "astrology"])
+
+
+async def test_a_department_given_by_its_name_gets_422_naming_the_code_and_every_code(
+        intake: httpx.AsyncClient, database: str) -> None:
+    response = await intake.post("/cases", json=request_body(department="循環器内科"))
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "department"]
+    assert "for 循環器内科 use 'cardiology'" in error["msg"]
+    assert "pediatrics" in error["msg"]
+    assert "String should match pattern" not in error["msg"]
+    unknown = (await intake.post("/cases", json=request_body(department="Astro Logy"))).json()["detail"][0]["msg"]
+    assert "'Astro Logy' is not a department code. Department codes: cardiology, " in unknown
+    assert await event_count(database) == 0
+
+
+JA = {"Accept-Language": "ja-JP,ja;q=0.9,en;q=0.8"}
+
+
+async def test_with_accept_language_ja_every_refusal_reads_in_japanese_with_the_same_code_and_reasons(
+        intake: httpx.AsyncClient, database: str) -> None:
+    case_id = (await submit(intake))["case_id"]
+    screening = {"decision": "accept", "physician": "dr-sato"}
+    english = await intake.post(f"/cases/{case_id}/screening", json=screening)
+    japanese = await intake.post(f"/cases/{case_id}/screening", json=screening, headers=JA)
+    assert (english.status_code, japanese.status_code) == (409, 409)
+    assert english.json()["detail"].startswith("the case cannot be accepted yet: ")
+    assert japanese.json()["detail"].startswith("必要なものがそろっていないため、まだ実行できません。")
+    assert japanese.json()["code"] == english.json()["code"] == "not_ready"
+    assert japanese.json()["reasons"] == english.json()["reasons"]
+
+    missing = await intake.get("/cases/00000000-0000-0000-0000-000000000000", headers=JA)
+    assert (missing.status_code, missing.json()["detail"]) == (404, "該当するものが見つかりません。")
+
+    invalid = await intake.post("/cases", json=request_body(question="", department="循環器内科"), headers=JA)
+    assert invalid.status_code == 422
+    errors = {tuple(error["loc"]): error for error in invalid.json()["detail"]}
+    assert errors[("body", "question")]["msg"] == "1文字以上で入力してください。"
+    assert errors[("body", "question")]["type"] == "string_too_short"
+    assert errors[("body", "department")]["msg"].startswith(
+        "「循環器内科」は診療科コードではありません（循環器内科 のコードは 'cardiology' です）。"
+        "診療科コード: cardiology")
+    english_invalid = await intake.post("/cases", json=request_body(question=""))
+    assert english_invalid.json()["detail"][0]["msg"] == "String should have at least 1 character"
+
+    no_token = await intake.get("/cases", headers={**JA, "Authorization": ""})
+    assert no_token.status_code == 401
+    assert no_token.json()["detail"] == "ログインが必要です（有効なアクセストークンがありません）。"
+    assert no_token.headers["www-authenticate"] == "Bearer"
+    cashier = await intake.get("/cases", headers={**JA, **bearer("cashier")})
+    assert (cashier.status_code, cashier.json()["detail"]) == (403, "この操作を行う権限（役割）がありません。")
+    assert (await intake.get("/cases", headers=bearer("cashier"))).json()["detail"].startswith(
+        "this needs one of the roles")
+    nowhere = await intake.get("/no-such-page", headers=JA)
+    assert (nowhere.status_code, nowhere.json()["detail"]) == (404, "このアドレスにはページも機能もありません。")
+    too_large = await intake.post("/cases", content=b"x" * 100_000, headers={**JA, "Content-Type": "application/json"})
+    assert too_large.status_code == 413
+    assert too_large.json()["detail"].startswith("送信された内容が大きすぎます。")
+    assert too_large.json()["code"] == "too_large"
+    assert await event_count(database) == 1 + 1  # the one submission and its consent
+
+
+async def submit_on(database: str, rabbitmq_url: str, day: str, **changes: Any) -> str:
+    """A case submitted on `day` (Tokyo), by an intake whose clock says so."""
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
+    clock = lambda: datetime.fromisoformat(f"{day}T01:00:00+00:00")  # noqa: E731
+    async with running_app(build(settings, clock=clock), headers=STAFF) as client:
+        return str((await submit(client, **changes))["case_id"])
+
+
+async def test_the_case_list_filters_sorts_by_age_and_pages_with_a_cursor(
+        intake: httpx.AsyncClient, database: str, rabbitmq_url: str) -> None:
+    cardiology = [await submit_on(database, rabbitmq_url, day) for day in ("2026-11-02", "2026-11-10", "2026-11-20")]
+    pediatrics = await submit_on(database, rabbitmq_url, "2026-11-10", department="pediatrics")
+    declined = await submit_on(database, rabbitmq_url, "2026-11-15", wants_treatment_here=True)
+
+    def ids(response: httpx.Response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [row["case_id"] for row in response.json()["cases"]]
+
+    oldest = await intake.get("/cases", params={"department": "cardiology", "sort": "oldest"})
+    assert ids(oldest) == [cardiology[0], cardiology[1], declined, cardiology[2]]
+    assert [row["age_days"] for row in oldest.json()["cases"]] == [29, 21, 16, 11]  # today is 1 December
+    newest = await intake.get("/cases", params={"department": "cardiology"})
+    assert ids(newest) == [cardiology[2], declined, cardiology[1], cardiology[0]]
+    assert ids(await intake.get("/cases", params={"department": "pediatrics"})) == [pediatrics]
+    assert ids(await intake.get("/cases", params={"status": "declined"})) == [declined]
+    in_range = await intake.get("/cases", params={"submitted_from": "2026-11-10", "submitted_to": "2026-11-15",
+                                                  "sort": "oldest"})
+    assert set(ids(in_range)) == {cardiology[1], pediatrics, declined}
+    assert ids(in_range)[-1] == declined
+
+    seen: list[str] = []
+    params: dict[str, Any] = {"sort": "oldest", "limit": 2}
+    pages = 0
+    while True:
+        page = await intake.get("/cases", params=params)
+        seen += ids(page)
+        pages += 1
+        if page.json()["next_cursor"] is None:
+            break
+        params = {**params, "cursor": page.json()["next_cursor"]}
+    assert pages == 3
+    assert seen == ids(await intake.get("/cases", params={"sort": "oldest"}))
+    assert len(seen) == len(set(seen)) == 5
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"name": "Hanako"}, "Extra inputs are not permitted"),
+    ({"status": "lost"}, "Input should be"),
+    ({"department": "循環器内科"}, "for 循環器内科 use 'cardiology'"),
+    ({"submitted_from": "2026-11-20", "submitted_to": "2026-11-01"}, "`submitted_from` is after `submitted_to`"),
+    ({"sort": "alphabetical"}, "Input should be 'newest' or 'oldest'"),
+    ({"cursor": "not-a-cursor"}, "not a cursor of this list"),
+    ({"cursor": "b2xkZXN0fDIwMjYtMTEtMDJ8MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw"},
+     "the cursor is of the `oldest` order, not `newest`"),
+])
+async def test_a_case_list_it_cannot_give_is_refused_with_422(
+        intake: httpx.AsyncClient, params: dict[str, str], message: str) -> None:
+    response = await intake.get("/cases", params=params)
+    assert response.status_code == 422, response.text
+    assert message in response.text
 
 
 async def test_concurrent_commands_on_one_case_never_share_a_version(intake: httpx.AsyncClient, database: str) -> None:

@@ -72,7 +72,8 @@ def test_the_patient_asking_for_themself_is_consent_enough() -> None:
     assert [type(e) for e in events] == [CaseSubmitted, ConsentVerified]
     assert events[1] == ConsentVerified(case_id=CASE_ID, basis=ConsentBasis.REQUESTER_IS_PATIENT)
     assert case.status is domain.CaseStatus.SUBMITTED
-    assert case.missing_documents == [DocumentKind.APPLICATION_FORM, DocumentKind.REFERRAL_LETTER]
+    assert case.missing_documents == [DocumentKind.APPLICATION_FORM, DocumentKind.REFERRAL_LETTER,
+                                      DocumentKind.TEST_RESULTS]
 
 
 @pytest.mark.parametrize(("changes", "reason"), [
@@ -105,7 +106,7 @@ def test_a_minor_family_request_without_consent_is_not_refused_for_consent() -> 
     assert [type(e) for e in events] == [CaseSubmitted]
     assert case.patient_is_minor
     assert case.missing_documents == [DocumentKind.APPLICATION_FORM, DocumentKind.REFERRAL_LETTER,
-                                      DocumentKind.RELATIONSHIP_PROOF]
+                                      DocumentKind.TEST_RESULTS, DocumentKind.RELATIONSHIP_PROOF]
 
 
 def test_the_patient_turning_18_on_the_submission_date_is_an_adult() -> None:
@@ -120,6 +121,7 @@ def test_family_of_an_adult_needs_the_consent_form() -> None:
     case, events = receive(case, DocumentKind.APPLICATION_FORM)
     assert [type(e) for e in events] == [DocumentReceived]
     case, _ = receive(case, DocumentKind.REFERRAL_LETTER)
+    case, _ = receive(case, DocumentKind.TEST_RESULTS)
     assert case.status is domain.CaseStatus.AWAITING_DOCUMENTS
     case, events = receive(case, DocumentKind.CONSENT_FORM)
     assert events[-1] == ConsentVerified(case_id=CASE_ID, basis=ConsentBasis.CONSENT_FORM)
@@ -142,18 +144,60 @@ def test_consent_is_verified_once() -> None:
     assert [type(e) for e in events] == [DocumentReceived]
 
 
+def test_test_materials_are_required_for_acceptance() -> None:
+    case, _ = given_submitted()
+    case, _ = receive(case, DocumentKind.APPLICATION_FORM)
+    case, _ = receive(case, DocumentKind.REFERRAL_LETTER)
+    assert case.missing_documents == [DocumentKind.TEST_RESULTS]
+    assert case.status is domain.CaseStatus.AWAITING_DOCUMENTS
+    with pytest.raises(CommandRejected) as rejected:
+        domain.screen(ScreenCase(CASE_ID, accept=True, physician="dr-1"), case, DEPARTMENTS)
+    assert (rejected.value.code, rejected.value.details) == ("not_ready", ["document:test_results"])
+    case, _ = receive(case, DocumentKind.TEST_RESULTS)
+    assert case.missing_documents == []
+    assert case.status is domain.CaseStatus.SCREENING
+
+
+def test_a_second_document_of_a_kind_is_recorded_as_a_copy_of_the_first() -> None:
+    case, _ = given_submitted(requester_relationship=Relationship.FAMILY)
+    case, first = receive(case, DocumentKind.CONSENT_FORM)
+    assert [type(e) for e in first] == [DocumentReceived, ConsentVerified]
+    assert isinstance(first[0], DocumentReceived)
+    assert first[0].copy_of is None
+    case, second = receive(case, DocumentKind.CONSENT_FORM)
+    assert [type(e) for e in second] == [DocumentReceived], "a copy does not verify consent again"
+    assert isinstance(second[0], DocumentReceived)
+    assert second[0].copy_of == first[0].document_id
+    case, third = receive(case, DocumentKind.CONSENT_FORM)
+    assert isinstance(third[0], DocumentReceived)
+    assert third[0].copy_of == first[0].document_id, "always the first"
+    assert case.original_of(DocumentKind.CONSENT_FORM) == first[0].document_id
+    assert case.original_of(DocumentKind.TEST_RESULTS) is None
+
+
+def test_a_copy_of_the_consent_form_for_a_minor_verifies_nothing_again() -> None:
+    minor, _ = given_submitted(requester_relationship=Relationship.FAMILY, patient_birth_date=date(2015, 3, 3))
+    minor, events = receive(minor, DocumentKind.CONSENT_FORM)
+    assert events[-1] == ConsentVerified(case_id=CASE_ID, basis=ConsentBasis.CONSENT_FORM)
+    minor, events = receive(minor, DocumentKind.CONSENT_FORM)
+    assert [type(e) for e in events] == [DocumentReceived]
+    assert minor.consent is ConsentBasis.CONSENT_FORM
+
+
 def test_acceptance_lists_everything_missing() -> None:
     case, _ = given_submitted(requester_relationship=Relationship.FAMILY)
     case, _ = receive(case, DocumentKind.APPLICATION_FORM)
     with pytest.raises(CommandRejected) as rejected:
         domain.screen(ScreenCase(CASE_ID, accept=True, physician="dr-1"), case, DEPARTMENTS)
-    assert rejected.value.details == ["document:referral_letter", "document:consent_form", "consent_verified"]
+    assert rejected.value.details == ["document:referral_letter", "document:test_results", "document:consent_form",
+                                      "consent_verified"]
 
 
 def test_acceptance_needs_a_department_with_specialists_today() -> None:
     case, _ = given_submitted()
     case, _ = receive(case, DocumentKind.APPLICATION_FORM)
     case, _ = receive(case, DocumentKind.REFERRAL_LETTER)
+    case, _ = receive(case, DocumentKind.TEST_RESULTS)
     with pytest.raises(CommandRejected) as rejected:
         domain.screen(ScreenCase(CASE_ID, accept=True, physician="dr-1"), case, frozenset({"pediatrics"}))
     assert rejected.value.details == ["specialist_for:cardiology"]
@@ -163,6 +207,7 @@ def test_a_complete_case_is_accepted_with_department_and_mode() -> None:
     case, _ = given_submitted(mode=Mode.ONLINE)
     case, _ = receive(case, DocumentKind.APPLICATION_FORM)
     case, _ = receive(case, DocumentKind.REFERRAL_LETTER)
+    case, _ = receive(case, DocumentKind.TEST_RESULTS)
     events = domain.screen(ScreenCase(CASE_ID, accept=True, physician="dr-1"), case, DEPARTMENTS)
     assert events == [CaseAccepted(case_id=CASE_ID, department="cardiology", mode=Mode.ONLINE, screened_by="dr-1")]
     accepted = fold([*given_submitted(mode=Mode.ONLINE)[1], *events])

@@ -102,6 +102,18 @@ async def test_a_document_is_appended_after_the_submission(store: InMemoryEventS
                                          kind=DocumentKind.REFERRAL_LETTER, received_on=date(2026, 12, 2))]
 
 
+
+async def test_a_second_document_of_a_kind_is_recorded_as_a_copy_of_the_first(store: InMemoryEventStore) -> None:
+    first = DocumentReceived(case_id=CASE_ID, document_id=uuid.uuid4(), kind=DocumentKind.TEST_RESULTS,
+                             received_on=date(2026, 12, 2))
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted(), first])
+    again = ReceiveDocument(case_id=CASE_ID, document_id=uuid.uuid4(), kind=DocumentKind.TEST_RESULTS,
+                            received_on=date(2026, 12, 3))
+    await handle(store, again)
+    assert store.new_events() == [DocumentReceived(case_id=CASE_ID, document_id=again.document_id,
+                                                   kind=DocumentKind.TEST_RESULTS, received_on=date(2026, 12, 3),
+                                                   copy_of=first.document_id)]
+
 def submission(department: str = "cardiology") -> SubmitCase:
     return SubmitCase(
         case_id=CASE_ID, requester_relationship=Relationship.SELF, requester=Person(name="Hanako Zzyzx"),

@@ -9,7 +9,7 @@ from importlib.resources import files
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,10 +21,10 @@ from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool
 from eventkit.runtime import ServiceRuntime
 from reporting import domain
-from reporting.commands import DraftReport, FinalizeReport, RecordDelivery
+from reporting.commands import AmendReport, DraftReport, FinalizeReport, RecordDelivery
 from reporting.queries import ReportingQueries
 from reporting.repository import REPORTS
-from secondopinion_contracts.codes import DeliveryChannel
+from secondopinion_contracts.codes import AmendmentReason, DeliveryChannel
 
 router = APIRouter()
 
@@ -49,6 +49,15 @@ class DraftIn(Strict):
                                   description="The opinion for the attending physician (kept in reporting only).")]
 
 
+class AmendmentIn(Strict):
+    physician: StaffId = Field(description="Staff id of the physician who amends the final report.")
+    summary: Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"^[^\x00]*$",
+                                  description="The amended opinion in full (the earlier version stays readable).")]
+    reason: AmendmentReason
+    note: Annotated[str, Field(min_length=1, max_length=2_000, pattern=r"^[^\x00]*$",
+                               description="Why, in the physician's words (kept in reporting only).")]
+
+
 class DeliveryIn(Strict):
     channel: DeliveryChannel
 
@@ -58,6 +67,7 @@ class ReportResult(BaseModel):
     report_id: UUID | None
     status: str
     draft_number: int
+    report_version: int = Field(0, description="0 while drafted, 1 once final, 2 and on once amended.")
     case_closed: bool
     events: list[str]
 
@@ -76,8 +86,8 @@ async def _report(runtime: ServiceRuntime, case_id: UUID) -> tuple[domain.Opinio
 async def _result(runtime: ServiceRuntime, case_id: UUID, recorded: list[RecordedEvent]) -> ReportResult:
     report, _ = await _report(runtime, case_id)
     return ReportResult(case_id=case_id, report_id=report.report_id, status=report.status.value,
-                        draft_number=report.draft_number, case_closed=report.closed,
-                        events=[event.name for event in recorded])
+                        draft_number=report.draft_number, report_version=report.version,
+                        case_closed=report.closed, events=[event.name for event in recorded])
 
 
 # --- the opinion report --------------------------------------------------------------------------------------
@@ -94,6 +104,17 @@ async def draft_report(case_id: UUID, body: DraftIn, actor: Physician, handle: H
 @router.post("/cases/{case_id}/report/finalize", response_model=ReportResult, tags=["report"])
 async def finalize_report(case_id: UUID, actor: Physician, handle: Handle, runtime: Runtime) -> ReportResult:
     recorded = await handle(FinalizeReport(case_id=case_id), command_context(actor, case_id, "FinalizeReport"))
+    return await _result(runtime, case_id, recorded)
+
+
+@router.post("/cases/{case_id}/report/amendments", status_code=201, response_model=ReportResult, tags=["report"])
+async def amend_report(case_id: UUID, body: AmendmentIn, actor: Physician, handle: Handle,
+                       runtime: Runtime) -> ReportResult:
+    """Amend the final report: a new version, final at once, with who, when and why; the earlier versions stay
+    readable (`GET .../report/versions/{n}`). The desk then records its delivery again, as for the first."""
+    command = AmendReport(case_id=case_id, physician_id=body.physician, summary=body.summary, reason=body.reason,
+                          note=body.note)
+    recorded = await handle(command, command_context(actor, case_id, "AmendReport"))
     return await _result(runtime, case_id, recorded)
 
 
@@ -114,17 +135,42 @@ async def get_report(case_id: UUID, actor: ReportReader, runtime: Runtime, q: Qu
         raise NotFound(f"no report has been drafted for case {case_id}")
     draft = await q.latest_draft(case_id)
     assert draft is not None
+    versions = await q.versions(case_id) if report.version else []
+    current = versions[-1] if versions else {"summary": draft["summary"], "erased_on": draft["erased_on"]}
     async with q.pool.acquire() as conn:
         await record_access(conn, actor, case_id, "read_opinion_report")
     return {
         "case_id": case_id, "report_id": report.report_id, "status": report.status.value,
-        "draft_number": report.draft_number, "physician_id": report.physician_id, "summary": draft["summary"],
-        "summary_erased_on": draft["erased_on"], "drafted_at": draft["drafted_at"],
+        "draft_number": report.draft_number, "physician_id": report.physician_id, "summary": current["summary"],
+        "summary_erased_on": current["erased_on"], "drafted_at": draft["drafted_at"],
         "consultation": {"mode": report.consultation_mode, "consulted_on": report.consulted_on},
-        "finalized_on": report.finalized_on,
-        "delivery": {"channel": report.delivery_channel, "delivered_on": report.delivered_on},
+        "finalized_on": report.finalized_on, "report_version": report.version,
+        "versions": [_version_entry(entry, report) for entry in versions],
+        "delivery": {"channel": report.delivery_channel, "delivered_on": report.delivered_on,
+                     "report_version": report.delivered_version},
         "fee_settled": report.fee_settled, "closed_on": report.closed_on, "version": version,
     }
+
+
+def _version_entry(entry: dict[str, Any], report: domain.OpinionReport) -> dict[str, Any]:
+    """One version of the final report without its text: who, when, why."""
+    return {"report_version": entry["version"], "physician_id": entry["physician_id"], "at": entry["at"],
+            "reason": entry["reason"], "note": entry["note"], "current": entry["version"] == report.version}
+
+
+@router.get("/cases/{case_id}/report/versions/{report_version}", tags=["report"])
+async def get_report_version(case_id: UUID, report_version: Annotated[int, Path(ge=1, le=10_000)],
+                             actor: ReportReader, runtime: Runtime, q: Queries) -> dict[str, Any]:
+    """One version of the final report as it was: 1 is the report as first finalized, 2 and on its amendments."""
+    report, _ = await _report(runtime, case_id)
+    entry = next((v for v in await q.versions(case_id) if v["version"] == report_version), None)
+    if entry is None or report_version > report.version:
+        raise NotFound(f"case {case_id} has no final report version {report_version}")
+    async with q.pool.acquire() as conn:
+        await record_access(conn, actor, case_id, "read_opinion_report")
+    return {"case_id": case_id, "report_version": entry["version"], "physician_id": entry["physician_id"],
+            "at": entry["at"], "reason": entry["reason"], "note": entry["note"], "summary": entry["summary"],
+            "summary_erased_on": entry["erased_on"]}
 
 
 # --- read models -------------------------------------------------------------------------------------------

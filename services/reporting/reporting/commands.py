@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from secondopinion_contracts.codes import DeliveryChannel, Mode
+from secondopinion_contracts.codes import AmendmentReason, DeliveryChannel, Mode
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,18 @@ class DraftReport:
 @dataclass(frozen=True)
 class FinalizeReport:
     case_id: UUID
+
+
+@dataclass(frozen=True)
+class AmendReport:
+    """A new version of the final report: its text, and why (a code for programs, a note in the physician's
+    words; both kept with the version)."""
+
+    case_id: UUID
+    physician_id: str
+    summary: str
+    reason: AmendmentReason
+    note: str
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ Rules (docs/domain.md, the report):
   end of the consultation, so on the consultation day) or posted to the attending physician (in person
   later, and always for online consultations);
 - when the report is delivered and the fee is settled (captured and not fully refunded), the case is
-  closed, exactly once.
+  closed, exactly once;
+- a final report is never changed: it is amended, by a new version (who, when, why) that is final at once
+  and delivered again through the same rules; the earlier versions stay readable.
 
 The facts that come from other services (consultation, payment, refund) are noted in the same stream as
 private events, so every close decision is taken on one stream under its optimistic concurrency: the
@@ -26,9 +28,23 @@ from pydantic import Field
 
 from eventkit.errors import CommandRejected
 from eventkit.events import Event, PrivateEvent
-from reporting.commands import DraftReport, FinalizeReport, NoteConsultation, NotePayment, NoteRefund, RecordDelivery
+from reporting.commands import (
+    AmendReport,
+    DraftReport,
+    FinalizeReport,
+    NoteConsultation,
+    NotePayment,
+    NoteRefund,
+    RecordDelivery,
+)
 from secondopinion_contracts.codes import DeliveryChannel, Mode
-from secondopinion_contracts.events.reporting import CaseClosed, ReportDelivered, ReportDrafted, ReportFinalized
+from secondopinion_contracts.events.reporting import (
+    CaseClosed,
+    ReportAmended,
+    ReportDelivered,
+    ReportDrafted,
+    ReportFinalized,
+)
 
 
 class ConsultationNoted(PrivateEvent):
@@ -81,6 +97,8 @@ class OpinionReport:
     finalized_on: date | None = None
     delivery_channel: DeliveryChannel | None = None
     delivered_on: date | None = None
+    version: int = 0  # 1 once finalized, 2 and on once amended
+    delivered_version: int | None = None
     captured_invoices: frozenset[UUID] = frozenset()
     fully_refunded_invoices: frozenset[UUID] = frozenset()
     closed_on: date | None = None
@@ -97,7 +115,8 @@ class OpinionReport:
 
     @property
     def delivered(self) -> bool:
-        return self.status is ReportStatus.DELIVERED
+        """Some version reached its reader (an amendment awaiting delivery does not undo that)."""
+        return self.delivered_version is not None
 
     @property
     def closed(self) -> bool:
@@ -142,15 +161,25 @@ def record_delivery(command: RecordDelivery, report: OpinionReport, today: date)
     if report.status in (ReportStatus.NOT_STARTED, ReportStatus.DRAFTED):
         raise CommandRejected("only a finalized report can be delivered", code="report_not_final")
     if report.status is ReportStatus.DELIVERED:
-        raise CommandRejected(f"the report was already delivered ({report.delivery_channel}, {report.delivered_on})",
-                              code="report_delivered")
+        raise CommandRejected(f"version {report.version} of the report was already delivered "
+                              f"({report.delivery_channel}, {report.delivered_on})", code="report_delivered")
     refusal = channel_refusal(report, command.channel, today)
     if refusal:
         raise CommandRejected(refusal, code="channel_not_allowed")
     assert report.report_id is not None
     delivered = ReportDelivered(case_id=command.case_id, report_id=report.report_id, channel=command.channel,
-                                delivered_on=today)
+                                delivered_on=today, report_version=report.version)
     return [delivered, *_close_if_done(command.case_id, evolve(report, delivered), today)]
+
+
+def amend(command: AmendReport, report: OpinionReport, today: date) -> list[Event]:
+    """A new version of a final report; it is final at once and waits to be delivered again."""
+    if report.status not in (ReportStatus.FINALIZED, ReportStatus.DELIVERED):
+        raise CommandRejected("only a finalized report can be amended; a draft is redrafted instead",
+                              code="report_not_final")
+    assert report.report_id is not None
+    return [ReportAmended(case_id=command.case_id, report_id=report.report_id, report_version=report.version + 1,
+                          physician_id=command.physician_id, reason=command.reason, amended_on=today)]
 
 
 def note_consultation(command: NoteConsultation, report: OpinionReport) -> list[Event]:
@@ -189,10 +218,13 @@ def evolve(report: OpinionReport, event: Event) -> OpinionReport:
             return replace(report, status=ReportStatus.DRAFTED, report_id=event.report_id,
                            draft_number=event.draft_number, physician_id=event.physician_id)
         case ReportFinalized():
-            return replace(report, status=ReportStatus.FINALIZED, finalized_on=event.finalized_on)
+            return replace(report, status=ReportStatus.FINALIZED, finalized_on=event.finalized_on, version=1)
+        case ReportAmended():
+            return replace(report, status=ReportStatus.FINALIZED, version=event.report_version,
+                           physician_id=event.physician_id)
         case ReportDelivered():
             return replace(report, status=ReportStatus.DELIVERED, delivery_channel=event.channel,
-                           delivered_on=event.delivered_on)
+                           delivered_on=event.delivered_on, delivered_version=event.report_version)
         case CaseClosed():
             return replace(report, closed_on=event.closed_on)
     return report

@@ -18,6 +18,7 @@ from eventkit.events import Event, RecordedEvent
 from eventkit.unit_of_work import Loaded, UnitOfWork
 from reporting import domain
 from reporting.commands import (
+    AmendReport,
     DraftReport,
     EraseReportTexts,
     FinalizeReport,
@@ -27,7 +28,7 @@ from reporting.commands import (
     RecordDelivery,
 )
 from reporting.repository import REPORTS, CaseFiles
-from secondopinion_contracts.events.reporting import ReportDrafted
+from secondopinion_contracts.events.reporting import ReportAmended, ReportDrafted
 
 Decide = Callable[[domain.OpinionReport], list[Event]]
 
@@ -68,6 +69,15 @@ async def finalize_report(command: FinalizeReport, uow: UnitOfWork, *, files: Ca
                          lambda report: domain.finalize(command, report, tokyo_date(clock())), known_case=True)
 
 
+async def amend_report(command: AmendReport, uow: UnitOfWork, *, files: CaseFiles, clock: Clock) -> list[RecordedEvent]:
+    report = await _locked_report(uow, files, command.case_id, known_case=True)
+    events = domain.amend(command, report.state, tokyo_date(clock()))
+    amended = next(event for event in events if isinstance(event, ReportAmended))
+    await files.save_amendment(uow, command.case_id, amended, command.summary, command.note)
+    uow.save(report, events)
+    return await uow.commit()
+
+
 async def record_delivery(command: RecordDelivery, uow: UnitOfWork, *, files: CaseFiles,
                           clock: Clock) -> list[RecordedEvent]:
     return await _decide(uow, files, command.case_id,
@@ -101,6 +111,7 @@ async def erase_report_text_when_personal_data_erased(command: EraseReportTexts,
 HANDLERS: dict[type, Callable[..., Any]] = {
     DraftReport: draft_report,
     FinalizeReport: finalize_report,
+    AmendReport: amend_report,
     RecordDelivery: record_delivery,
     NoteConsultation: note_consultation_when_consultation_completed,
     NotePayment: close_case_when_payment_captured,

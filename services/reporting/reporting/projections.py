@@ -85,6 +85,7 @@ facts AS (
         bool_or(event_name = 'DocumentReceived') AS any_document,
         bool_or(event_name = 'DocumentReceived' AND data->>'kind' = 'application_form') AS application_form,
         bool_or(event_name = 'DocumentReceived' AND data->>'kind' = 'referral_letter') AS referral_letter,
+        bool_or(event_name = 'DocumentReceived' AND data->>'kind' = 'test_results') AS test_results,
         bool_or(event_name = 'ConsentVerified') AS consent_verified,
         bool_or(event_name = 'CaseAccepted') AS accepted,
         bool_or(event_name = 'CaseDeclined') AS declined,
@@ -134,7 +135,7 @@ SELECT case_id,
         WHEN consulted THEN 'consulted'
         WHEN last_appointment_event IN ('SlotConfirmed', 'AppointmentRescheduled') THEN 'confirmed'
         WHEN accepted OR last_appointment_event IS NOT NULL THEN 'scheduling'
-        WHEN application_form AND referral_letter AND consent_verified THEN 'screening'
+        WHEN application_form AND referral_letter AND test_results AND consent_verified THEN 'screening'
         WHEN any_document THEN 'awaiting_documents'
         WHEN submitted THEN 'submitted'
         ELSE 'unknown'  -- only events that follow the submission have arrived so far

@@ -18,6 +18,21 @@ from reporting.projections import BOARD_COLUMNS, STAGES, board_row
 class ReportingQueries:
     pool: asyncpg.Pool
 
+    async def versions(self, case_id: UUID) -> list[dict[str, Any]]:
+        """Every version of the final report, oldest first: 1 is the last draft as finalized, then each
+        amendment with who, when and why."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """(SELECT 1 AS version, physician_id, NULL AS reason, NULL AS note, summary, drafted_at AS at,
+                           erased_on
+                    FROM report_drafts WHERE case_id = $1 ORDER BY draft_number DESC LIMIT 1)
+                   UNION ALL
+                   (SELECT version, physician_id, reason, note, summary, amended_at AS at, erased_on
+                    FROM report_versions WHERE case_id = $1)
+                   ORDER BY version""",
+                case_id)
+        return [dict(row) for row in rows]
+
     async def latest_draft(self, case_id: UUID) -> asyncpg.Record | None:
         async with self.pool.acquire() as conn:
             row: asyncpg.Record | None = await conn.fetchrow(

@@ -21,6 +21,7 @@ from eventkit.unit_of_work import UnitOfWork, connection_of
 from reporting import domain
 from secondopinion_contracts import CloudEvent, EventData
 from secondopinion_contracts.events import reporting as reporting_events
+from secondopinion_contracts.events.reporting import ReportAmended
 
 SERVICE = "reporting"
 EVENT_TYPES = EventTypes.of(*reporting_events.EVENTS, *domain.PRIVATE_EVENTS)
@@ -125,12 +126,25 @@ async def save_draft(conn: Conn, case_id: UUID, draft_number: int, report_id: UU
     )
 
 
+async def save_amendment(conn: Conn, case_id: UUID, amended: ReportAmended, summary: str, note: str) -> None:
+    await conn.execute(
+        """INSERT INTO report_versions (case_id, version, report_id, physician_id, reason, summary, note)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        case_id, amended.report_version, amended.report_id, amended.physician_id, amended.reason.value, summary, note,
+    )
+
+
 async def erase_report_texts(conn: Conn, case_id: UUID, erased_on: date) -> int:
-    """Forget the report's text (every draft) of a case whose personal data was erased; ids and history stay."""
-    result: str = await conn.execute(
+    """Forget the report's text (every draft and amendment) of a case whose personal data was erased; ids and
+    history stay."""
+    drafts: str = await conn.execute(
         "UPDATE report_drafts SET summary = NULL, erased_on = $2 WHERE case_id = $1 AND summary IS NOT NULL",
         case_id, erased_on)
-    return int(result.split()[-1])
+    amendments: str = await conn.execute(
+        """UPDATE report_versions SET summary = NULL, note = NULL, erased_on = $2
+           WHERE case_id = $1 AND summary IS NOT NULL""",
+        case_id, erased_on)
+    return int(drafts.split()[-1]) + int(amendments.split()[-1])
 
 
 class CaseFiles(Protocol):
@@ -143,6 +157,9 @@ class CaseFiles(Protocol):
 
     async def save_draft(self, uow: UnitOfWork, case_id: UUID, draft_number: int, report_id: UUID,
                          physician_id: str, summary: str) -> None: ...
+
+    async def save_amendment(self, uow: UnitOfWork, case_id: UUID, amended: ReportAmended, summary: str,
+                             note: str) -> None: ...
 
     async def erase_texts(self, uow: UnitOfWork, case_id: UUID, erased_on: date) -> None: ...
 
@@ -159,6 +176,10 @@ class PostgresCaseFiles:
     async def save_draft(self, uow: UnitOfWork, case_id: UUID, draft_number: int, report_id: UUID,
                          physician_id: str, summary: str) -> None:
         await save_draft(await connection_of(uow), case_id, draft_number, report_id, physician_id, summary)
+
+    async def save_amendment(self, uow: UnitOfWork, case_id: UUID, amended: ReportAmended, summary: str,
+                             note: str) -> None:
+        await save_amendment(await connection_of(uow), case_id, amended, summary, note)
 
     async def erase_texts(self, uow: UnitOfWork, case_id: UUID, erased_on: date) -> None:
         await erase_report_texts(await connection_of(uow), case_id, erased_on)

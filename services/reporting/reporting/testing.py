@@ -43,6 +43,7 @@ from secondopinion_contracts.codes import (
     WithdrawalReason,
 )
 from secondopinion_contracts.events import billing, intake, scheduling
+from secondopinion_contracts.events.reporting import ReportAmended
 
 PHYSICIAN = bearer("physician", subject="dr-sato")
 COORDINATOR = bearer("coordinator", subject="coord-7")
@@ -151,7 +152,8 @@ class Case:
         return intake.DocumentReceived(case_id=self.case_id, document_id=uuid.uuid4(), kind=kind, received_on=on)
 
     def documents(self, on: date) -> list[EventData]:
-        return [self.document(DocumentKind.APPLICATION_FORM, on), self.document(DocumentKind.REFERRAL_LETTER, on)]
+        return [self.document(DocumentKind.APPLICATION_FORM, on), self.document(DocumentKind.REFERRAL_LETTER, on),
+                self.document(DocumentKind.TEST_RESULTS, on)]
 
     def accepted(self) -> intake.CaseAccepted:
         return intake.CaseAccepted(case_id=self.case_id, department=self.department, mode=self.mode,
@@ -416,6 +418,7 @@ class InMemoryCaseFiles:
 
     known_cases: set[uuid.UUID] = field(default_factory=set)
     drafts: dict[tuple[uuid.UUID, int], str | None] = field(default_factory=dict)
+    amendments: dict[tuple[uuid.UUID, int], str | None] = field(default_factory=dict)
     locked: list[uuid.UUID] = field(default_factory=list)
 
     async def lock(self, uow: UnitOfWork, case_id: uuid.UUID) -> None:
@@ -428,7 +431,12 @@ class InMemoryCaseFiles:
                          physician_id: str, summary: str) -> None:
         self.drafts[case_id, draft_number] = summary
 
+    async def save_amendment(self, uow: UnitOfWork, case_id: uuid.UUID, amended: ReportAmended, summary: str,
+                             note: str) -> None:
+        self.amendments[case_id, amended.report_version] = summary
+
     async def erase_texts(self, uow: UnitOfWork, case_id: uuid.UUID, erased_on: date) -> None:
-        for key in self.drafts:
-            if key[0] == case_id:
-                self.drafts[key] = None
+        for texts in (self.drafts, self.amendments):
+            for key in texts:
+                if key[0] == case_id:
+                    texts[key] = None

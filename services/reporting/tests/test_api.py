@@ -151,6 +151,101 @@ async def test_the_report_text_is_erased_with_the_patient_s_personal_data(report
     assert timeline["events"][-1]["event"] == "PersonalDataErased"
 
 
+AMENDED_OPINION = "Zzyzx-amended: catheter treatment, with the dose corrected"
+
+
+async def amend(reporting: Reporting, case: Case, **changes: str) -> httpx.Response:
+    body = {"physician": "dr-kato", "summary": AMENDED_OPINION, "reason": "correction",
+            "note": "Zzyzx-note: the dose was mistyped", **changes}
+    return await reporting.client.post(f"/cases/{case.case_id}/report/amendments", json=body, headers=PHYSICIAN)
+
+
+async def test_a_final_report_is_amended_as_a_new_version_and_delivered_again(reporting: Reporting) -> None:
+    case = Case("cardiology", Mode.IN_PERSON)
+    await reporting.consulted(case, paid=True)
+    await reporting.draft(case)
+    before = await reporting.stored_events()
+    too_early = await amend(reporting, case)
+    assert (too_early.status_code, too_early.json()["code"]) == (409, "report_not_final")
+    assert await reporting.stored_events() == before
+    await reporting.finalize(case)
+    assert (await reporting.deliver(case, "handed_to_patient")).json()["case_closed"] is True
+
+    reporting.desk.clock.set_tokyo(date(2026, 10, 13))
+    amended = await amend(reporting, case)
+    assert amended.status_code == 201, amended.text
+    assert (amended.json()["events"], amended.json()["report_version"]) == (["ReportAmended"], 2)
+    report = (await reporting.client.get(f"/cases/{case.case_id}/report")).json()
+    assert (report["status"], report["report_version"], report["summary"]) == ("finalized", 2, AMENDED_OPINION)
+    assert report["delivery"] == {"channel": "handed_to_patient", "delivered_on": "2026-10-08", "report_version": 1}
+    assert [(v["report_version"], v["physician_id"], v["reason"], v["current"]) for v in report["versions"]] == [
+        (1, "dr-sato", None, False), (2, "dr-kato", "correction", True)]
+    first = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/1")).json()
+    assert first["summary"] == SECRET_OPINION, "the earlier version stays readable"
+    second = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/2")).json()
+    assert (second["summary"], second["note"]) == (AMENDED_OPINION, "Zzyzx-note: the dose was mistyped")
+    assert (await reporting.client.get(f"/cases/{case.case_id}/report/versions/3")).status_code == 404
+
+    handed_late = await reporting.deliver(case, "handed_to_patient")
+    assert (handed_late.status_code, handed_late.json()["code"]) == (409, "channel_not_allowed")
+    posted = await reporting.deliver(case, "posted_to_attending_physician")
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["events"] == ["ReportDelivered"], "the case was closed once, by the first delivery"
+    again = await reporting.deliver(case, "posted_to_attending_physician")
+    assert (again.status_code, again.json()["code"]) == (409, "report_delivered")
+
+    await reporting.bus.wait_for(lambda envelopes: len(envelopes) >= 6)
+    await settle_quietly()
+    names = [envelope.event_name for envelope in reporting.bus.envelopes]
+    assert names == ["ReportDrafted", "ReportFinalized", "ReportDelivered", "CaseClosed", "ReportAmended",
+                     "ReportDelivered"]
+    for envelope in reporting.bus.envelopes:
+        assert_valid(envelope)
+    assert all(b"Zzyzx" not in message.body for message in reporting.bus.messages), "texts never leave reporting"
+    _, _, delivered, _, amendment, redelivered = reporting.bus.envelopes
+    assert delivered.data["report_version"] == 1
+    assert amendment.data == {"case_id": str(case.case_id), "report_id": report["report_id"], "report_version": 2,
+                              "physician_id": "dr-kato", "reason": "correction", "amended_on": "2026-10-13"}
+    assert amendment.actorid == "dr-sato", "the token's subject: the physician who asked"
+    assert (redelivered.data["report_version"], redelivered.data["channel"]) == (2, "posted_to_attending_physician")
+
+    await reporting.desk.settle()
+    timeline = (await reporting.client.get(f"/cases/{case.case_id}/timeline")).json()["events"]
+    history = [(entry["event"], entry["data"].get("report_version")) for entry in timeline
+               if entry["event"].startswith("Report")]
+    assert history == [("ReportDrafted", None), ("ReportFinalized", None), ("ReportDelivered", 1),
+                       ("ReportAmended", 2), ("ReportDelivered", 2)]
+
+
+async def test_an_amendment_s_text_and_note_are_erased_with_the_patient_s_personal_data(
+        reporting: Reporting) -> None:
+    case = Case("cardiology", Mode.IN_PERSON)
+    await reporting.consulted(case)
+    await reporting.draft(case)
+    await reporting.finalize(case)
+    assert (await amend(reporting, case)).status_code == 201
+    await reporting.desk.publish(intake.PersonalDataErased(case_id=case.case_id, erased_on=date(2031, 10, 9)))
+    await reporting.desk.settle()
+    report = (await reporting.client.get(f"/cases/{case.case_id}/report")).json()
+    assert (report["summary"], report["summary_erased_on"]) == (None, "2031-10-09")
+    second = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/2")).json()
+    assert (second["summary"], second["note"], second["reason"]) == (None, None, "correction")
+    texts = await fetch(reporting.database, "SELECT summary, note FROM report_versions WHERE case_id = $1",
+                        case.case_id)
+    assert [tuple(row) for row in texts] == [(None, None)]
+
+
+@pytest.mark.parametrize("changes", [{"reason": "whim"}, {"note": ""}, {"summary": ""}, {"physician": "dr kato"}])
+async def test_malformed_amendments_get_422_and_record_nothing(reporting: Reporting, changes: dict[str, str]) -> None:
+    case = Case("cardiology", Mode.IN_PERSON)
+    await reporting.consulted(case)
+    await reporting.draft(case)
+    await reporting.finalize(case)
+    before = await reporting.stored_events()
+    assert (await amend(reporting, case, **changes)).status_code == 422
+    assert await reporting.stored_events() == before
+
+
 async def test_an_online_report_cannot_be_handed_over_and_the_refusal_records_nothing(reporting: Reporting) -> None:
     case = Case("oncology", Mode.ONLINE)
     await reporting.consulted(case)

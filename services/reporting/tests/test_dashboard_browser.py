@@ -119,7 +119,8 @@ async def test_cases_move_across_the_board_and_the_page_shows_timeline_and_kpis(
             case = Case("cardiology", Mode.IN_PERSON, case_id=uuid.UUID(submitted.json()["case_id"]))
             await expect_in_column(page, "submitted", case.case_id)
 
-            for kind, column in (("application_form", "awaiting_documents"), ("referral_letter", "screening")):
+            for kind, column in (("application_form", "awaiting_documents"), ("referral_letter", "awaiting_documents"),
+                                 ("test_results", "screening")):
                 received = await intake.post(f"/cases/{case.case_id}/documents",
                                              json={"kind": kind, "received_on": "2026-10-02"})
                 assert received.status_code == 201, received.text

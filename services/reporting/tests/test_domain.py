@@ -12,9 +12,23 @@ from eventkit.errors import CommandRejected
 from eventkit.events import Event
 from reporting import domain
 from reporting.business_calendar import business_days_between, calendar_days, is_business_day
-from reporting.commands import DraftReport, FinalizeReport, NoteConsultation, NotePayment, NoteRefund, RecordDelivery
-from secondopinion_contracts.codes import DeliveryChannel, Mode
-from secondopinion_contracts.events.reporting import CaseClosed, ReportDelivered, ReportDrafted, ReportFinalized
+from reporting.commands import (
+    AmendReport,
+    DraftReport,
+    FinalizeReport,
+    NoteConsultation,
+    NotePayment,
+    NoteRefund,
+    RecordDelivery,
+)
+from secondopinion_contracts.codes import AmendmentReason, DeliveryChannel, Mode
+from secondopinion_contracts.events.reporting import (
+    CaseClosed,
+    ReportAmended,
+    ReportDelivered,
+    ReportDrafted,
+    ReportFinalized,
+)
 
 CASE_ID = uuid.uuid4()
 INVOICE_ID = uuid.uuid4()
@@ -163,6 +177,54 @@ def test_a_partial_refund_leaves_the_fee_settled() -> None:
     assert report.fee_settled
     _, events = deliver(report, DeliveryChannel.HANDED_TO_PATIENT)
     assert [event.NAME for event in events] == ["ReportDelivered", "CaseClosed"]
+
+
+def amend(report: domain.OpinionReport, today: date = LATER) -> tuple[domain.OpinionReport, list[Event]]:
+    command = AmendReport(CASE_ID, "dr-kato", "amended summary", AmendmentReason.CORRECTION, "dose was mistyped")
+    events = domain.amend(command, report, today)
+    return fold(events, report), events
+
+
+def test_only_a_final_report_is_amended_each_time_as_a_new_version() -> None:
+    assert rejected_code(lambda: amend(drafted())) == "report_not_final"
+    report = finalized()
+    assert report.version == 1
+    report, events = amend(report)
+    assert events == [ReportAmended(case_id=CASE_ID, report_id=report.report_id, report_version=2,
+                                    physician_id="dr-kato", reason=AmendmentReason.CORRECTION, amended_on=LATER)]
+    assert (report.status, report.version, report.physician_id) == (domain.ReportStatus.FINALIZED, 2, "dr-kato")
+    report, events = amend(report)
+    assert isinstance(events[0], ReportAmended)
+    assert events[0].report_version == 3
+    assert rejected_code(lambda: domain.draft(DraftReport(CASE_ID, uuid.uuid4(), "dr-sato", "x"), report)) == \
+        "report_finalized", "an amended report is not redrafted"
+
+
+def test_an_amendment_after_delivery_is_delivered_again_naming_its_version() -> None:
+    report, _ = paid(finalized())
+    report, first = deliver(report, DeliveryChannel.HANDED_TO_PATIENT)
+    assert [type(e) for e in first] == [ReportDelivered, CaseClosed]
+    assert isinstance(first[0], ReportDelivered)
+    assert first[0].report_version == 1
+    report, _ = amend(report)
+    assert report.delivered, "the case keeps its delivered report while the amendment waits"
+    assert report.delivered_version == 1
+    # Handed over only on the consultation day: later the amendment is posted, as any late report is.
+    assert rejected_code(lambda: deliver(report, DeliveryChannel.HANDED_TO_PATIENT, LATER)) == "channel_not_allowed"
+    report, again = deliver(report, DeliveryChannel.POSTED_TO_ATTENDING_PHYSICIAN, LATER)
+    assert again == [ReportDelivered(case_id=CASE_ID, report_id=report.report_id,
+                                     channel=DeliveryChannel.POSTED_TO_ATTENDING_PHYSICIAN, delivered_on=LATER,
+                                     report_version=2)], "the case was closed once, by the first delivery"
+    assert report.delivered_version == 2
+    assert rejected_code(lambda: deliver(report, DeliveryChannel.POSTED_TO_ATTENDING_PHYSICIAN, LATER)) == \
+        "report_delivered"
+
+
+def test_a_delivery_recorded_before_versions_existed_is_of_version_1() -> None:
+    report = finalized()
+    legacy = ReportDelivered.model_validate({"case_id": str(CASE_ID), "report_id": str(report.report_id),
+                                             "channel": "handed_to_patient", "delivered_on": "2026-12-01"})
+    assert fold([legacy], report).delivered_version == 1
 
 
 def test_a_refund_never_closes_a_case() -> None:

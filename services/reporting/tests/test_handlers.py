@@ -14,6 +14,7 @@ from eventkit.events import Actor, CommandContext
 from eventkit.memory import InMemoryEventStore, InMemoryUnitOfWork
 from reporting.bootstrap import bind_handlers
 from reporting.commands import (
+    AmendReport,
     DraftReport,
     EraseReportTexts,
     FinalizeReport,
@@ -23,8 +24,14 @@ from reporting.commands import (
 )
 from reporting.repository import EVENT_TYPES
 from reporting.testing import Case, InMemoryCaseFiles
-from secondopinion_contracts.codes import DeliveryChannel, Mode
-from secondopinion_contracts.events.reporting import CaseClosed, ReportDelivered, ReportDrafted, ReportFinalized
+from secondopinion_contracts.codes import AmendmentReason, DeliveryChannel, Mode
+from secondopinion_contracts.events.reporting import (
+    CaseClosed,
+    ReportAmended,
+    ReportDelivered,
+    ReportDrafted,
+    ReportFinalized,
+)
 
 CONSULTED_ON = date(2026, 12, 8)
 CASE = Case("cardiology", Mode.IN_PERSON)
@@ -92,3 +99,44 @@ async def test_an_erasure_forgets_every_draft_text_of_the_case(store: InMemoryEv
     await handle(store, files, draft("second"))
     await handle(store, files, EraseReportTexts(case_id=CASE.case_id, erased_on=date(2031, 12, 9)))
     assert files.drafts == {(CASE.case_id, 1): None, (CASE.case_id, 2): None}
+
+
+def amendment(summary: str = "Surgery after all.") -> AmendReport:
+    return AmendReport(case_id=CASE.case_id, physician_id="dr-sato", summary=summary,
+                       reason=AmendmentReason.NEW_INFORMATION, note="The new scan changes the advice.")
+
+
+async def test_a_delivered_report_is_amended_as_a_new_version_and_delivered_again(
+        store: InMemoryEventStore, files: InMemoryCaseFiles) -> None:
+    await handle(store, files, consulted())
+    await handle(store, files, draft())
+    await handle(store, files, FinalizeReport(case_id=CASE.case_id))
+    await handle(store, files, RecordDelivery(case_id=CASE.case_id, channel=DeliveryChannel.HANDED_TO_PATIENT))
+    await handle(store, files, amendment())
+    await handle(store, files, RecordDelivery(case_id=CASE.case_id,
+                                              channel=DeliveryChannel.POSTED_TO_ATTENDING_PHYSICIAN))
+    [amended] = [event for event in store.new_events() if isinstance(event, ReportAmended)]
+    assert (amended.report_version, amended.physician_id, amended.reason, amended.amended_on) == (
+        2, "dr-sato", AmendmentReason.NEW_INFORMATION, CONSULTED_ON)
+    delivered = [event.report_version for event in store.new_events() if isinstance(event, ReportDelivered)]
+    assert delivered == [1, 2]
+    assert files.amendments == {(CASE.case_id, 2): "Surgery after all."}
+
+
+async def test_a_draft_is_not_amended_and_keeps_no_amendment_text(
+        store: InMemoryEventStore, files: InMemoryCaseFiles) -> None:
+    await handle(store, files, consulted())
+    await handle(store, files, draft())
+    with pytest.raises(CommandRejected) as refused:
+        await handle(store, files, amendment())
+    assert refused.value.code == "report_not_final"
+    assert files.amendments == {}
+
+
+async def test_an_erasure_forgets_the_amended_texts_too(store: InMemoryEventStore, files: InMemoryCaseFiles) -> None:
+    await handle(store, files, consulted())
+    await handle(store, files, draft())
+    await handle(store, files, FinalizeReport(case_id=CASE.case_id))
+    await handle(store, files, amendment())
+    await handle(store, files, EraseReportTexts(case_id=CASE.case_id, erased_on=date(2031, 12, 9)))
+    assert files.amendments == {(CASE.case_id, 2): None}

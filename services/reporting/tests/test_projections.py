@@ -62,21 +62,22 @@ async def test_the_timeline_shows_every_service_s_events_in_order_with_who_did_w
     b = scripted.script["B"]
     timeline = (await scripted.client.get(f"/cases/{b.case_id}/timeline")).json()
     assert names(timeline) == [
-        "CaseSubmitted", "ConsentVerified", "DocumentReceived", "DocumentReceived", "CaseAccepted",
-        "SlotsProposed", "SlotConfirmed", "OnlineBookingRegistered", "AppointmentRescheduled", "InvoiceIssued",
+        "CaseSubmitted", "ConsentVerified", "DocumentReceived", "DocumentReceived", "DocumentReceived",
+        "CaseAccepted", "SlotsProposed", "SlotConfirmed", "OnlineBookingRegistered", "AppointmentRescheduled",
+        "InvoiceIssued",
         "ConsultationCompleted", "ReportDrafted", "ReportDrafted", "ReportFinalized", "ReportDelivered",
         "PaymentCaptured", "CaseClosed",
     ]
     events = timeline["events"]
-    assert [entry["service"] for entry in events[:5]] == ["intake"] * 5
+    assert [entry["service"] for entry in events[:6]] == ["intake"] * 6
     assert {entry["service"] for entry in events} == {"intake", "scheduling", "billing", "reporting"}
-    drafted, delivered, closed = events[11], events[14], events[16]
+    drafted, delivered, closed = events[12], events[15], events[17]
     assert drafted["actor"] == {"id": "dr-sato", "role": "physician"}
     assert drafted["data"]["draft_number"] == 1
     assert delivered["actor"] == {"id": "coord-7", "role": "coordinator"}
     assert delivered["data"]["channel"] == "posted_to_attending_physician"
     assert closed["actor"] == {"id": "reporting", "role": "system"}  # closed by the payment's arrival
-    assert closed["causation_id"] == str(events[15]["event_id"])
+    assert closed["causation_id"] == str(events[16]["event_id"])
     assert closed["data"]["closed_on"] == "2026-10-20"
     assert "case_id" not in drafted["data"]
     assert timeline["case"]["stage"] == "closed"

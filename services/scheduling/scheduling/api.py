@@ -34,12 +34,12 @@ from scheduling.handlers import OpenedSlots
 from scheduling.queries import ScheduleQueries
 from scheduling.repository import CASE_STREAM
 from secondopinion_contracts.codes import CancellationReason, CancelledBy, RescheduleReason
-from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
+from secondopinion_contracts.departments import DepartmentCode
 
 router = APIRouter()
 
 MAX_RANGE_DAYS = 366
-Department = Annotated[str, Path(pattern=DEPARTMENT_PATTERN, description="Department code, e.g. cardiology")]
+Department = Annotated[DepartmentCode, Path(description="Department code (intake's GET /departments), e.g. cardiology")]
 StaffId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
 FromDate = Annotated[date | None, Query(alias="from", description="First day (Asia/Tokyo); default today")]
 ToDate = Annotated[date | None, Query(alias="to", description="Last day, inclusive")]
@@ -247,11 +247,12 @@ async def get_case_appointment(case_id: UUID, _: Reader, q: Queries) -> dict[str
 @router.get("/appointments", tags=["appointments"])
 async def day_list(_: Reader, now: Now, q: Queries,
                    day: Annotated[date | None, Query(alias="date", description="Asia/Tokyo; default today")] = None,
-                   department: Annotated[str | None, Query(pattern=DEPARTMENT_PATTERN)] = None,
+                   department: DepartmentCode | None = None,
+                   physician: Annotated[StaffId | None, Query(description="The physician's staff id")] = None,
                    status: Literal["booked", "cancelled", "completed", "no_show"] | None = None) -> dict[str, Any]:
-    """The day's appointments for the desk, in start order."""
+    """The day's appointments for the desk, in start order; of one department or physician if asked."""
     day = day or tokyo_date(now)
-    return {"date": day, "appointments": await q.day(day, department, status)}
+    return {"date": day, "appointments": await q.day(day, department, status, physician)}
 
 
 @router.get("/appointments/{appointment_id}", tags=["appointments"])

@@ -468,15 +468,15 @@ def cancel(command: CancelAppointment, case: CaseSchedule) -> Decision:
 
 
 def complete(command: CompleteConsultation, case: CaseSchedule, now: datetime) -> list[Event]:
-    """The consultation took place: on or after its day; online only once booked on CLINICS, in person only
-    once the fee was paid at the counter (it is paid before the consultation)."""
+    """The consultation took place: not before the appointment's start (an online one is charged to the card
+    on completion); online only once booked on CLINICS, in person only once the fee was paid at the counter
+    (it is paid before the consultation)."""
     appointment = _current_booked(case, command.appointment_id, "complete the consultation")
     mode = case.mode
     assert mode is not None
-    day = tokyo_date(appointment.start)
     missing: list[str] = []
-    if tokyo_date(now) < day:
-        missing.append(f"consultation_day:{day.isoformat()}")
+    if now < appointment.start:
+        missing.append(f"consultation_start:{appointment.start.isoformat()}")
     if mode is Mode.ONLINE and appointment.clinics_booking_ref is None:
         missing.append("online_booking_registered")
     if mode is Mode.IN_PERSON and not case.fee_paid:

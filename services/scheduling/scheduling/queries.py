@@ -105,10 +105,11 @@ class ScheduleQueries:
                 "SELECT case_id FROM appointment_view WHERE appointment_id = $1", appointment_id)
         return case_id
 
-    async def day(self, day: date, department: str | None, status: str | None) -> list[dict[str, Any]]:
+    async def day(self, day: date, department: str | None, status: str | None,
+                  physician: str | None = None) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"""{_APPOINTMENT_SELECT} WHERE a.local_date = $1 AND ($2::text IS NULL OR a.department = $2)
-                      AND ($3::text IS NULL OR a.status = $3)
-                    ORDER BY a.starts_at, a.physician_id""", day, department, status)
+                      AND ($3::text IS NULL OR a.status = $3) AND ($4::text IS NULL OR a.physician_id = $4)
+                    ORDER BY a.starts_at, a.physician_id""", day, department, status, physician)
         return [_appointment_row(row) for row in rows]

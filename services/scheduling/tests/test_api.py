@@ -250,8 +250,9 @@ async def test_in_person_from_case_accepted_to_consultation_completed(desk: Desk
 
     early = await desk.client.post(f"/appointments/{appointment_id}/complete")
     assert early.status_code == 409
-    assert early.json()["reasons"] == ["consultation_day:2026-12-08", "fee_paid"]
-    desk.clock.set_tokyo(CONSULTATION_DAY, time(13, 40))
+    assert early.json()["code"] == "not_ready"
+    assert early.json()["reasons"] == ["consultation_start:2026-12-08T05:00:00+00:00", "fee_paid"]
+    desk.clock.set_tokyo(CONSULTATION_DAY, time(14, 10))
     unpaid = await desk.client.post(f"/appointments/{appointment_id}/complete")
     assert unpaid.status_code == 409
     assert unpaid.json()["reasons"] == ["fee_paid"]
@@ -291,6 +292,13 @@ async def test_online_from_case_accepted_to_consultation_completed(desk: Desk, b
     assert (await desk.client.post(f"/appointments/{appointment_id}/online-booking",
                                    json={"clinics_booking_ref": "has spaces"})).status_code == 422
     assert (await desk.client.post(f"/appointments/{appointment_id}/slip")).status_code == 409
+    desk.clock.set_tokyo(CONSULTATION_DAY, time(9, 59))
+    events_before = await desk.event_count()
+    before_start = await desk.client.post(f"/appointments/{appointment_id}/complete")
+    assert before_start.status_code == 409, "completing it would charge the patient's card"
+    assert before_start.json()["reasons"] == ["consultation_start:2026-12-08T01:00:00+00:00"]
+    assert await desk.event_count() == events_before
+    desk.clock.set_tokyo(CONSULTATION_DAY, time(10, 30))
     completed = await desk.client.post(f"/appointments/{appointment_id}/complete")
     assert completed.status_code == 200, completed.text
     envelopes = await published(bus, case_id, ["SlotsProposed", "SlotConfirmed", "OnlineBookingRegistered",
@@ -507,6 +515,47 @@ async def test_events_arriving_out_of_order_or_twice_are_handled_by_what_they_me
 
 
 # --- bad input ----------------------------------------------------------------------------------------
+
+async def test_the_day_list_narrows_to_a_department_or_a_physician(desk: Desk) -> None:
+    booked: dict[tuple[str, str], str] = {}
+    for department, physician, at in (("cardiology", "dr-sato", "10:00"), ("cardiology", "dr-ito", "11:00"),
+                                      ("pediatrics", "dr-sato", "14:00")):
+        case_id = await desk.accept_case(department=department)
+        [slot] = await desk.open_slots(times=(at,), physician=physician, department=department)
+        assert (await desk.propose(case_id, slot)).status_code == 201
+        confirmed = await desk.confirm(case_id, slot)
+        assert confirmed.status_code == 201, confirmed.text
+        booked[(department, physician)] = confirmed.json()["appointment_id"]
+
+    async def listed(**params: str) -> list[str]:
+        response = await desk.client.get("/appointments", params={"date": CONSULTATION_DAY, **params})
+        assert response.status_code == 200, response.text
+        return [row["appointment_id"] for row in response.json()["appointments"]]
+
+    assert await listed() == [booked[("cardiology", "dr-sato")], booked[("cardiology", "dr-ito")],
+                              booked[("pediatrics", "dr-sato")]]
+    assert await listed(physician="dr-sato") == [booked[("cardiology", "dr-sato")], booked[("pediatrics", "dr-sato")]]
+    assert await listed(department="cardiology", physician="dr-ito") == [booked[("cardiology", "dr-ito")]]
+    assert await listed(department="pediatrics", physician="dr-ito") == []
+    bad = await desk.client.get("/appointments", params={"date": CONSULTATION_DAY, "physician": "dr sato; --"})
+    assert bad.status_code == 422
+
+
+async def test_a_department_that_is_not_a_code_gets_422_naming_the_codes(desk: Desk) -> None:
+    before = await desk.event_count()
+    for response in (
+        await desk.client.post("/departments/循環器内科/slots", json={
+            "physician_id": "dr-sato", "from": CONSULTATION_DAY, "to": CONSULTATION_DAY, "start_times": ["10:00"],
+            "duration_minutes": 60}),
+        await desk.client.get("/departments/循環器内科/slots"),
+        await desk.client.get("/appointments", params={"date": CONSULTATION_DAY, "department": "循環器内科"}),
+    ):
+        assert response.status_code == 422, response.text
+        [error] = response.json()["detail"]
+        assert "for 循環器内科 use 'cardiology'" in error["msg"]
+        assert "Department codes: cardiology, cardiovascular_surgery" in error["msg"]
+    assert await desk.event_count() == before
+
 
 async def test_bad_input_gets_4xx_with_a_reason_and_records_nothing(desk: Desk) -> None:
     case_id, appointment, slots = await desk.book()

@@ -336,12 +336,18 @@ def test_a_case_is_confirmed_once() -> None:
 
 # --- after confirmation ------------------------------------------------------------------------------
 
-def test_an_in_person_consultation_is_completed_only_on_its_day_and_after_the_fee_is_paid() -> None:
+def test_an_in_person_consultation_is_completed_only_once_it_has_started_and_after_the_fee_is_paid() -> None:
     case, _ = booked(Mode.IN_PERSON)
     command = CompleteConsultation(CASE_ID, APPOINTMENT_ID)
+    start = case.appointment.start if case.appointment else None
+    assert start == on_day(9)
     with pytest.raises(CommandRejected) as early:
         domain.complete(command, case, NOW)
-    assert early.value.details == ["consultation_day:2026-12-08", "fee_paid"]
+    assert early.value.code == "not_ready"
+    assert early.value.details == [f"consultation_start:{start.isoformat()}", "fee_paid"]
+    with pytest.raises(CommandRejected) as same_day_before_start:
+        domain.complete(command, case, on_day(9) - timedelta(minutes=1))
+    assert same_day_before_start.value.details == [f"consultation_start:{start.isoformat()}", "fee_paid"]
     with pytest.raises(CommandRejected) as unpaid:
         domain.complete(command, case, on_day())
     assert unpaid.value.details == ["fee_paid"]
@@ -354,6 +360,18 @@ def test_an_in_person_consultation_is_completed_only_on_its_day_and_after_the_fe
     assert done.status is domain.CaseStatus.COMPLETED
     with pytest.raises(CommandRejected, match="the case is completed"):
         domain.complete(command, done, on_day())
+
+
+def test_an_online_consultation_is_not_completed_and_so_not_charged_before_its_start() -> None:
+    case, _ = booked(Mode.ONLINE)
+    registered = fold(domain.register_online_booking(RegisterOnlineBooking(CASE_ID, APPOINTMENT_ID, "CL-123"), case),
+                      case)
+    before_start = on_day(9) - timedelta(minutes=1)
+    with pytest.raises(CommandRejected) as early:
+        domain.complete(CompleteConsultation(CASE_ID, APPOINTMENT_ID), registered, before_start)
+    assert early.value.details == [f"consultation_start:{on_day(9).isoformat()}"]
+    assert names(domain.complete(CompleteConsultation(CASE_ID, APPOINTMENT_ID), registered, on_day(9))) == [
+        "ConsultationCompleted"]
 
 
 def test_an_online_consultation_is_completed_only_once_booked_on_clinics() -> None:
