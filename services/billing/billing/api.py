@@ -3,12 +3,11 @@ and the invoices and the day's takings to read."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from billing.domain import InvoiceStatus
 from billing.handlers import BillingHandlers
@@ -18,6 +17,7 @@ from eventkit.audit import record_access
 from eventkit.auth import allow
 from eventkit.errors import NotFound
 from eventkit.events import Actor, RecordedEvent
+from eventkit.input_policy import DeskDate, RequestModel
 from secondopinion_contracts.codes import PaymentMethod, RefundReason
 
 router = APIRouter(tags=["invoices"])
@@ -26,8 +26,8 @@ router = APIRouter(tags=["invoices"])
 Amount = Annotated[int, Field(strict=True, gt=0, le=10_000_000, description="Integer yen.")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Strict(RequestModel):
+    pass
 
 
 class PaymentIn(Strict):
@@ -151,7 +151,8 @@ async def list_invoices(_: Reader, q: Queries, case_id: UUID | None = None, stat
 
 @router.get("/takings")
 async def takings(_: Accounts, h: Handlers, q: Queries,
-                  day: Annotated[date | None, Query(alias="date", description="Asia/Tokyo; today if omitted")] = None,
+                  day: Annotated[DeskDate | None, Query(alias="date",
+                                                        description="Asia/Tokyo; today if omitted")] = None,
                   ) -> dict[str, Any]:
     """The day's takings: captured minus refunded, by payment method (Asia/Tokyo business date)."""
     return await q.takings(day or h.today())

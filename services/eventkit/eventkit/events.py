@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from eventkit.idempotency import current_request_metadata
 from secondopinion_contracts import EventData
 
 SYSTEM_ROLE = "system"
@@ -50,7 +51,8 @@ class CommandContext:
     correlation_id: str
     causation_id: str | None = None
     command: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Filled in the request's task: an idempotent request's events carry its key (eventkit.idempotency).
+    extra: dict[str, Any] = field(default_factory=current_request_metadata)
 
     def metadata(self) -> dict[str, Any]:
         return {
