@@ -43,12 +43,12 @@ async def service_app(service: str, database: str, rabbitmq_url: str, **settings
 
         yield build_intake(IntakeSettings(INTAKE_DATABASE_URL=database, **common))
     elif service == "scheduling":
-        from scheduling.app import build as build_scheduling
+        from scheduling.bootstrap import build as build_scheduling
         from scheduling.settings import SchedulingSettings
 
         yield build_scheduling(SchedulingSettings(SCHEDULING_DATABASE_URL=database, **common))
     elif service == "billing":
-        from billing.app import build as build_billing
+        from billing.bootstrap import build as build_billing
         from billing.gateway_simulator import running_simulator
         from billing.testing import settings_for_tests
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import asyncpg
 
@@ -64,6 +64,7 @@ class UnitOfWork(ABC):
         self.pending: list[PendingAppend] = []
         self._after_commit: list[Callable[[], object]] = []
         self.committed = False
+        self.loaded: list[tuple[AggregateType[Any], object]] = []  # the aggregates loaded, for eventkit.batching
 
     async def __aenter__(self) -> Self:
         return self
@@ -80,6 +81,7 @@ class UnitOfWork(ABC):
     async def load(self, aggregate: AggregateType[S], aggregate_id: object) -> Loaded[S]:
         stream_id = aggregate.stream_id(aggregate_id)
         events = await self.load_stream(stream_id)
+        self.loaded.append((aggregate, aggregate_id))
         return Loaded(stream_id, aggregate.stream_type, aggregate.fold(events), events[-1].version if events else 0)
 
     def append(self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[Event]) -> None:
@@ -91,6 +93,13 @@ class UnitOfWork(ABC):
     def save(self, loaded: Loaded[S], events: Sequence[Event]) -> None:
         """`events` appended to the aggregate's stream at the version it was loaded at."""
         self.append(loaded.stream_id, loaded.stream_type, loaded.version, events)
+
+    async def execute(self, aggregate: AggregateType[S], aggregate_id: object,
+                      decide: Callable[[S], Sequence[Event]]) -> list[RecordedEvent]:
+        """The one-stream command: load the aggregate, decide on its state, append at its version, commit."""
+        loaded = await self.load(aggregate, aggregate_id)
+        self.save(loaded, decide(loaded.state))
+        return await self.commit()
 
     def after_commit(self, hook: Callable[[], object]) -> None:
         """`hook` runs once the unit of work's writes have committed (waking a worker, say); never on rollback."""
@@ -142,7 +151,8 @@ async def run_retrying(handler: Callable[[C, UnitOfWork], Awaitable[R]], command
     the winner's state, rather than a retry message."""
     async for attempt in retrying(attempts=attempts, on=CONFLICTS, wait=jittered(0.005)):
         with attempt:
-            return await handler(command, units_of_work(context))
+            async with units_of_work(context) as uow:
+                return await handler(command, uow)
     raise AssertionError("unreachable")
 
 
@@ -174,6 +184,14 @@ class PostgresUnitOfWork(UnitOfWork):
 
     async def load_stream(self, stream_id: str) -> list[RecordedEvent]:
         return await self.store.load(stream_id, conn=self._conn)
+
+    async def before_commit(self, hook: db.BeforeCommit, item: object) -> None:
+        """Hands `item` to `hook`, which runs once, with every item handed to it in the transaction, at its end and
+        inside it (`eventkit.db.before_commit`): work each of a batch's deliveries asks for (refreshing its case's
+        row) done once for all. Where the transaction was not opened by `eventkit.db.transaction`, at once."""
+        conn = await self.connection()
+        if not db.before_commit(conn, hook, item):
+            await hook(conn, [item])
 
     async def record_in_inbox(self, message_id: str, event_type: str) -> bool:
         return bool(await record_in_inbox(await self.connection(), [(message_id, event_type)]))

@@ -11,11 +11,14 @@ import asyncpg
 import pytest
 
 from eventkit import db
+from eventkit.aggregate import AggregateType
+from eventkit.batching import BatchingEventStore
+from eventkit.bootstrap import Dispatcher, bind
 from eventkit.consumer import Consumer, Delivery, Verdict, joined_to_delivery, reactions_by_command
-from eventkit.events import CommandContext, RecordedEvent
+from eventkit.events import CommandContext, Event, RecordedEvent
 from eventkit.memory import InMemoryEventStore, InMemoryUnitOfWork
 from eventkit.store import ConcurrencyError, EventStore
-from eventkit.unit_of_work import PostgresUnitOfWork, UnitOfWork, run_retrying
+from eventkit.unit_of_work import PendingAppend, PostgresUnitOfWork, UnitOfWork, run_retrying
 from secondopinion_contracts.events.intake import CaseAccepted
 
 from .test_consumer import accepted_event
@@ -34,7 +37,9 @@ async def scalar(store: EventStore, query: str) -> object:
         return await conn.fetchval(query)
 
 
-async def test_units_of_work_with_one_append_each_are_group_committed(store: EventStore) -> None:
+async def test_units_of_work_with_one_append_each_are_group_committed(pool: asyncpg.Pool) -> None:
+    store = BatchingEventStore(pool, service="intake", types=TYPES)
+
     async def command(index: int) -> None:
         async with PostgresUnitOfWork(store, context()) as uow:
             uow.append(f"case-{index}", "case", 0, [document(uuid.uuid4())])
@@ -170,3 +175,27 @@ async def test_joined_units_of_work_need_a_transaction_whose_commit_runs_their_h
         uow = PostgresUnitOfWork(store, context(), conn=opened)
         uow.append("case-e", "case", 0, [document(uuid.uuid4())])
         await uow.commit()
+
+
+async def test_bound_handlers_get_the_dependencies_they_name_and_run_again_on_a_conflict() -> None:
+    store = InMemoryEventStore("intake", TYPES)
+    cases = AggregateType[int]("case", int, lambda count, _: count + 1)
+    tries: list[int] = []
+
+    async def note(command: Accept, uow: UnitOfWork, *, clock: str, racing: InMemoryEventStore) -> int:
+        def decide(count: int) -> list[Event]:
+            tries.append(count)
+            if len(tries) == 1:  # another writer appends between this handler's load and its commit
+                racing.append_all([PendingAppend(cases.stream_id(command.case_id), "case", 0,
+                                                 [document(command.case_id)])], context())
+            return [document(command.case_id)] * (count + 1)
+
+        assert clock == "the clock"
+        return len(await uow.execute(cases, command.case_id, decide))
+
+    dispatch = Dispatcher(bind({Accept: note}, clock="the clock", racing=store, unused=object()),
+                          lambda ctx: InMemoryUnitOfWork(store, ctx))
+    case_id = uuid.uuid4()
+    assert await dispatch(Accept(case_id), context()) == 2, "decided again on the state the other writer left"
+    assert tries == [0, 1]
+    assert [event.version for event in await store.load(f"case-{case_id}")] == [1, 2, 3]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
@@ -12,10 +11,12 @@ from pydantic import BaseModel, Field, model_validator
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
+from eventkit.bootstrap import Dispatcher
 from eventkit.clock import tokyo_date
 from eventkit.crypto import to_text
 from eventkit.errors import Gone, NotFound
-from eventkit.events import Actor, CommandContext, RecordedEvent
+from eventkit.events import Actor, RecordedEvent
+from eventkit.http import command_context, from_app_state, on_pool
 from eventkit.input_policy import BirthDate, DeskDate, Prose, RequestModel
 from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
@@ -25,7 +26,8 @@ from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Rel
 from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
 
 router = APIRouter(tags=["cases"])
-Handle = Callable[[object, CommandContext], Awaitable[list[RecordedEvent]]]
+Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
+Queries = Annotated[CaseQueries, Depends(on_pool(CaseQueries))]
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Phone = Annotated[str, Field(min_length=3, max_length=30, pattern=r"^[0-9+\-() ]+$")]
@@ -97,27 +99,8 @@ class CommandResult(BaseModel):
 
 
 # async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def handling(request: Request) -> Handle:
-    handlers = request.app.state.handlers
-
-    async def handled(command: object, context: CommandContext) -> list[RecordedEvent]:
-        recorded: list[RecordedEvent] = await handlers[type(command)](command, context)
-        return recorded
-
-    return handled
-
-
 async def today(request: Request) -> date:
     return tokyo_date(request.app.state.clock())
-
-
-async def queries(request: Request) -> CaseQueries:
-    return CaseQueries(request.app.state.runtime.pool)
-
-
-def _context(actor: Actor, case_id: UUID, command: str) -> CommandContext:
-    return CommandContext(actor=actor, correlation_id=str(case_id), causation_id=f"command:{uuid4()}",
-                          command=command)
 
 
 async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:
@@ -130,8 +113,8 @@ async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, 
 @router.post("/cases", status_code=201, response_model=CommandResult)
 async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
                       submitted_on: Annotated[date, Depends(today)],
-                      handle: Annotated[Handle, Depends(handling)],
-                      q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                      handle: Handle,
+                      q: Queries) -> CommandResult:
     case_id = uuid4()
     command = SubmitCase(
         case_id=case_id, requester_relationship=body.requester.relationship,
@@ -145,53 +128,53 @@ async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow(
         wants_treatment_here=body.wants_treatment_here, complaint_or_litigation=body.complaint_or_litigation,
         submitted_on=submitted_on,
     )
-    recorded = await handle(command, _context(actor, case_id, "SubmitCase"))
+    recorded = await handle(command, command_context(actor, case_id, "SubmitCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/documents", status_code=201, response_model=CommandResult)
 async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                           handle: Annotated[Handle, Depends(handling)],
-                           q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                           handle: Handle,
+                           q: Queries) -> CommandResult:
     document_id = uuid4()
     command = ReceiveDocument(case_id=case_id, document_id=document_id, kind=body.kind, received_on=body.received_on)
-    recorded = await handle(command, _context(actor, case_id, "ReceiveDocument"))
+    recorded = await handle(command, command_context(actor, case_id, "ReceiveDocument"))
     return await _result(case_id, recorded, q, document_id=document_id)
 
 
 @router.post("/cases/{case_id}/screening", response_model=CommandResult)
 async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, Depends(allow("physician"))],
-                      handle: Annotated[Handle, Depends(handling)],
-                      q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                      handle: Handle,
+                      q: Queries) -> CommandResult:
     command = ScreenCase(case_id=case_id, accept=body.decision == "accept", physician=body.physician,
                          reasons=tuple(body.reasons))
-    recorded = await handle(command, _context(actor, case_id, "ScreenCase"))
+    recorded = await handle(command, command_context(actor, case_id, "ScreenCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/withdrawal", response_model=CommandResult)
 async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                        handle: Annotated[Handle, Depends(handling)],
-                        q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                        handle: Handle,
+                        q: Queries) -> CommandResult:
     recorded = await handle(WithdrawCase(case_id=case_id, reason=body.reason),
-                            _context(actor, case_id, "WithdrawCase"))
+                            command_context(actor, case_id, "WithdrawCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/personal-data/erasure", response_model=CommandResult)
 async def erase_personal_data(case_id: UUID, actor: Annotated[Actor, Depends(allow("auditor"))],
                               requested_on: Annotated[date, Depends(today)],
-                              handle: Annotated[Handle, Depends(handling)],
-                              q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                              handle: Handle,
+                              q: Queries) -> CommandResult:
     """After the retention period: destroy the case's key; its personal data becomes unreadable everywhere."""
     recorded = await handle(ErasePersonalData(case_id=case_id, requested_on=requested_on),
-                            _context(actor, case_id, "ErasePersonalData"))
+                            command_context(actor, case_id, "ErasePersonalData"))
     return await _result(case_id, recorded, q)
 
 
 @router.get("/cases/{case_id}")
 async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
-                   q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+                   q: Queries) -> dict[str, Any]:
     view = await q.get(case_id)
     if view is None:
         raise NotFound(f"no case {case_id}")
@@ -202,7 +185,7 @@ async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordin
 
 @router.get("/cases/{case_id}/personal-data/key")
 async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow("cashier"))],
-                            q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+                            q: Queries) -> dict[str, Any]:
     """The case's key, for billing to open the payer's name it received sealed in CaseSubmitted and print it on a
     receipt (billing relays the cashier's token, so the access log names the cashier). 410 once erased."""
     if await q.get(case_id) is None:
@@ -218,7 +201,7 @@ async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow
 # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
 @router.get("/cases")
 async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
-                     q: Annotated[CaseQueries, Depends(queries)],
+                     q: Queries,
                      status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
     rows = await q.list(status.value if status else None, limit, offset)

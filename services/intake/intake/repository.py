@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from eventkit.aggregate import AggregateRepository
+from eventkit.aggregate import AggregateType
 from eventkit.crypto import CaseKeys
 from eventkit.db import Conn
-from eventkit.store import EventStore, EventTypes
+from eventkit.store import EventTypes
 from intake import domain
 from intake.commands import SubmitCase
 from secondopinion_contracts.events import intake as events
@@ -15,10 +15,7 @@ from secondopinion_contracts.events import intake as events
 EVENT_TYPES = EventTypes.of(*events.EVENTS, upcasters={("CaseDeclined", 1): events.CaseDeclinedV2.upcast_v1})
 STREAM_TYPE = "case"
 CASE_KEYS = CaseKeys()
-
-
-def case_repository(store: EventStore) -> AggregateRepository[domain.Case]:
-    return AggregateRepository(store, STREAM_TYPE, domain.Case, domain.evolve)
+CASES = AggregateType(STREAM_TYPE, domain.Case, domain.evolve)
 
 
 def case_id_of(stream_id: str) -> UUID:

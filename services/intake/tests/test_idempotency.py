@@ -18,7 +18,6 @@ import intake.api
 from eventkit import idempotency
 from eventkit.testing import bearer, running_app
 from intake.bootstrap import build
-from intake.commands import SubmitCase
 from intake.settings import IntakeSettings
 
 STAFF = bearer(subject="coord-idem")
@@ -161,12 +160,11 @@ async def test_a_recorded_submission_whose_key_could_not_be_answered_is_found_by
 async def test_a_503_that_recorded_nothing_frees_the_key_for_the_retry(
         intake_client: httpx.AsyncClient, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
     key = str(uuid.uuid4())
-    handlers = intake_client._transport.app.state.handlers  # type: ignore[attr-defined]
-
     async def unavailable(*_: Any, **__: Any) -> Any:
         raise ConnectionError("the database is down")
 
-    monkeypatch.setitem(handlers, SubmitCase, unavailable)
+    store = intake_client._transport.app.state.runtime.store  # type: ignore[attr-defined]
+    monkeypatch.setattr(store, "append", unavailable)
     assert (await intake_client.post("/cases", json=BODY, headers=keyed(key))).status_code == 503
     monkeypatch.undo()
     retried = await intake_client.post("/cases", json=BODY, headers=keyed(key))
