@@ -163,7 +163,8 @@ class InputPolicy:
             except InputRefused as refused:
                 await refusal(refused.location, refused.message)(scope, receive, send)
                 return
-        await self.app(_with_length(scope, len(body)), replay(body), send)
+        _set_length(scope, len(body))
+        await self.app(scope, replay(body), send)
 
 
 async def read_body(receive: Any) -> tuple[bytes, dict[str, Any] | None]:
@@ -194,9 +195,11 @@ def replay(body: bytes, then: dict[str, Any] | None = None) -> Any:
     return receive
 
 
-def _with_length(scope: dict[str, Any], length: int) -> dict[str, Any]:
+def _set_length(scope: dict[str, Any], length: int) -> None:
+    """The re-encoded body's length, in the scope itself: the router's additions to the scope (the route matched,
+    which the metrics read) must reach the middleware around this one."""
     headers = [(name, value) for name, value in scope.get("headers") or [] if name != b"content-length"]
-    return {**scope, "headers": [*headers, (b"content-length", str(length).encode())]}
+    scope["headers"] = [*headers, (b"content-length", str(length).encode())]
 
 
 async def validation_refused(_: Request, error: RequestValidationError) -> JSONResponse:
