@@ -150,7 +150,8 @@ class InputPolicy:
             await refusal(refused.location, refused.message)(scope, receive, send)
             return
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"").split(b";")[0].strip().lower()
-        if content_type != b"application/json" and not content_type.endswith(b"+json"):
+        # FastAPI reads a body without a content type as JSON too.
+        if content_type and content_type != b"application/json" and not content_type.endswith(b"+json"):
             await self.app(scope, receive, send)
             return
         body, more = await read_body(receive)

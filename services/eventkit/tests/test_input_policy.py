@@ -139,6 +139,8 @@ async def test_the_middleware_hands_routes_normalised_text_and_refuses_hostile_i
             refused = await client.post("/people", content=raw, headers={"content-type": "application/json"})
             assert refused.status_code == 422, raw
             assert refused.json()["detail"][0]["loc"][0] == "body"
+        untyped = await client.post("/people", content=b'{"name": "\\ud800"}')
+        assert untyped.status_code == 422, "FastAPI reads a body without a content type as JSON: so does the policy"
         query = await client.get("/people", params={"name": "a\x00b"})
         assert query.status_code == 422
         assert query.json()["detail"][0]["loc"] == ["query", "name"]
