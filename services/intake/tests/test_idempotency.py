@@ -187,3 +187,19 @@ async def test_answers_are_kept_a_day_and_then_the_key_is_new(intake_client: htt
     assert later.status_code == 201
     assert "idempotent-replayed" not in later.headers
     assert await submissions(database) == 2
+
+
+async def test_a_document_retried_with_its_key_is_received_once(intake_client: httpx.AsyncClient,
+                                                                database: str) -> None:
+    case_id = (await intake_client.post("/cases", json=BODY)).json()["case_id"]
+    key = keyed(str(uuid.uuid4()))
+    document = {"kind": "referral_letter", "received_on": "2026-12-01"}
+    first = await intake_client.post(f"/cases/{case_id}/documents", json=document, headers=key)
+    again = await intake_client.post(f"/cases/{case_id}/documents", json=document, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["document_id"] == first.json()["document_id"]
+    conn = await asyncpg.connect(database)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE event_type = 'DocumentReceived'") == 1
+    finally:
+        await conn.close()
