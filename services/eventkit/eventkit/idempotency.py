@@ -162,6 +162,9 @@ class Idempotency:
         self._running.add(request_key)
         try:
             await self.app(scope, replay(body), buffered)
+        except BaseException:
+            self._abandon(request_key)  # a retry looks for what it recorded, or runs it again
+            raise
         finally:
             _request_key.reset(token)
             self._running.discard(request_key)
@@ -186,11 +189,14 @@ class Idempotency:
             # The key stays "in flight": a retry finds the command's events (if it committed) or runs it again (at
             # once here; on another replica once the lease is over).
             log.warning("could not record the answer of an idempotent request: %s", error.__class__.__name__)
-            self._abandoned[request_key] = None
-            while len(self._abandoned) > ABANDONED_REMEMBERED:
-                del self._abandoned[next(iter(self._abandoned))]
+            self._abandon(request_key)
         await send(start)
         await send({"type": "http.response.body", "body": content})
+
+    def _abandon(self, request_key: str) -> None:
+        self._abandoned[request_key] = None
+        while len(self._abandoned) > ABANDONED_REMEMBERED:
+            del self._abandoned[next(iter(self._abandoned))]
 
     def _purge_now_and_then(self, pool: Any) -> None:
         if time.monotonic() - self._purged_at < PURGE_EVERY_SECONDS:

@@ -203,3 +203,20 @@ async def test_a_document_retried_with_its_key_is_received_once(intake_client: h
         assert await conn.fetchval("SELECT count(*) FROM events WHERE event_type = 'DocumentReceived'") == 1
     finally:
         await conn.close()
+
+
+async def test_a_request_that_crashed_leaves_its_key_free_for_the_retry(
+        intake_client: httpx.AsyncClient, database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = str(uuid.uuid4())
+
+    async def bug(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a bug before anything was recorded")
+
+    store = intake_client._transport.app.state.runtime.store  # type: ignore[attr-defined]
+    monkeypatch.setattr(store, "append", bug)
+    with pytest.raises(RuntimeError):  # in process the error reaches the client; uvicorn would answer 500
+        await intake_client.post("/cases", json=BODY, headers=keyed(key))
+    monkeypatch.undo()
+    retried = await intake_client.post("/cases", json=BODY, headers=keyed(key))
+    assert retried.status_code == 201, retried.text
+    assert await submissions(database) == 1
