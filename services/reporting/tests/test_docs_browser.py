@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.async_api import async_playwright, expect
 
-from reporting.app import build
+from reporting.bootstrap import build
 from reporting.testing import reporting_settings
 
 from .test_dashboard_browser import CHROMIUM_ARGS, chromium_or_skip, serving

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from eventkit.testing import SettableClock, bearer, running_app
-from scheduling.app import build
+from scheduling.bootstrap import build
 from scheduling.settings import SchedulingSettings
 
 STAFF = bearer(subject="coord-limits")
