@@ -20,8 +20,8 @@ from eventkit.settings import ServiceSettings
 from eventkit.testing import allowed_roles, api_routes, bearer, running_app
 
 SERVICES = ("intake", "scheduling", "billing", "reporting")
-OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
-              "/dashboard"}
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/docs/assets/{name}", "/redoc",
+              "/openapi.json", "/dashboard"}
 
 
 def service_app(name: str, **settings: Any) -> FastAPI | None:

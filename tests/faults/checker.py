@@ -4,7 +4,7 @@ the desk sent and every event the services published is accounted for.
 Commands (from the desk's history, found in the service's event store by the command's own actor id):
 - applied: answered with success, and recorded exactly once;
 - recovered: met a fault on some attempt (503, refused or reset connection, timeout) and was still
-  recorded exactly once in the end;
+  recorded exactly once in the end (the desk retries with the command's Idempotency-Key);
 - lost: answered with success, or needed by the flow, but never recorded;
 - duplicated: recorded more than once (two distinct causations).
 
@@ -16,9 +16,9 @@ Events (every outbox row of the scenario's cases, and each inbox bound to its ro
 - duplicated: handled to a commit twice (the consumer's journal), or its effect recorded twice in the
   subscriber's store (two events of one type in one stream caused by it).
 
-Anything else that must never happen is a problem: a 503 without Retry-After, a 503 for a command that was
-recorded after all, another 5xx, a good message in a dead-letter queue, a case whose events differ from
-what its flow must produce.
+Anything else that must never happen is a problem: a 503 without Retry-After, a command whose last answer
+refused it (a 4xx, or a 503 the desk gave up on) although it was recorded, another 5xx, a good message in a
+dead-letter queue, a case whose events differ from what its flow must produce.
 """
 
 from __future__ import annotations
@@ -252,8 +252,10 @@ class Checker:
             for attempt in command.attempts:
                 if attempt.outcome is Outcome.ERROR:
                     report.problems.append(f"{label} answered {attempt.status}: {attempt.detail[:200]}")
-            if command.contradicted:
-                report.problems.append(f"{label} was answered 503 or refused, yet it was recorded")
+            if recorded and not command.acknowledged and command.attempts:
+                last = command.attempts[-1]
+                report.problems.append(f"{label} was last answered {last.status or last.outcome.value}, "
+                                       "yet it was recorded")
         if self.desk.missing_retry_after:
             report.problems.append(f"{self.desk.missing_retry_after} answers of 503 without Retry-After")
 

@@ -10,9 +10,11 @@ in Tokyo on the consultation day (tests.faults.serve), so the whole flow fits in
 
 Each command carries a token whose subject is unique to it: the checker finds what the command did in the
 service's event store by that actor id, and so can tell a command applied once from one lost or applied twice.
-A command that met a fault (503, refused or reset connection, timeout) is retried the way a careful client
-would: only once the event store shows the earlier attempts left no trace, else its result is rebuilt from
-what was recorded. A 503 promises nothing was recorded; one that was is reported by the checker.
+Each command also carries an Idempotency-Key of its own, the same on every attempt. A command that met a fault
+(503, refused or reset connection, timeout) is retried with that key, as a real client would: the service does
+it at most once, and a retry of one that was recorded (its first answer lost, or a 503 after its commit) gets
+what was recorded (`code` "recorded_before"), from which the flow rebuilds what it needs by reading the service.
+A 409 saying the key is still in flight is waited out. The checker finds no command both refused and recorded.
 """
 
 from __future__ import annotations
@@ -72,8 +74,9 @@ class Command:
     name: str
     actor: str
     attempts: list[Attempt] = field(default_factory=list)
-    recovered_from_store: bool = False
-    contradicted: bool = False
+    idempotency_key: str = field(default_factory=lambda: str(uuid.uuid4()))
+    recovered_from_store: bool = False  # answered "recorded_before": rebuilt by reading the service
+    replayed: int = 0  # answers the service gave again for the key (Idempotent-Replayed)
 
     @property
     def acknowledged(self) -> bool:
@@ -115,6 +118,12 @@ class CaseRun:
 
 class FlowFailed(AssertionError):
     pass
+
+
+def _in_flight(attempt: Attempt) -> bool:
+    """A 409 saying an earlier attempt with the command's key is still being answered (or was cut off mid-way):
+    not a refusal; the same key is sent again shortly."""
+    return attempt.status == 409 and "idempotency_key_in_flight" in attempt.detail
 
 
 class Desk:
@@ -172,11 +181,14 @@ class Desk:
 
     # --- sending ------------------------------------------------------------------------------------------
 
-    async def send(self, method: str, service: str, path: str, actor: str,
-                    body: dict[str, Any] | None) -> tuple[Attempt, httpx.Response | None]:
+    async def send(self, method: str, service: str, path: str, actor: str, body: dict[str, Any] | None,
+                   idempotency_key: str | None = None) -> tuple[Attempt, httpx.Response | None]:
         url = self.cluster.url(service) + path
+        headers = bearer(subject=actor)
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = f'"{idempotency_key}"'
         try:
-            response = await self._client.request(method, url, json=body, headers=bearer(subject=actor))
+            response = await self._client.request(method, url, json=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             return Attempt(Outcome.UNREACHABLE, detail=error.__class__.__name__), None
         except httpx.TransportError as error:
@@ -199,19 +211,18 @@ class Desk:
         self.commands.append(command)
         deadline = time.monotonic() + STEP_TIMEOUT
         while True:
-            if command.faulted and await self.effects_of(service, command.actor):
-                # An attempt that met a fault did happen: never send it again, rebuild its answer instead.
-                command.recovered_from_store = True
-                if not any(attempt.outcome in (Outcome.INDETERMINATE, Outcome.ERROR) for attempt in command.attempts):
-                    command.contradicted = True  # a 503 or a refused connection, yet it was recorded
-                return await self._recovered(command, recover, deadline)
-            attempt, response = await self.send("POST", service, path, command.actor, body)
+            attempt, response = await self.send("POST", service, path, command.actor, body, command.idempotency_key)
             command.attempts.append(attempt)
             if attempt.outcome is Outcome.OK:
                 assert response is not None
+                command.replayed += response.headers.get("idempotent-replayed") == "true"
                 answer: dict[str, Any] = response.json()
+                if answer.get("code") == "recorded_before":
+                    # Done before, its first answer lost: the service says what it recorded, the flow reads the rest.
+                    command.recovered_from_store = True
+                    return await self._recovered(command, recover, deadline, answer)
                 return answer
-            if attempt.outcome is Outcome.REJECTED:
+            if attempt.outcome is Outcome.REJECTED and not _in_flight(attempt):
                 raise FlowFailed(f"{run.key} {name}: {attempt.status} {attempt.detail}")
             if attempt.outcome is Outcome.UNAVAILABLE and not attempt.retry_after:
                 self.missing_retry_after += 1
@@ -220,7 +231,7 @@ class Desk:
             await asyncio.sleep(self._pause(attempt))
 
     async def _recovered(self, command: Command, recover: Callable[[Command], Awaitable[dict[str, Any] | None]] | None,
-                         deadline: float) -> dict[str, Any]:
+                         deadline: float, recorded: dict[str, Any]) -> dict[str, Any]:
         while recover is not None:
             answer = await recover(command)
             if answer is not None:
@@ -228,21 +239,21 @@ class Desk:
             if time.monotonic() > deadline:
                 raise FlowFailed(f"{command.case} {command.name}: recorded, but its result never became readable")
             await asyncio.sleep(0.2)
-        return {}
+        return recorded
 
     async def attempt(self, run: CaseRun, service: str, name: str, path: str, body: dict[str, Any] | None = None,
                       *, step: str | None = None) -> Attempt:
         """Send a command once, whatever comes back (for races where a refusal is a right answer)."""
         command = Command(run.key, service, name, f"fault-{run.key}-{step or name}")
         self.commands.append(command)
-        attempt, _ = await self.send("POST", service, path, command.actor, body)
+        attempt, _ = await self.send("POST", service, path, command.actor, body, command.idempotency_key)
         command.attempts.append(attempt)
         return attempt
 
     def _pause(self, attempt: Attempt) -> float:
         if attempt.outcome is Outcome.UNAVAILABLE and attempt.retry_after:
             return min(float(attempt.retry_after), self.retry_after_cap)
-        return 0.2
+        return 0.5 if _in_flight(attempt) else 0.2
 
     async def read(self, service: str, path: str) -> httpx.Response | None:
         try:
@@ -276,16 +287,12 @@ class Desk:
         return run
 
     async def submit(self, run: CaseRun) -> None:
-        async def from_store(command: Command) -> dict[str, Any] | None:
-            rows = await self.effects_of("intake", command.actor)
-            return {"case_id": rows[0]["stream_id"].removeprefix("case-")} if rows else None
-
         answer = await self.command(run, "intake", "SubmitCase", "/cases", {
             "requester": {"relationship": "self", "name": f"Patient {run.key}"},
             "patient": {"name": f"Patient {run.key}", "birth_date": "1970-05-01"}, "mode": run.mode,
             "department": run.department, "question": "Surgery or catheter treatment?",
             "attending_physician": {"name": "Dr. Attending", "institution": "Minato Clinic", "consents": True},
-            "wants_treatment_here": False, "complaint_or_litigation": False}, recover=from_store)
+            "wants_treatment_here": False, "complaint_or_litigation": False})
         run.case_id = str(answer["case_id"])
         run.steps_done.append("submitted")
 

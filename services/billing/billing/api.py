@@ -3,12 +3,12 @@ and the invoices and the day's takings to read."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from billing.commands import CapturePayment, IssueReceipt, IssueRefund, RetryCharge
 from billing.domain import InvoiceStatus
@@ -21,6 +21,7 @@ from eventkit.clock import tokyo_date
 from eventkit.errors import NotFound
 from eventkit.events import Actor, CommandContext, RecordedEvent
 from eventkit.http import command_context, from_app_state, now, on_pool
+from eventkit.input_policy import DeskDate, RequestModel
 from secondopinion_contracts.codes import PaymentMethod, RefundReason
 
 router = APIRouter(tags=["invoices"])
@@ -29,8 +30,8 @@ router = APIRouter(tags=["invoices"])
 Amount = Annotated[int, Field(strict=True, gt=0, le=10_000_000, description="Integer yen.")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Strict(RequestModel):
+    pass
 
 
 class PaymentIn(Strict):
@@ -157,7 +158,8 @@ async def list_invoices(_: Reader, q: Queries, case_id: UUID | None = None, stat
 
 @router.get("/takings")
 async def takings(_: Accounts, q: Queries, now: Now,
-                  day: Annotated[date | None, Query(alias="date", description="Asia/Tokyo; today if omitted")] = None,
+                  day: Annotated[DeskDate | None, Query(alias="date",
+                                                        description="Asia/Tokyo; today if omitted")] = None,
                   ) -> dict[str, Any]:
     """The day's takings: captured minus refunded, by payment method (Asia/Tokyo business date)."""
     return await q.takings(day or tokyo_date(now))

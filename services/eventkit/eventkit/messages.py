@@ -11,9 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -209,12 +207,3 @@ async def http_error(request: Request, error: Exception) -> Response:
         return await http_exception_handler(request, error)
     code = STATUS_CODES.get(error.status_code, "conflict")
     return JSONResponse({"detail": REFUSALS_JA[code]}, status_code=error.status_code, headers=error.headers)
-
-
-async def validation_error(request: Request, error: Exception) -> Response:
-    """FastAPI's 422 for a request that does not fit its schema: each field error's `msg` in the reader's
-    language, the rest (`type`, `loc`, `ctx`) as pydantic gave it."""
-    assert isinstance(error, RequestValidationError)
-    if language_of(request) != JAPANESE:
-        return await request_validation_exception_handler(request, error)
-    return JSONResponse({"detail": field_errors(jsonable_encoder(error.errors()), JAPANESE)}, status_code=422)

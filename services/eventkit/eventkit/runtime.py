@@ -1,6 +1,6 @@
 """One service's running parts (database pool, event store, outbox relay, broker, consumer) and the
-HTTP app around them with health, readiness, metrics and error mapping. Services build theirs in
-bootstrap.py; nothing here knows a service."""
+HTTP app around them with health, readiness, metrics, the edge (eventkit.edge) and error mapping. Services build
+theirs in bootstrap.py; nothing here knows a service."""
 
 from __future__ import annotations
 
@@ -22,14 +22,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eventkit import audit, db, feed, messages, metrics
+from eventkit import audit, db, edge, feed, http, messages, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.batching import BatchingConsumer, BatchingEventStore
 from eventkit.bootstrap import BoundHandler, Dispatcher
 from eventkit.clock import Clock
 from eventkit.consumer import ConsumedProjection, Consumer, Handler, Reaction, joined_to_delivery
 from eventkit.errors import CommandRejected
-from eventkit.http import BodySizeLimit
 from eventkit.outbox import OutboxRelay, outbox_status
 from eventkit.settings import ServiceSettings, production_problems
 from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
@@ -207,9 +206,12 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     if problems:
         raise UnsafeConfiguration(f"{runtime.service} refuses to start in production: " + "; ".join(problems))
     configure_tracing(runtime.service)
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    edge_settings = edge.EdgeSettings()
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+                  **edge.fastapi_docs_options(edge_settings))
     instrument_http(app)
-    app.add_middleware(BodySizeLimit)
+    edge.install(app, edge_settings)
+    app.add_exception_handler(RequestValidationError, http.validation_refused)
     app.state.runtime = runtime
     if clock is not None:
         app.state.clock = clock
@@ -241,14 +243,12 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
         return JSONResponse({"detail": detail, "code": "concurrent_change"}, status_code=409)
 
     app.add_exception_handler(StarletteHTTPException, messages.http_error)
-    app.add_exception_handler(RequestValidationError, messages.validation_error)
 
     for transient in db.TRANSIENT_DB_ERRORS:
         @app.exception_handler(transient)
         async def unavailable(_: Request, error: Exception) -> JSONResponse:
             log.warning("database unavailable: %s", error.__class__.__name__)
-            return JSONResponse({"detail": "the database is unavailable; nothing was recorded, retry shortly",
-                                 "code": "unavailable"}, status_code=503, headers={"Retry-After": "2"})
+            return http.unavailable()
 
     @app.get("/healthz", tags=["operations"], include_in_schema=True)
     async def healthz() -> dict[str, str]:
@@ -280,11 +280,13 @@ class ErrorBody(BaseModel):
 
 # Declared on every API route so that clients (and schemathesis) know the shape of a refusal.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The Idempotency-Key header is malformed"},
     401: {"model": ErrorBody, "description": "No bearer token, or not a valid one"},
     403: {"model": ErrorBody, "description": "The token lacks the role this route is for"},
     404: {"model": ErrorBody, "description": "No such case, appointment, invoice or report"},
     409: {"model": ErrorBody, "description": "Refused in the current state (`code` says why); nothing was recorded"},
     413: {"model": ErrorBody, "description": "The request body is over the size limit"},
+    429: {"model": ErrorBody, "description": "Too many refused sign-ins or writes; retry after `Retry-After` seconds"},
     503: {"model": ErrorBody, "description": "The database is unavailable; nothing was recorded, retry after "
                                              "`Retry-After` seconds"},
 }

@@ -1,4 +1,5 @@
-"""The HTTP plumbing every service's API shares: a command's context, and dependencies on what the bootstrap built."""
+"""The HTTP plumbing every service's API shares: a command's context, dependencies on what the bootstrap built, and
+the one shape of a refusal."""
 
 from __future__ import annotations
 
@@ -9,11 +10,20 @@ from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel, Field
 
 from eventkit.bootstrap import Dispatcher
 from eventkit.clock import TOKYO
 from eventkit.events import Actor
-from eventkit.http import command_context, from_app_state, now, on_pool, today
+from eventkit.http import (
+    IDEMPOTENCY_METADATA_KEY,
+    command_context,
+    from_app_state,
+    now,
+    on_pool,
+    request_idempotency_key,
+    today,
+)
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
 from eventkit.store import EventTypes
@@ -33,6 +43,40 @@ def test_a_commands_context_is_correlated_with_its_subject_and_caused_by_its_own
     assert first.causation_id is not None
     assert first.causation_id.startswith("command:")
     assert first.causation_id != second.causation_id
+
+
+def test_a_commands_context_carries_the_idempotency_key_of_its_request_if_any() -> None:
+    actor = Actor(id="nurse-7", role="coordinator")
+    assert IDEMPOTENCY_METADATA_KEY not in command_context(actor, 42, "ScreenCase").metadata()
+    token = request_idempotency_key.set("hash-of-key")
+    try:
+        keyed = command_context(actor, 42, "ScreenCase")
+    finally:
+        request_idempotency_key.reset(token)
+    assert keyed.metadata()[IDEMPOTENCY_METADATA_KEY] == "hash-of-key"
+    assert IDEMPOTENCY_METADATA_KEY not in command_context(actor, 42, "ScreenCase").metadata()
+
+
+class Named(BaseModel):
+    name: str = Field(max_length=5)
+
+
+async def test_a_service_apps_422_says_where_and_why_without_quoting_the_input() -> None:
+    router = APIRouter()
+
+    @router.post("/named")
+    async def named(body: Named) -> dict[str, str]:
+        return {"name": body.name}
+
+    # No lifespan: the 422 is answered before any database or broker is reached.
+    runtime = ServiceRuntime(ServiceSettings(service="httptest"), types=EventTypes.of())
+    app = create_app(runtime, title="t", description="d", routers=[router])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        refused = await client.post("/named", json={"name": "Zzyzx Hanako"})
+    assert refused.status_code == 422
+    assert refused.json() == {"detail": [{"type": "string_too_long", "loc": ["body", "name"],
+                                          "msg": "String should have at most 5 characters"}]}
+    assert "Zzyzx" not in refused.text
 
 
 async def test_dependencies_reach_the_app_state_and_the_runtimes_pool() -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field, model_validator
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
@@ -16,6 +16,7 @@ from eventkit.crypto import to_text
 from eventkit.errors import Gone, InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool, today
+from eventkit.input_policy import BirthDate, DeskDate, Prose, RequestModel
 from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
 from intake.queries import CaseCursor, CaseFilters, CaseQueries
@@ -32,8 +33,8 @@ Name = Annotated[str, Field(min_length=1, max_length=100)]
 Phone = Annotated[str, Field(min_length=3, max_length=30, pattern=r"^[0-9+\-() ]+$")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(RequestModel):
+    pass
 
 
 class RequesterIn(Strict):
@@ -44,7 +45,7 @@ class RequesterIn(Strict):
 
 class PatientIn(Strict):
     name: Name
-    birth_date: date
+    birth_date: BirthDate
     deceased: bool = False
     consents: bool | None = Field(
         None, description="Whether the patient agrees to the request (family requests); unknown until the form.")
@@ -61,7 +62,7 @@ class SubmitCaseIn(Strict):
     patient: PatientIn
     mode: Mode
     department: DepartmentCode = Field(description="A department code (GET /departments), e.g. cardiology.")
-    question: Annotated[str, Field(min_length=1, max_length=4000)]
+    question: Annotated[str, Field(min_length=1, max_length=4000), Prose]
     attending_physician: AttendingPhysicianIn
     wants_treatment_here: bool
     complaint_or_litigation: bool
@@ -69,13 +70,19 @@ class SubmitCaseIn(Strict):
 
 class DocumentIn(Strict):
     kind: DocumentKind
-    received_on: date
+    received_on: DeskDate
 
 
 class ScreeningIn(Strict):
     decision: Literal["accept", "decline"]
     reasons: list[RefusalReason] = Field(default_factory=list, max_length=len(RefusalReason))
     physician: Name
+
+    @model_validator(mode="after")
+    def _reasons_only_for_a_decline(self) -> ScreeningIn:
+        if self.decision == "accept" and self.reasons:
+            raise ValueError("an accepted case carries no refusal reasons")
+        return self
 
 
 class WithdrawalIn(Strict):

@@ -3,7 +3,6 @@ case timelines, the case board, KPIs and the dashboard page that shows them."""
 
 from __future__ import annotations
 
-from datetime import date
 from functools import cache
 from importlib.resources import files
 from typing import Annotated, Any
@@ -11,14 +10,16 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
+from eventkit.edge import page_policy_for_inline
 from eventkit.errors import InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool
+from eventkit.input_policy import DeskDate, Prose, RequestModel
 from eventkit.runtime import ServiceRuntime
 from reporting import domain
 from reporting.commands import AmendReport, DraftReport, FinalizeReport, RecordDelivery
@@ -38,15 +39,16 @@ DeskReader = Annotated[Actor, Depends(allow("coordinator", "physician", "auditor
 StaffId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(RequestModel):
+    pass
 
 
 class DraftIn(Strict):
     physician: StaffId = Field(description="Staff id of the physician who writes the opinion.")
     # No NUL characters: PostgreSQL text cannot hold them.
     summary: Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"^[^\x00]*$",
-                                  description="The opinion for the attending physician (kept in reporting only).")]
+                                  description="The opinion for the attending physician (kept in reporting only)."),
+                       Prose]
 
 
 class AmendmentIn(Strict):
@@ -196,8 +198,8 @@ async def case_board(_: DeskReader, q: Queries,
 
 @router.get("/kpis", tags=["read models"])
 async def kpis(_: DeskReader, q: Queries,
-               first: Annotated[date | None, Query(alias="from")] = None,
-               last: Annotated[date | None, Query(alias="to")] = None) -> dict[str, Any]:
+               first: Annotated[DeskDate | None, Query(alias="from")] = None,
+               last: Annotated[DeskDate | None, Query(alias="to")] = None) -> dict[str, Any]:
     """Desk KPIs over the cases submitted from `from` to `to` (inclusive, Tokyo dates; open-ended when
     omitted): cases by stage, department and mode; declines by reason; business days from submission to
     consultation and to report delivery (median and 90th percentile, linear interpolation); no-show
@@ -220,5 +222,6 @@ async def dashboard(request: Request) -> HTMLResponse:
     calls the API above with the staff member's token (entered on the page, or handed over in the URL
     fragment `#token=...`, which never reaches a server or its logs)."""
     poll_ms = int(request.app.state.dashboard_poll_seconds * 1000)
-    return HTMLResponse(_dashboard_template().replace("__POLL_MS__", str(poll_ms)),
-                        headers={"Cache-Control": "no-store"})
+    page = _dashboard_template().replace("__POLL_MS__", str(poll_ms))
+    return HTMLResponse(page, headers={"Cache-Control": "no-store",
+                                       "Content-Security-Policy": page_policy_for_inline(page)})

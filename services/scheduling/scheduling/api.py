@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
@@ -18,6 +18,7 @@ from eventkit.clock import tokyo_date
 from eventkit.errors import NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, now, on_pool
+from eventkit.input_policy import DeskDate, RequestModel
 from scheduling.commands import (
     CancelAppointment,
     CompleteConsultation,
@@ -41,18 +42,19 @@ router = APIRouter()
 MAX_RANGE_DAYS = 366
 Department = Annotated[DepartmentCode, Path(description="Department code (intake's GET /departments), e.g. cardiology")]
 StaffId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
-FromDate = Annotated[date | None, Query(alias="from", description="First day (Asia/Tokyo); default today")]
-ToDate = Annotated[date | None, Query(alias="to", description="Last day, inclusive")]
+FromDate = Annotated[DeskDate | None, Query(alias="from", description="First day (Asia/Tokyo); default today")]
+ToDate = Annotated[DeskDate | None, Query(alias="to", description="Last day, inclusive")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Strict(RequestModel):
+    pass
 
 
 class OpenSlotsIn(Strict):
     physician_id: StaffId
-    first_day: date = Field(alias="from", description="First consultation day (Asia/Tokyo).")
-    last_day: date = Field(alias="to", description="Last consultation day, inclusive; closed days are skipped.")
+    first_day: DeskDate = Field(alias="from", description="First consultation day (Asia/Tokyo).")
+    last_day: DeskDate = Field(alias="to", description="Last consultation day, inclusive; closed days are skipped; "
+                               f"at most {MAX_RANGE_DAYS} days from `from`.")
     start_times: list[time] = Field(min_length=1, max_length=16, description="Local Asia/Tokyo times, e.g. 09:30.")
     duration_minutes: int = Field(ge=30, le=120)
 
@@ -67,6 +69,12 @@ class OpenSlotsIn(Strict):
         if len(set(values)) != len(values):
             raise ValueError("start times must be different")
         return values
+
+    @model_validator(mode="after")
+    def _bounded_range(self) -> OpenSlotsIn:
+        if (self.last_day - self.first_day).days >= MAX_RANGE_DAYS:
+            raise ValueError(f"slots may be opened for at most {MAX_RANGE_DAYS} days at once")
+        return self
 
 
 class ProposalIn(Strict):
@@ -246,7 +254,7 @@ async def get_case_appointment(case_id: UUID, _: Reader, q: Queries) -> dict[str
 
 @router.get("/appointments", tags=["appointments"])
 async def day_list(_: Reader, now: Now, q: Queries,
-                   day: Annotated[date | None, Query(alias="date", description="Asia/Tokyo; default today")] = None,
+                   day: Annotated[DeskDate | None, Query(alias="date", description="Asia/Tokyo; default today")] = None,
                    department: DepartmentCode | None = None,
                    physician: Annotated[StaffId | None, Query(description="The physician's staff id")] = None,
                    status: Literal["booked", "cancelled", "completed", "no_show"] | None = None) -> dict[str, Any]:
