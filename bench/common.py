@@ -24,6 +24,7 @@ import aio_pika
 import asyncpg
 import httpx
 
+from eventkit.broker_users import service_url
 from eventkit.testing import POSTGRES_BASE, RABBITMQ_MANAGEMENT, RABBITMQ_PASSWORD, RABBITMQ_USER
 from eventkit.topology import declare_exchange
 from secondopinion_contracts import CONTENT_TYPE, EXCHANGE, CloudEvent
@@ -76,18 +77,24 @@ def outgoing(envelope: CloudEvent) -> Outgoing:
 
 
 async def publish_all(url: str, messages: Iterable[Outgoing], *, window: int = PUBLISH_WINDOW) -> int:
-    """Publish persistent messages to the events exchange, pipelined with publisher confirms; returns how many."""
-    connection = await aio_pika.connect(url)
+    """Publish persistent messages to the events exchange, pipelined with publisher confirms; returns how many.
+    Each as the broker user of the service its routing key names, with that user_id, as the service's relay would
+    (consumers dead-letter an event its owner did not publish)."""
+    connections: dict[str, aio_pika.abc.AbstractConnection] = {}
+    exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
     sent = 0
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await declare_exchange(channel, EXCHANGE)
         pending: list[asyncio.Future[Any]] = []
         for message in messages:
-            pending.append(asyncio.ensure_future(exchange.publish(
+            owner = message.routing_key.split(".", 1)[0]
+            if owner not in exchanges:
+                connections[owner] = await aio_pika.connect(service_url(url, owner))
+                channel = await connections[owner].channel(publisher_confirms=True)
+                exchanges[owner] = await declare_exchange(channel, EXCHANGE, passive=True)
+            pending.append(asyncio.ensure_future(exchanges[owner].publish(
                 aio_pika.Message(body=message.body, message_id=message.message_id,
                                  correlation_id=message.correlation_id, content_type=CONTENT_TYPE,
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=owner),
                 routing_key=message.routing_key, timeout=30)))
             if len(pending) >= window:
                 await asyncio.gather(*pending)
@@ -96,7 +103,8 @@ async def publish_all(url: str, messages: Iterable[Outgoing], *, window: int = P
         await asyncio.gather(*pending)
         sent += len(pending)
     finally:
-        await connection.close()
+        for connection in connections.values():
+            await connection.close()
     return sent
 
 

@@ -20,9 +20,10 @@ from faststream.rabbit import RabbitBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from eventkit import audit, db, metrics
+from eventkit import audit, db, db_roles, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.consumer import Consumer, Handler
+from eventkit.credentials import user_of
 from eventkit.errors import CommandRejected
 from eventkit.http import BodySizeLimit
 from eventkit.outbox import OutboxRelay, outbox_status
@@ -72,7 +73,7 @@ class ServiceRuntime:
 
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
         settings = self.settings
-        await db.migrate(settings.database_url, self.migrations)
+        await db_roles.prepare(settings, self.migrations)
         self._pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
         if relay:
             self.relay = OutboxRelay(settings.database_url, settings.rabbitmq_url, service=self.service,
@@ -88,7 +89,8 @@ class ServiceRuntime:
             self.consumer = Consumer(self.service, self._pool, handlers, catch_all=catch_all,
                                      extra_bindings=self.extra_bindings, prefetch=settings.consumer_prefetch,
                                      batch_max=settings.consumer_batch_max, max_attempts=settings.consumer_max_attempts,
-                                     batch_scope=self._store.appends_written_together)
+                                     batch_scope=self._store.appends_written_together,
+                                     broker_user=user_of(settings.rabbitmq_url))
             self.consumer.attach(self.broker)
             await self.broker.connect()
             await self._declare_topology(self.consumer.bindings)

@@ -24,9 +24,10 @@ from aio_pika.abc import AbstractIncomingMessage
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from eventkit import db
+from eventkit import broker_users, db
 from eventkit.clock import TOKYO
 from eventkit.consumer import Consumer, Verdict
+from eventkit.credentials import user_of
 from eventkit.db import Conn
 from eventkit.store import LOAD_STREAM
 from eventkit.topology import declare_exchange
@@ -106,9 +107,15 @@ async def fresh_database(prefix: str = "db") -> AsyncIterator[str]:
         await db.drop_database(dsn)
 
 
+# The services' broker users every test vhost has ("testsvc": what eventkit's own tests name their service).
+TEST_SERVICES = (*broker_users.SERVICES, "testsvc")
+
+
 @asynccontextmanager
 async def fresh_vhost() -> AsyncIterator[str]:
-    """A RabbitMQ vhost of its own (management API), so queues and exchanges never collide."""
+    """A RabbitMQ vhost of its own (management API), so queues and exchanges never collide, with the exchanges and
+    each service's broker user (eventkit.broker_users). The URL is the administrator's (who may publish anything,
+    as a forger could); a service's settings replace its credentials with the service's own."""
     name = unique("vhost")
     auth = (RABBITMQ_USER, RABBITMQ_PASSWORD)
     async with httpx.AsyncClient(base_url=RABBITMQ_MANAGEMENT, auth=auth, timeout=30) as client:
@@ -118,7 +125,10 @@ async def fresh_vhost() -> AsyncIterator[str]:
                                     json={"configure": ".*", "write": ".*", "read": ".*"})
         response.raise_for_status()
         try:
-            yield f"amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@{RABBITMQ_HOST}:5672/{quote(name, safe='')}"
+            url = f"amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@{RABBITMQ_HOST}:5672/{quote(name, safe='')}"
+            await broker_users.set_up(RABBITMQ_MANAGEMENT, auth, name, broker_users.passwords_from_environment(
+                TEST_SERVICES), amqp_admin_url=url, services=TEST_SERVICES)
+            yield url
         finally:
             await client.delete(f"/api/vhosts/{name}")
 
@@ -192,14 +202,22 @@ async def running_app(app: FastAPI, headers: dict[str, str] | None = None) -> As
 
 
 async def publish_raw(url: str, body: bytes, routing_key: str, *, message_id: str | None = None,
-                      correlation_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-    """Publish bytes to the events exchange as some other system might (for poison-message tests)."""
+                      correlation_id: str | None = None, headers: dict[str, Any] | None = None,
+                      as_user: str | None = None, user_id: str | None = None) -> None:
+    """Publish bytes to the events exchange (for poison-message tests), as broker user `as_user`: by default the
+    service the routing key names, as its relay would, else the URL's own user. `user_id`: the AMQP user_id sent
+    (default: the user's own name; "" for none)."""
+    service = routing_key.split(".", 1)[0]
+    as_user = as_user or (service if service in TEST_SERVICES else user_of(url))
+    if as_user != user_of(url):
+        url = broker_users.service_url(url, as_user)
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel(publisher_confirms=True)
-        exchange = await declare_exchange(channel, EXCHANGE)
+        exchange = await declare_exchange(channel, EXCHANGE, passive=True)
         await exchange.publish(aio_pika.Message(body=body, message_id=message_id or str(uuid.uuid4()),
                                                 correlation_id=correlation_id, headers=headers or {},
+                                                user_id=as_user if user_id is None else (user_id or None),
                                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                                routing_key=routing_key)
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from eventkit import db
+from eventkit import db_roles
 from eventkit.clock import Clock, tokyo_date, utc_now
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
@@ -26,7 +26,7 @@ class ReportingRuntime(ServiceRuntime):
     """The shared runtime, plus the business-day calendar filled before the first event is consumed."""
 
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
-        await db.migrate(self.settings.database_url, self.migrations)
+        await db_roles.prepare(self.settings, self.migrations)
         conn = await asyncpg.connect(self.settings.database_url)
         try:
             await sync_business_calendar(conn, *default_range(tokyo_date(utc_now())))
