@@ -22,6 +22,8 @@ from eventkit.settings import ServiceSettings
 
 # Tables the runtime role only reads and appends to.
 APPEND_ONLY_TABLES = ("access_log",)
+# Tables the runtime role only reads.
+READ_ONLY_TABLES = ("access_log_unkeyed",)
 # Tables the runtime role has no business with.
 OWNER_ONLY_TABLES = ("schema_migrations",)
 
@@ -78,6 +80,9 @@ async def grant_runtime_privileges(owner_dsn: str, role: str) -> None:
                 quoted_table = await conn.fetchval("SELECT quote_ident($1)", table)
                 if table in OWNER_ONLY_TABLES:
                     await conn.execute(f"REVOKE ALL ON {quoted_table} FROM {quoted_role}")
+                elif table in READ_ONLY_TABLES:
+                    await conn.execute(f"REVOKE ALL ON {quoted_table} FROM {quoted_role}")
+                    await conn.execute(f"GRANT SELECT ON {quoted_table} TO {quoted_role}")
                 elif table in APPEND_ONLY_TABLES:
                     await conn.execute(f"REVOKE ALL ON {quoted_table} FROM {quoted_role}")
                     await conn.execute(f"GRANT SELECT, INSERT ON {quoted_table} TO {quoted_role}")

@@ -60,6 +60,8 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.broker: RabbitBroker | None = None
         self.consumer: Consumer | None = None
+        self.access_log = audit.AccessLog(settings.access_log_key.get_secret_value().encode(),
+                                          settings.access_log_anchor, self.service)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -179,6 +181,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     instrument_http(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(audit.AccessLogContext, access_log=runtime.access_log, pool=lambda: runtime.pool)
     app.state.runtime = runtime
     app.state.token_verifier = TokenVerifier(auth)
     app.include_router(audit.router)
