@@ -1,4 +1,6 @@
-"""Configuration from the environment, shared by every service (prefix-free, as DESIGN.md names it)."""
+"""Configuration from the environment, shared by every service: the same names in each (RABBITMQ_URL, APP_PROFILE,
+...), without a service prefix except what is each service's own: `<SERVICE>_DATABASE_URL` (docs/architecture.md)
+and the credentials of eventkit.credentials (`<SERVICE>_RABBITMQ_PASSWORD`, ...)."""
 
 from __future__ import annotations
 
