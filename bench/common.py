@@ -24,10 +24,8 @@ import aio_pika
 import asyncpg
 import httpx
 
-from eventkit.broker_users import service_url
-from eventkit.testing import POSTGRES_BASE, RABBITMQ_MANAGEMENT, RABBITMQ_PASSWORD, RABBITMQ_USER
-from eventkit.topology import declare_exchange
-from secondopinion_contracts import CONTENT_TYPE, EXCHANGE, CloudEvent
+from eventkit.testing import POSTGRES_BASE, RABBITMQ_MANAGEMENT, RABBITMQ_PASSWORD, RABBITMQ_USER, AsOwners
+from secondopinion_contracts import CONTENT_TYPE, CloudEvent
 
 # How many publishes are in flight on one channel before we wait for their confirms.
 PUBLISH_WINDOW = 500
@@ -77,34 +75,23 @@ def outgoing(envelope: CloudEvent) -> Outgoing:
 
 
 async def publish_all(url: str, messages: Iterable[Outgoing], *, window: int = PUBLISH_WINDOW) -> int:
-    """Publish persistent messages to the events exchange, pipelined with publisher confirms; returns how many.
-    Each as the broker user of the service its routing key names, with that user_id, as the service's relay would
-    (consumers dead-letter an event its owner did not publish)."""
-    connections: dict[str, aio_pika.abc.AbstractConnection] = {}
-    exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+    """Publish persistent messages to the events exchange, pipelined with publisher confirms, each as the service
+    its routing key names (as its relay would); returns how many."""
     sent = 0
-    try:
+    async with AsOwners(url) as owners:
         pending: list[asyncio.Future[Any]] = []
         for message in messages:
-            owner = message.routing_key.split(".", 1)[0]
-            if owner not in exchanges:
-                connections[owner] = await aio_pika.connect(service_url(url, owner))
-                channel = await connections[owner].channel(publisher_confirms=True)
-                exchanges[owner] = await declare_exchange(channel, EXCHANGE, passive=True)
-            pending.append(asyncio.ensure_future(exchanges[owner].publish(
+            pending.append(asyncio.ensure_future(owners.publish(
                 aio_pika.Message(body=message.body, message_id=message.message_id,
                                  correlation_id=message.correlation_id, content_type=CONTENT_TYPE,
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=owner),
-                routing_key=message.routing_key, timeout=30)))
+                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                message.routing_key, timeout=30)))
             if len(pending) >= window:
                 await asyncio.gather(*pending)
                 sent += len(pending)
                 pending = []
         await asyncio.gather(*pending)
         sent += len(pending)
-    finally:
-        for connection in connections.values():
-            await connection.close()
     return sent
 
 

@@ -177,10 +177,6 @@ class Consumer:
             envelope = CloudEvent.model_validate_json(body)
         except ValidationError as error:
             return Outcome(Verdict.DEAD_LETTER, "invalid-envelope", _short(error))
-        if publisher is not None and envelope.type in BY_TYPE:
-            refusal = publisher_refusal(envelope.type, publisher)
-            if refusal is not None:
-                return Outcome(Verdict.DEAD_LETTER, UNAUTHORISED_PUBLISHER, refusal, envelope.subject)
         handler = self.handlers.get(envelope.type)
         if handler is None and envelope.supersededby and self.catch_all is not None:
             # A deprecated copy published beside its successor: the catch-all takes the successor only.
@@ -192,6 +188,8 @@ class Consumer:
             data = BY_TYPE[envelope.type].parse_lenient(envelope.data)
         except ValidationError as error:
             return Outcome(Verdict.DEAD_LETTER, "schema-invalid", _short(error), envelope.subject)
+        if publisher is not None and (refusal := publisher_refusal(envelope.type, publisher)) is not None:
+            return Outcome(Verdict.DEAD_LETTER, UNAUTHORISED_PUBLISHER, refusal, envelope.subject)
         context = CommandContext(
             actor=Actor.service(self.service), correlation_id=envelope.correlationid,
             causation_id=str(envelope.id), command=envelope.event_name,
