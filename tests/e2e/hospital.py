@@ -24,7 +24,7 @@ from eventkit.runtime import wait_until
 from eventkit.testing import EventCollector, SettableClock, bearer, fetch, fresh_database, running_app, scalar
 from intake.bootstrap import build as build_intake
 from intake.settings import IntakeSettings
-from reporting.app import build as build_reporting
+from reporting.bootstrap import build as build_reporting
 from reporting.settings import ReportingSettings
 from scheduling.bootstrap import build as build_scheduling
 from scheduling.settings import SchedulingSettings

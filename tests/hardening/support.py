@@ -55,7 +55,7 @@ async def service_app(service: str, database: str, rabbitmq_url: str, **settings
         async with running_simulator() as (gateway_url, _):
             yield build_billing(settings_for_tests(database, rabbitmq_url, gateway_url, **settings))
     elif service == "reporting":
-        from reporting.app import build as build_reporting
+        from reporting.bootstrap import build as build_reporting
         from reporting.settings import ReportingSettings
 
         yield build_reporting(ReportingSettings(REPORTING_DATABASE_URL=database, **common))

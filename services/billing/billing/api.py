@@ -3,7 +3,7 @@ and the invoices and the day's takings to read."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
@@ -20,7 +20,7 @@ from eventkit.bootstrap import Dispatcher
 from eventkit.clock import tokyo_date
 from eventkit.errors import NotFound
 from eventkit.events import Actor, CommandContext, RecordedEvent
-from eventkit.http import command_context, from_app_state, on_pool
+from eventkit.http import command_context, from_app_state, now, on_pool
 from secondopinion_contracts.codes import PaymentMethod, RefundReason
 
 router = APIRouter(tags=["invoices"])
@@ -48,12 +48,6 @@ class CommandResult(BaseModel):
     status: str
     events: list[str]
     invoice: dict[str, Any]
-
-
-# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def now(request: Request) -> datetime:
-    instant: datetime = request.app.state.clock().astimezone(UTC)
-    return instant
 
 
 Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]

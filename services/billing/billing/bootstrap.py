@@ -20,9 +20,9 @@ from billing.gateway import PaymentGateway
 from billing.gateway_http import HttpPaymentGateway
 from billing.gateway_simulator import GatewaySimulator
 from billing.handlers import HANDLERS
-from billing.payers import IntakeKeys
+from billing.payers import IntakeKeys, PostgresSealedPayers, SealedPayers
 from billing.projections import PROJECTIONS
-from billing.repository import EVENT_TYPES
+from billing.repository import EVENT_TYPES, PostgresReceiptBook, ReceiptBook
 from billing.settings import BillingSettings
 from eventkit.bootstrap import BoundHandler, Dispatcher, bind
 from eventkit.clock import Clock, utc_now
@@ -67,10 +67,13 @@ def runtime_for(settings: ServiceSettings) -> ServiceRuntime:
     return ServiceRuntime(settings, types=EVENT_TYPES, projections=PROJECTIONS, migrations=[MIGRATIONS])
 
 
-def bind_handlers(settings: BillingSettings, clock: Clock) -> dict[type, BoundHandler]:
-    """The handlers' table with their dependencies bound: `(command, uow)` each."""
+def bind_handlers(settings: BillingSettings, clock: Clock, *, receipts: ReceiptBook | None = None,
+                  payers: SealedPayers | None = None) -> dict[type, BoundHandler]:
+    """The handlers' table with their dependencies bound: `(command, uow)` each (tests pass fakes of the units of
+    work, the receipt book and the sealed payers)."""
     return bind(HANDLERS, fees=FeeSchedule(settings.fee_schedule),
-                qualified_invoice_number=settings.qualified_invoice_number, clock=clock)
+                qualified_invoice_number=settings.qualified_invoice_number, clock=clock,
+                receipts=receipts or PostgresReceiptBook(), payers=payers or PostgresSealedPayers())
 
 
 def _gateway_url(settings: BillingSettings) -> str:
@@ -109,9 +112,8 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         runtime, title="Second opinion — billing",
         description="Self-pay fees: invoices, counter payments, online card charges, refunds, receipts, takings.",
         routers=[api.router],
-        on_start=lambda app, runtime: setattr(app.state, "handle", Dispatcher(handlers, runtime.units_of_work)),
+        handlers=handlers, clock=clock,
     )
-    app.state.clock = clock
     app.state.intake_keys = intake_keys or IntakeKeys(settings.intake_url)
     if not settings.gateway_url:
         app.mount(SIMULATOR_PATH, GatewaySimulator().app())

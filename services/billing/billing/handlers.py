@@ -24,11 +24,11 @@ from billing.commands import (
     RecordChargeOutcome,
     RetryCharge,
 )
-from billing.payers import save_sealed_payer
-from billing.repository import INVOICES, receipt_number, take_receipt_number
+from billing.payers import SealedPayers
+from billing.repository import INVOICES, ReceiptBook
 from eventkit.clock import Clock
 from eventkit.events import RecordedEvent
-from eventkit.unit_of_work import PostgresUnitOfWork, UnitOfWork
+from eventkit.unit_of_work import UnitOfWork
 
 # --- the desk's commands -----------------------------------------------------------------------------------------
 
@@ -45,14 +45,13 @@ async def issue_refund(command: IssueRefund, uow: UnitOfWork) -> list[RecordedEv
     return await uow.execute(INVOICES, command.invoice_id, lambda invoice: domain.refund(command, invoice))
 
 
-async def issue_receipt(command: IssueReceipt, uow: PostgresUnitOfWork, *,
-                        qualified_invoice_number: str) -> list[RecordedEvent]:
-    """Number and record the receipt in one transaction, so a rejected or failed one gives its number back."""
+async def issue_receipt(command: IssueReceipt, uow: UnitOfWork, *, qualified_invoice_number: str,
+                        receipts: ReceiptBook) -> list[RecordedEvent]:
+    """Number and record the receipt in one unit of work, so a rejected or failed one gives its number back."""
     invoice = await uow.load(INVOICES, command.invoice_id)
     # Checked before the counter is locked: a refused request never waits on other receipts.
     domain.check_receipt(invoice.state)
-    year = command.issued_on.year
-    number = receipt_number(year, await take_receipt_number(await uow.connection(), year))
+    number = await receipts.next_number(uow, command.issued_on.year)
     uow.save(invoice, domain.issue_receipt(command, invoice.state, receipt_number=number,
                                            registration_number=qualified_invoice_number))
     return await uow.commit()
@@ -88,8 +87,9 @@ async def request_charge_when_consultation_completed(command: NoteCompletion,
     return await uow.execute(INVOICES, command.invoice_id, lambda invoice: domain.complete(command, invoice))
 
 
-async def keep_the_sealed_payer_name_when_case_submitted(command: KeepSealedPayer, uow: PostgresUnitOfWork) -> None:
-    await save_sealed_payer(await uow.connection(), command.case_id, command.payer_name_sealed)
+async def keep_the_sealed_payer_name_when_case_submitted(command: KeepSealedPayer, uow: UnitOfWork, *,
+                                                        payers: SealedPayers) -> None:
+    await payers.keep(uow, command.case_id, command.payer_name_sealed)
 
 
 HANDLERS: dict[type, Callable[..., Any]] = {

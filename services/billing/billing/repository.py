@@ -3,12 +3,14 @@ in the same transaction."""
 
 from __future__ import annotations
 
+from typing import Protocol
 from uuid import UUID
 
 from billing import domain
 from eventkit.aggregate import AggregateType
 from eventkit.db import Conn
 from eventkit.store import EventTypes
+from eventkit.unit_of_work import UnitOfWork, connection_of
 from secondopinion_contracts.events import billing as events
 
 EVENT_TYPES = EventTypes.of(*events.EVENTS, *domain.PRIVATE_EVENTS)
@@ -36,3 +38,17 @@ async def take_receipt_number(conn: Conn, year: int) -> int:
 
 def receipt_number(year: int, number: int) -> str:
     return f"R{year}-{number:06d}"
+
+
+class ReceiptBook(Protocol):
+    """The numbers receipts are issued under, in the handler's unit of work. `PostgresReceiptBook` in the service;
+    a fake in handler tests."""
+
+    async def next_number(self, uow: UnitOfWork, year: int) -> str:
+        """The year's next receipt number, given back if the unit of work does not commit (no gaps)."""
+        ...
+
+
+class PostgresReceiptBook:
+    async def next_number(self, uow: UnitOfWork, year: int) -> str:
+        return receipt_number(year, await take_receipt_number(await connection_of(uow), year))

@@ -1,11 +1,11 @@
-"""Billing's handlers on fakes (an in-memory event store and unit of work): given what happened to an invoice, when
-a command (the desk's, the charge worker's, or one another service's event becomes), then the events appended and
-what the outbox would publish. Receipts (the year's counter) and sealed payer names (their table) are SQL on the
-unit of work's connection, covered on the real database by test_api.py."""
+"""Billing's handlers on fakes (an in-memory event store and unit of work, an in-memory receipt book and sealed
+payers): given what happened to an invoice, when a command (the desk's, the charge worker's, or one another
+service's event becomes), then the events appended and what the outbox would publish."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pytest
@@ -15,6 +15,8 @@ from billing.commands import (
     CapturePayment,
     ChargeCaptured,
     IssueInvoice,
+    IssueReceipt,
+    KeepSealedPayer,
     NoteCancellation,
     RecordChargeOutcome,
 )
@@ -26,8 +28,9 @@ from eventkit.errors import CommandRejected
 from eventkit.events import Actor, CommandContext
 from eventkit.memory import InMemoryEventStore, InMemoryUnitOfWork
 from eventkit.testing import SettableClock
+from eventkit.unit_of_work import UnitOfWork
 from secondopinion_contracts.codes import CancellationReason, CancelledBy, Mode, PaymentMethod, RefundReason
-from secondopinion_contracts.events.billing import InvoiceIssued, PaymentCaptured, RefundIssued
+from secondopinion_contracts.events.billing import InvoiceIssued, PaymentCaptured, ReceiptIssued, RefundIssued
 
 CASE_ID = uuid.uuid4()
 APPOINTMENT_ID = uuid.uuid4()
@@ -35,7 +38,29 @@ INVOICE_ID = invoice_id_for(APPOINTMENT_ID)
 CONSULTATION = tokyo(2026, 12, 1, 10)
 OPENING = tokyo(2026, 12, 1, 9, 30)
 CLOCK = SettableClock(OPENING)
-HANDLERS = bind_handlers(BillingSettings(BILLING_QUALIFIED_INVOICE_NUMBER=QUALIFIED_INVOICE_NUMBER), CLOCK)
+
+
+@dataclass
+class InMemoryReceiptBook:
+    issued: dict[int, int] = field(default_factory=dict)
+
+    async def next_number(self, uow: UnitOfWork, year: int) -> str:
+        self.issued[year] = self.issued.get(year, 0) + 1
+        return f"R{year}-{self.issued[year]:06d}"
+
+
+@dataclass
+class InMemorySealedPayers:
+    kept: dict[uuid.UUID, str] = field(default_factory=dict)
+
+    async def keep(self, uow: UnitOfWork, case_id: uuid.UUID, sealed: str) -> None:
+        self.kept.setdefault(case_id, sealed)
+
+
+RECEIPTS = InMemoryReceiptBook()
+PAYERS = InMemorySealedPayers()
+HANDLERS = bind_handlers(BillingSettings(BILLING_QUALIFIED_INVOICE_NUMBER=QUALIFIED_INVOICE_NUMBER), CLOCK,
+                         receipts=RECEIPTS, payers=PAYERS)
 CASHIER = CommandContext(actor=Actor(id="cashier-7", role="cashier"), correlation_id=str(CASE_ID))
 BILLING = CommandContext(actor=Actor.service("billing"), correlation_id=str(CASE_ID))
 
@@ -110,4 +135,27 @@ async def test_a_charge_outcome_for_an_attempt_not_pending_records_nothing(store
     store.given(f"invoice-{INVOICE_ID}", "invoice", [])
     await handle(store, RecordChargeOutcome(invoice_id=INVOICE_ID, attempt=1, outcome=ChargeCaptured("ch_1"),
                                             at=CLOCK.now))
+    assert store.new_events() == []
+
+
+async def test_a_receipt_is_numbered_from_the_years_book_once_per_payment(store: InMemoryEventStore) -> None:
+    await handle(store, confirmed())
+    await handle(store, at_the_counter(), CASHIER)
+    store.given(f"invoice-{INVOICE_ID}", "invoice", [])
+    RECEIPTS.issued.clear()
+    await handle(store, IssueReceipt(invoice_id=INVOICE_ID, issued_on=date(2026, 12, 1)), CASHIER)
+    [receipt] = store.new_events()
+    assert isinstance(receipt, ReceiptIssued)
+    assert (receipt.receipt_number, receipt.qualified_invoice_registration_number) == (
+        "R2026-000001", QUALIFIED_INVOICE_NUMBER)
+    with pytest.raises(CommandRejected) as again:
+        await handle(store, IssueReceipt(invoice_id=INVOICE_ID, issued_on=date(2026, 12, 1)), CASHIER)
+    assert again.value.code == "receipt_already_issued"
+    assert RECEIPTS.issued == {2026: 1}, "a refused receipt takes no number"
+
+
+async def test_the_sealed_payer_name_is_kept_once_per_case(store: InMemoryEventStore) -> None:
+    await handle(store, KeepSealedPayer(case_id=CASE_ID, payer_name_sealed="Zmlyc3Q"))
+    await handle(store, KeepSealedPayer(case_id=CASE_ID, payer_name_sealed="c2Vjb25k"))
+    assert PAYERS.kept[CASE_ID] == "Zmlyc3Q"
     assert store.new_events() == []

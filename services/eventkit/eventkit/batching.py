@@ -38,7 +38,7 @@ from eventkit import db, metrics
 from eventkit.aggregate import AggregateType
 from eventkit.consumer import CommandReaction, Consumer, Delivery, Handler, JoinedReaction, Outcome, _short, _traced
 from eventkit.db import Conn
-from eventkit.events import CommandContext, Event, RecordedEvent
+from eventkit.events import RecordedEvent
 from eventkit.store import (
     LOAD_STREAM,
     LOAD_STREAMS,
@@ -51,7 +51,6 @@ from eventkit.store import (
     PreparedAppend,
     Projection,
 )
-from eventkit.telemetry import current_traceparent
 from eventkit.unit_of_work import PostgresUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -174,11 +173,7 @@ class BatchingEventStore(EventStore):
             self._commit_appends, batch_max=append_batch_max, key=lambda append: append.stream_id)
         self._blocks: dict[Conn, _Block] = {}  # the connections inside `appends_written_together`
 
-    async def append(self, stream_id: str, stream_type: str, expected_version: int, events: Sequence[Event],
-                     context: CommandContext, *, conn: Conn | None = None) -> list[RecordedEvent]:
-        if not events:
-            return []
-        append = AppendRequest(stream_id, stream_type, expected_version, events, context, current_traceparent())
+    async def _submit(self, append: AppendRequest, conn: Conn | None) -> list[RecordedEvent]:
         if conn is None and self.append_batch_max > 1:
             return await self._appends.run(append)
         if conn is not None and conn in self._blocks:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from uuid import uuid4
 
@@ -48,9 +48,10 @@ def from_app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]
 
 
 async def now(request: Request) -> datetime:
-    """A FastAPI dependency: the present instant by the service's clock (`app.state.clock`, set by create_app)."""
+    """A FastAPI dependency: the present instant in UTC by the service's clock (`app.state.clock`, set by
+    create_app)."""
     instant: datetime = request.app.state.clock()
-    return instant
+    return instant.astimezone(UTC)
 
 
 async def today(request: Request) -> date:

@@ -232,7 +232,7 @@ class EventStore:
         written); their recorded forms, with positions, in order."""
         if not events:
             return []
-        return await self._append_alone(
+        return await self._submit(
             AppendRequest(stream_id, stream_type, expected_version, events, context, current_traceparent()), conn)
 
     async def load(self, stream_id: str, *, conn: Conn | None = None) -> list[RecordedEvent]:
@@ -276,6 +276,10 @@ class EventStore:
             return done
 
     # --- the write path (eventkit.batching writes many appends through the same steps) ---------------------------
+
+    async def _submit(self, append: AppendRequest, conn: Conn | None) -> list[RecordedEvent]:
+        """How an append is written: alone, here (eventkit.batching may write it with others)."""
+        return await self._append_alone(append, conn)
 
     async def _append_alone(self, append: AppendRequest, conn: Conn | None = None) -> list[RecordedEvent]:
         try:

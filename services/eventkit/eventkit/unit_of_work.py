@@ -7,8 +7,8 @@ written all together or not at all.
         uow.after_commit(lambda: log.info("confirmed"))
         recorded = await uow.commit()                          # ConcurrencyError if the stream moved meanwhile
 
-A unit of work left without `commit()` writes nothing. A conflict fails the whole unit of work; `eventkit.retry`'s
-`run_retrying` runs a handler again on a fresh one. `PostgresUnitOfWork` works on the PostgreSQL event store, either
+A unit of work left without `commit()` writes nothing. A conflict fails the whole unit of work; `run_retrying`
+(below) runs a handler again on a fresh one. `PostgresUnitOfWork` works on the PostgreSQL event store, either
 in a transaction of its own or joined to a caller's (a consumer's delivery, with its inbox row: the caller commits);
 `eventkit.memory.InMemoryUnitOfWork` does the same in memory, for fast handler tests.
 """
@@ -113,7 +113,8 @@ class UnitOfWork(ABC):
 
     @abstractmethod
     async def commit(self) -> list[RecordedEvent]:
-        """Writes the pending appends, all or none, and returns their recorded events in the order appended."""
+        """Writes the pending appends, all or none, and returns their recorded events in the order appended. (Joined
+        to a consumer's batch, whose appends are written together at its end, their positions are 0.)"""
 
     @abstractmethod
     async def rollback(self) -> None:
@@ -240,6 +241,14 @@ class PostgresUnitOfWork(UnitOfWork):
             await transaction.__aexit__(None, None, None)
         else:
             await transaction.__aexit__(type(error), error, error.__traceback__)
+
+
+async def connection_of(uow: UnitOfWork) -> Conn:
+    """The connection of a PostgreSQL unit of work, for a service's adapters of its own tables (which take a
+    `UnitOfWork`, so that handlers stay `(command, uow)` and their tests pass fakes of the adapters)."""
+    if not isinstance(uow, PostgresUnitOfWork):
+        raise TypeError(f"this needs PostgreSQL's unit of work, not {type(uow).__name__}")
+    return await uow.connection()
 
 
 class _RolledBack(Exception):

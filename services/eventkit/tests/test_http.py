@@ -11,6 +11,7 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI
 
 from eventkit.bootstrap import Dispatcher
+from eventkit.clock import TOKYO
 from eventkit.events import Actor
 from eventkit.http import command_context, from_app_state, now, on_pool, today
 from eventkit.runtime import ServiceRuntime, create_app
@@ -50,7 +51,7 @@ async def test_dependencies_reach_the_app_state_and_the_runtimes_pool() -> None:
 
 async def test_the_apps_clock_gives_now_and_todays_date_in_tokyo() -> None:
     app = FastAPI()
-    app.state.clock = lambda: datetime(2026, 12, 1, 15, 30, tzinfo=UTC)  # 00:30 on the 2nd in Tokyo
+    app.state.clock = lambda: datetime(2026, 12, 2, 0, 30, tzinfo=TOKYO)  # 15:30 UTC on the 1st
 
     @app.get("/")
     async def read(at: Annotated[datetime, Depends(now)], on: Annotated[date, Depends(today)]) -> dict[str, str]:

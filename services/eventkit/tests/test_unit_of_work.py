@@ -18,7 +18,7 @@ from eventkit.consumer import Consumer, Delivery, Verdict, joined_to_delivery, r
 from eventkit.events import CommandContext, Event, RecordedEvent
 from eventkit.memory import InMemoryEventStore, InMemoryUnitOfWork
 from eventkit.store import ConcurrencyError, EventStore
-from eventkit.unit_of_work import PendingAppend, PostgresUnitOfWork, UnitOfWork, run_retrying
+from eventkit.unit_of_work import PendingAppend, PostgresUnitOfWork, UnitOfWork, connection_of, run_retrying
 from secondopinion_contracts.events.intake import CaseAccepted
 
 from .test_consumer import accepted_event
@@ -199,3 +199,12 @@ async def test_bound_handlers_get_the_dependencies_they_name_and_run_again_on_a_
     assert await dispatch(Accept(case_id), context()) == 2, "decided again on the state the other writer left"
     assert tries == [0, 1]
     assert [event.version for event in await store.load(f"case-{case_id}")] == [1, 2, 3]
+
+
+async def test_a_services_adapter_reaches_the_connection_of_a_postgresql_unit_of_work_only(store: EventStore) -> None:
+    async with PostgresUnitOfWork(store, context()) as uow:
+        conn = await connection_of(uow)
+        assert conn.is_in_transaction()
+        assert await connection_of(uow) is conn
+    with pytest.raises(TypeError, match="PostgreSQL's unit of work"):
+        await connection_of(InMemoryUnitOfWork(InMemoryEventStore("intake", TYPES), context()))

@@ -6,17 +6,16 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventkit.audit import listing, record_access
 from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
-from eventkit.clock import tokyo_date
 from eventkit.crypto import to_text
 from eventkit.errors import Gone, NotFound
 from eventkit.events import Actor, RecordedEvent
-from eventkit.http import command_context, from_app_state, on_pool
+from eventkit.http import command_context, from_app_state, on_pool, today
 from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
 from intake.queries import CaseQueries
@@ -89,11 +88,6 @@ class CommandResult(BaseModel):
     decline_reasons: list[str] = []
     recommendation: str | None = None
     document_id: UUID | None = None
-
-
-# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def today(request: Request) -> date:
-    return tokyo_date(request.app.state.clock())
 
 
 async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:

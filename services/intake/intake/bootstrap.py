@@ -8,14 +8,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from eventkit.bootstrap import BoundHandler, Dispatcher, bind
+from eventkit.bootstrap import BoundHandler, bind
 from eventkit.clock import Clock, utc_now
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
 from intake import api
 from intake.handlers import HANDLERS
 from intake.projections import PROJECTIONS
-from intake.repository import EVENT_TYPES
+from intake.repository import EVENT_TYPES, PersonalData, PostgresPersonalData
 from intake.settings import IntakeSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -25,10 +25,12 @@ def runtime_for(settings: ServiceSettings) -> ServiceRuntime:
     return ServiceRuntime(settings, types=EVENT_TYPES, projections=PROJECTIONS, migrations=[MIGRATIONS])
 
 
-def bind_handlers(settings: IntakeSettings, clock: Clock) -> dict[type, BoundHandler]:
-    """The handlers' table with their dependencies bound: `(command, uow)` each (tests give it fake units of work)."""
+def bind_handlers(settings: IntakeSettings, clock: Clock,
+                  personal_data: PersonalData | None = None) -> dict[type, BoundHandler]:
+    """The handlers' table with their dependencies bound: `(command, uow)` each (tests pass fakes of the units of
+    work and of the personal data)."""
     return bind(HANDLERS, departments=frozenset(settings.departments), retention_years=settings.retention_years,
-                clock=clock)
+                clock=clock, personal_data=personal_data or PostgresPersonalData())
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -41,7 +43,6 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         runtime, title="Second opinion — intake",
         description="Requests for a second opinion: requester, documents, consent, eligibility screening.",
         routers=[api.router],
-        on_start=lambda app, runtime: setattr(app.state, "handle", Dispatcher(handlers, runtime.units_of_work)),
+        handlers=handlers, clock=clock,
     )
-    app.state.clock = clock
     return app

@@ -1,7 +1,7 @@
 """One handler per intake command: load the case, let the domain decide, append (with the sealed personal data).
 
-Each is `(command, uow)` plus what bootstrap binds to it; the table of command -> handler is at the bottom. The two
-that write the case's keys and personal data beside its events need PostgreSQL's unit of work (its connection).
+Each is `(command, uow)` plus what bootstrap binds to it; the table of command -> handler is at the bottom. The case's
+personal data and keys, kept beside its events, go through `personal_data` (repository.PersonalData).
 """
 
 from __future__ import annotations
@@ -11,23 +11,19 @@ from dataclasses import replace
 from typing import Any
 
 from eventkit.clock import Clock, tokyo_date
-from eventkit.crypto import to_text
 from eventkit.errors import NotFound
 from eventkit.events import Event, RecordedEvent
-from eventkit.unit_of_work import Loaded, PostgresUnitOfWork, UnitOfWork
+from eventkit.unit_of_work import Loaded, UnitOfWork
 from intake import domain
 from intake.commands import ErasePersonalData, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
-from intake.repository import CASE_KEYS, CASES, save_personal_data
+from intake.repository import CASES, PersonalData
 
 
-async def submit_case(command: SubmitCase, uow: PostgresUnitOfWork, *,
-                      departments: frozenset[str]) -> list[RecordedEvent]:
-    conn = await uow.connection()
-    payer = await CASE_KEYS.seal(conn, command.case_id, {"payer_name": command.requester.name})
-    sealed_command = replace(command, payer_name_sealed=to_text(payer))
+async def submit_case(command: SubmitCase, uow: UnitOfWork, *, departments: frozenset[str],
+                      personal_data: PersonalData) -> list[RecordedEvent]:
+    payer_name_sealed = await personal_data.keep(uow, command)
     case = await uow.load(CASES, command.case_id)
-    uow.save(case, domain.submit(sealed_command, case.state, departments))
-    await save_personal_data(conn, command)
+    uow.save(case, domain.submit(replace(command, payer_name_sealed=payer_name_sealed), case.state, departments))
     return await uow.commit()
 
 
@@ -44,8 +40,8 @@ async def withdraw_case(command: WithdrawCase, uow: UnitOfWork) -> list[Recorded
     return await uow.execute(CASES, command.case_id, _existing(lambda case: domain.withdraw(command, case)))
 
 
-async def erase_personal_data(command: ErasePersonalData, uow: PostgresUnitOfWork, *, retention_years: int,
-                              clock: Clock) -> list[RecordedEvent]:
+async def erase_personal_data(command: ErasePersonalData, uow: UnitOfWork, *, retention_years: int, clock: Clock,
+                              personal_data: PersonalData) -> list[RecordedEvent]:
     """Record the erasure and destroy the case's key in one transaction: both happen or neither."""
     stream_id = CASES.stream_id(command.case_id)
     history = await uow.load_stream(stream_id)
@@ -54,7 +50,7 @@ async def erase_personal_data(command: ErasePersonalData, uow: PostgresUnitOfWor
     case = Loaded(stream_id, CASES.stream_type, CASES.fold(history), history[-1].version)
     uow.save(case, domain.erase_personal_data(command, case.state, last_activity_on=tokyo_date(history[-1].recorded_at),
                                               retention_years=retention_years))
-    await CASE_KEYS.erase(await uow.connection(), command.case_id, uow.context.actor.id, clock())
+    await personal_data.erase(uow, command.case_id, uow.context.actor.id, clock())
     return await uow.commit()
 
 

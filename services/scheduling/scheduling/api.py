@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -17,7 +17,7 @@ from eventkit.business_calendar import RECEPTION_CLOSES, RECEPTION_OPENS, Busine
 from eventkit.clock import tokyo_date
 from eventkit.errors import NotFound
 from eventkit.events import Actor, RecordedEvent
-from eventkit.http import command_context, from_app_state, on_pool
+from eventkit.http import command_context, from_app_state, now, on_pool
 from scheduling.commands import (
     CancelAppointment,
     CompleteConsultation,
@@ -104,12 +104,6 @@ class CancellationIn(Strict):
         if value is CancellationReason.CASE_WITHDRAWN:
             raise ValueError("withdraw the case at intake instead; its appointment is then cancelled")
         return value
-
-
-# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def now(request: Request) -> datetime:
-    instant: datetime = request.app.state.clock()
-    return instant
 
 
 # Scheduling holds no personal data (ids, codes and dates only), so every staff role may read it.

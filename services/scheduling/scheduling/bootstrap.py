@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from eventkit.bootstrap import BoundHandler, Dispatcher, bind
+from eventkit.bootstrap import BoundHandler, bind
 from eventkit.business_calendar import BusinessCalendar
 from eventkit.clock import Clock, utc_now
 from eventkit.consumer import reactions_by_command
@@ -19,7 +19,7 @@ from scheduling import api
 from scheduling.consumers import COMMANDS
 from scheduling.handlers import HANDLERS
 from scheduling.projections import PROJECTIONS
-from scheduling.repository import EVENT_TYPES
+from scheduling.repository import EVENT_TYPES, PhysicianSchedules, PostgresPhysicianSchedules
 from scheduling.settings import SchedulingSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -31,11 +31,14 @@ def _scheduling_settings(settings: ServiceSettings) -> SchedulingSettings:
     return settings
 
 
-def bind_handlers(settings: SchedulingSettings, clock: Clock) -> dict[type, BoundHandler]:
-    """The handlers' table with their dependencies bound: `(command, uow)` each."""
+def bind_handlers(settings: SchedulingSettings, clock: Clock,
+                  schedules: PhysicianSchedules | None = None) -> dict[type, BoundHandler]:
+    """The handlers' table with their dependencies bound: `(command, uow)` each (tests pass fakes of the units of
+    work and of the physicians' schedules)."""
     return bind(HANDLERS, calendar=BusinessCalendar(settings.extra_closures), clock=clock,
                 hold_for=timedelta(minutes=settings.hold_minutes),
-                booking_horizon=timedelta(days=settings.booking_horizon_days))
+                booking_horizon=timedelta(days=settings.booking_horizon_days),
+                schedules=schedules or PostgresPhysicianSchedules())
 
 
 def runtime_for(settings: ServiceSettings, *, clock: Clock | None = None) -> ServiceRuntime:
@@ -52,8 +55,7 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         runtime_for(settings, clock=clock), title="Second opinion — scheduling",
         description="Business-day calendar, department slots, candidate dates and appointments.",
         routers=[api.router],
-        on_start=lambda app, runtime: setattr(app.state, "handle", Dispatcher(handlers, runtime.units_of_work)),
+        handlers=handlers, clock=clock,
     )
-    app.state.clock = clock
     app.state.calendar = BusinessCalendar(settings.extra_closures)
     return app

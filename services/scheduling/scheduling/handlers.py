@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 from eventkit.business_calendar import BusinessCalendar
 from eventkit.clock import Clock
 from eventkit.events import RecordedEvent
-from eventkit.unit_of_work import Loaded, PostgresUnitOfWork, UnitOfWork
+from eventkit.unit_of_work import Loaded, UnitOfWork
 from scheduling import domain
 from scheduling.commands import (
     CancelAppointment,
@@ -32,7 +32,7 @@ from scheduling.commands import (
     RescheduleAppointment,
     StartScheduling,
 )
-from scheduling.repository import CASES, SLOT_STREAM, SLOTS, lock_physician_schedule, physician_slot_times
+from scheduling.repository import CASES, SLOT_STREAM, SLOTS, PhysicianSchedules
 
 CaseDecision = Callable[[domain.CaseSchedule, Mapping[UUID, domain.Slot | None]], domain.Decision]
 
@@ -43,13 +43,11 @@ class OpenedSlots:
     plan: domain.SlotPlan
 
 
-async def open_slots(command: OpenSlots, uow: PostgresUnitOfWork, *, calendar: BusinessCalendar, clock: Clock,
-                     booking_horizon: timedelta) -> OpenedSlots:
+async def open_slots(command: OpenSlots, uow: UnitOfWork, *, calendar: BusinessCalendar, clock: Clock,
+                     booking_horizon: timedelta, schedules: PhysicianSchedules) -> OpenedSlots:
     now = clock()
-    conn = await uow.connection()
-    await lock_physician_schedule(conn, command.physician_id)
-    existing = await physician_slot_times(conn, command.physician_id, now - timedelta(days=1),
-                                          now + booking_horizon + timedelta(days=1))
+    existing = await schedules.taken(uow, command.physician_id, now - timedelta(days=1),
+                                     now + booking_horizon + timedelta(days=1))
     plan = domain.open_slots(command, calendar, now, booking_horizon, existing, uuid4)
     for opened in plan.opened:
         uow.append(SLOTS.stream_id(opened.slot_id), SLOT_STREAM, 0, [opened])

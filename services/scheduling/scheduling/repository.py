@@ -4,10 +4,12 @@ besides them (a physician's slot times, under a lock on their schedule)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from eventkit.aggregate import AggregateType
 from eventkit.db import Conn
 from eventkit.store import EventTypes
+from eventkit.unit_of_work import UnitOfWork, connection_of
 from scheduling import domain
 from scheduling.events import CASE_PRIVATE_EVENTS, SLOT_EVENTS
 from secondopinion_contracts.events import scheduling as published
@@ -36,3 +38,22 @@ async def physician_slot_times(conn: Conn, physician_id: str, first: datetime,
         "SELECT starts_at, ends_at FROM slot_view WHERE physician_id = $1 AND starts_at < $3 AND ends_at > $2",
         physician_id, first, last)
     return [(row["starts_at"], row["ends_at"]) for row in rows]
+
+
+class PhysicianSchedules(Protocol):
+    """Which times a physician's slots take, for a new opening's overlap check, in the handler's unit of work.
+    `PostgresPhysicianSchedules` in the service; a fake in handler tests."""
+
+    async def taken(self, uow: UnitOfWork, physician_id: str, first: datetime,
+                    last: datetime) -> list[tuple[datetime, datetime]]:
+        """The physician's slot times overlapping [first, last]; held for the physician until the unit of work ends,
+        so that two openings for one physician check against each other's slots."""
+        ...
+
+
+class PostgresPhysicianSchedules:
+    async def taken(self, uow: UnitOfWork, physician_id: str, first: datetime,
+                    last: datetime) -> list[tuple[datetime, datetime]]:
+        conn = await connection_of(uow)
+        await lock_physician_schedule(conn, physician_id)
+        return await physician_slot_times(conn, physician_id, first, last)

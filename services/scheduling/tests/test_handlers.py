@@ -1,13 +1,13 @@
 """Scheduling's handlers on fakes (an in-memory event store and unit of work): given the case's and its slots'
 events, when a command (the desk's, or one another service's event becomes), then the events appended to each
-stream and what the outbox would publish. Opening slots (a lock and a read of slot_view) is covered on the real
-database by test_api.py."""
+stream and what the outbox would publish. The physicians' schedules are a fake too."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
 import pytest
@@ -15,9 +15,9 @@ import pytest
 from eventkit.errors import CommandRejected
 from eventkit.events import Actor, CommandContext, RecordedEvent
 from eventkit.memory import InMemoryEventStore, InMemoryUnitOfWork
-from eventkit.unit_of_work import run_retrying
+from eventkit.unit_of_work import UnitOfWork, run_retrying
 from scheduling.bootstrap import bind_handlers
-from scheduling.commands import ConfirmSlot, ProposeSlots, RecordWithdrawal, StartScheduling
+from scheduling.commands import ConfirmSlot, OpenSlots, ProposeSlots, RecordWithdrawal, StartScheduling
 from scheduling.events import CaseWithdrawalRecorded, SchedulingStarted, SlotHeld, SlotHoldReleased, SlotOpened
 from scheduling.repository import CASE_STREAM, CASES, EVENT_TYPES, SLOT_STREAM, SLOTS
 from scheduling.settings import SchedulingSettings
@@ -28,7 +28,21 @@ NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # Tuesday 1 Dec 2026, 10:00 in To
 CONSULTATION = datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
 CASE_ID = uuid.uuid4()
 SETTINGS = SchedulingSettings()
-HANDLERS = bind_handlers(SETTINGS, lambda: NOW)
+
+
+@dataclass
+class FixedSchedules:
+    """The times a physician's existing slots take, as a test says."""
+
+    times: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+    async def taken(self, uow: UnitOfWork, physician_id: str, first: datetime,
+                    last: datetime) -> list[tuple[datetime, datetime]]:
+        return [(start, end) for start, end in self.times if start < last and end > first]
+
+
+SCHEDULES = FixedSchedules()
+HANDLERS = bind_handlers(SETTINGS, lambda: NOW, SCHEDULES)
 CONTEXT = CommandContext(actor=Actor(id="coord-1", role="coordinator"), correlation_id=str(CASE_ID))
 HOLD = timedelta(minutes=SETTINGS.hold_minutes)
 
@@ -131,3 +145,21 @@ class RacedUnitOfWork(InMemoryUnitOfWork):
         await self.meanwhile()
         return await super().commit()
 
+
+
+async def test_opening_slots_appends_one_stream_per_slot_and_refuses_overlaps_with_the_physicians_slots(
+        store: InMemoryEventStore) -> None:
+    command = OpenSlots(department="cardiology", physician_id="dr-sato", first_day=date(2026, 12, 7),
+                        last_day=date(2026, 12, 8), start_times=(time(9, 30),), duration_minutes=60)
+    await handle(store, command)
+    opened = [event for event in store.new_events() if isinstance(event, SlotOpened)]
+    assert [slot.start for slot in opened] == [datetime(2026, 12, 7, 0, 30, tzinfo=UTC),
+                                               datetime(2026, 12, 8, 0, 30, tzinfo=UTC)]
+    assert store.outbox == [], "slots are scheduling's own"
+    SCHEDULES.times = [(slot.start, slot.end) for slot in opened]
+    try:
+        with pytest.raises(CommandRejected) as refused:
+            await handle(store, command)
+        assert refused.value.code == "slot_overlap"
+    finally:
+        SCHEDULES.times = []
