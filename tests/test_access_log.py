@@ -157,3 +157,19 @@ async def test_refusals_and_bulk_listings_are_in_the_access_log(intake: Intake) 
     ]
     assert (await intake.verify())["intact"] is True
     assert await scalar(intake.database, "SELECT last_id FROM access_log_unkeyed") == 0
+
+
+async def test_a_service_that_does_not_migrate_holds_no_owners_credentials(database: str, rabbitmq_url: str) -> None:
+    from eventkit import db_roles
+    from intake.app import build, runtime_for
+
+    owner = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
+    await db_roles.prepare(owner, runtime_for(owner).migrations)  # what the migration job does, as the owner
+    name = database.rsplit("/", 1)[1]
+    settings = IntakeSettings(INTAKE_DATABASE_URL=f"postgresql://127.0.0.1:5432/{name}", RABBITMQ_URL=rabbitmq_url,
+                              MIGRATE_ON_START=False)
+    async with running_app(build(settings)) as client:
+        assert (await client.post("/cases", headers=bearer("coordinator"), json=CASE)).status_code == 201
+        users = await fetch(database, "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = $1"
+                                      " AND pid <> pg_backend_pid()", name)
+    assert [row["usename"] for row in users] == ["intake_app"]

@@ -416,3 +416,18 @@ def test_the_broker_users_and_their_permissions_are_those_eventkit_defines() -> 
         assert password == {"name": f"secondopinion-{service}-rabbitmq-user", "key": "password"}
         for variable in (f"{service.upper()}_DATABASE_PASSWORD", f"{service.upper()}_ACCESS_LOG_KEY"):
             assert "secretKeyRef" in env[variable]["valueFrom"], f"{service}: {variable} not from a Secret"
+
+
+def test_the_services_hold_no_owners_credentials_and_leave_migrating_to_the_jobs() -> None:
+    objects = render("base")
+    [config] = objects_of(objects, "ConfigMap")
+    assert config["data"]["MIGRATE_ON_START"] == "false"
+    deployments = _server_deployments(objects)
+    jobs = {job["metadata"]["name"]: job for job in objects_of(objects, "Job")}
+    for service in SERVICES:
+        variable = f"{service.upper()}_DATABASE_URL"
+        served = env_of(_container(deployments[service]))[variable]["valueFrom"]["secretKeyRef"]
+        job_containers = jobs[f"{service}-migrate"]["spec"]["template"]["spec"]["containers"]
+        migrating = env_of(job_containers[0])[variable]["valueFrom"]["secretKeyRef"]
+        assert migrating["key"] == variable, "the migration Job runs as the owner"
+        assert served["key"] == f"{service.upper()}_DATABASE_ADDRESS", f"{service} must not see the owner's DSN"

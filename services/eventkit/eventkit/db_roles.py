@@ -43,6 +43,13 @@ async def prepare(settings: ServiceSettings, directories: Sequence[Path]) -> lis
     return applied
 
 
+async def at_start(settings: ServiceSettings, directories: Sequence[Path]) -> None:
+    """What a starting service does to its database: `prepare`, unless MIGRATE_ON_START is off (in Kubernetes the
+    migration Job has run it, and the service is given no owner's credentials at all)."""
+    if settings.migrate_on_start:
+        await prepare(settings, directories)
+
+
 async def ensure_runtime_role(owner_dsn: str, role: str, password: str) -> None:
     """Create the login role if it does not exist (roles belong to the whole cluster: another database's service,
     or a test running beside this one, may create it at the same moment). Refuses a role with powers it must not

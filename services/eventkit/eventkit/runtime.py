@@ -94,7 +94,7 @@ class ServiceRuntime:
 
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
         settings = self.settings
-        await db_roles.prepare(settings, self.migrations)
+        await db_roles.at_start(settings, self.migrations)
         self._pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
         if relay:
             self.relay = OutboxRelay(settings.database_url, settings.rabbitmq_url, service=self.service,

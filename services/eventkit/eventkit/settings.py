@@ -53,6 +53,9 @@ class ServiceSettings(BaseSettings):
     access_log_anchor: str = ""
     # The owner's DSN (`<SERVICE>_DATABASE_URL` as given): migrations. `database_url` becomes the runtime role's.
     owner_database_url: str = ""
+    # Off: the service does not migrate when it starts (a migration job did, as the owner), and needs no owner's
+    # credentials: `<SERVICE>_DATABASE_URL` may then name only the host and database.
+    migrate_on_start: bool = Field(True, validation_alias="MIGRATE_ON_START")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

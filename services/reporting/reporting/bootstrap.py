@@ -32,7 +32,7 @@ class ReportingRuntime(ServiceRuntime):
     """The shared runtime, plus the business-day calendar filled before the first event is consumed."""
 
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
-        await db_roles.prepare(self.settings, self.migrations)
+        await db_roles.at_start(self.settings, self.migrations)
         conn = await asyncpg.connect(self.settings.database_url)
         try:
             await sync_business_calendar(conn, *default_range(tokyo_date(utc_now())))
