@@ -31,6 +31,10 @@ async def _check_reachable(settings: ServiceSettings) -> str | None:
     try:
         connection = await aio_pika.connect(settings.rabbitmq_url, timeout=5)
         await connection.close()
+    except aio_pika.exceptions.ProbableAuthenticationError:
+        return (f"{settings.service}: RabbitMQ refused the broker user {settings.service!r} at "
+                f"{_redact(settings.rabbitmq_url)}: set up the broker's users with `python -m eventkit.broker_users` "
+                f"(`make run` does), or set {settings.service.upper()}_RABBITMQ_PASSWORD")
     except Exception as error:
         return (f"{settings.service}: RabbitMQ is unreachable at {_redact(settings.rabbitmq_url)} "
                 f"({error.__class__.__name__}); {HOW_TO_START['broker']}")
