@@ -20,12 +20,13 @@ from faststream.rabbit import RabbitBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from eventkit import audit, db, feed, metrics
+from eventkit import audit, db, db_roles, feed, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.batching import BatchingConsumer, BatchingEventStore
 from eventkit.bootstrap import BoundHandler, Dispatcher
 from eventkit.clock import Clock
 from eventkit.consumer import ConsumedProjection, Consumer, Handler, Reaction, joined_to_delivery
+from eventkit.credentials import user_of
 from eventkit.errors import CommandRejected
 from eventkit.http import BodySizeLimit
 from eventkit.outbox import OutboxRelay, outbox_status
@@ -73,6 +74,8 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.broker: RabbitBroker | None = None
         self.consumer: Consumer | None = None
+        self.access_log = audit.AccessLog(settings.access_log_key.get_secret_value().encode(),
+                                          settings.access_log_anchor, self.service)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -91,7 +94,7 @@ class ServiceRuntime:
 
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
         settings = self.settings
-        await db.migrate(settings.database_url, self.migrations)
+        await db_roles.at_start(settings, self.migrations)
         self._pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
         if relay:
             self.relay = OutboxRelay(settings.database_url, settings.rabbitmq_url, service=self.service,
@@ -114,7 +117,7 @@ class ServiceRuntime:
                 self.service, self._pool, handlers, catch_all=catch_all, extra_bindings=self.extra_bindings,
                 prefetch=settings.consumer_prefetch, max_attempts=settings.consumer_max_attempts,
                 projections=self.consumed_projections, batch_max=settings.consumer_batch_max,
-                batch_scope=store.appends_written_together)
+                batch_scope=store.appends_written_together, broker_user=user_of(settings.rabbitmq_url))
             self.consumer.attach(self.broker)
             await self.broker.connect()
             await self._declare_topology(self.consumer.bindings)
@@ -208,6 +211,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     instrument_http(app)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(audit.AccessLogContext, access_log=runtime.access_log, pool=lambda: runtime.pool)
     app.state.runtime = runtime
     if clock is not None:
         app.state.clock = clock

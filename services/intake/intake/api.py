@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventkit.audit import record_access
+from eventkit.audit import listing, record_access
 from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
 from eventkit.crypto import to_text
@@ -187,7 +187,7 @@ async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow
 
 # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
 @router.get("/cases")
-async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
+async def list_cases(_: Annotated[Actor, Depends(listing("list_cases", "coordinator", "physician", "auditor"))],
                      q: Queries,
                      status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
