@@ -51,7 +51,7 @@ class Intake:
 
 @pytest.fixture
 async def intake(database: str, rabbitmq_url: str, tmp_path: Path) -> AsyncIterator[Intake]:
-    from intake.app import build
+    from intake.bootstrap import build
 
     anchor = tmp_path / "intake-access-log-head.json"
     settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url,
@@ -161,7 +161,7 @@ async def test_refusals_and_bulk_listings_are_in_the_access_log(intake: Intake) 
 
 async def test_a_service_that_does_not_migrate_holds_no_owners_credentials(database: str, rabbitmq_url: str) -> None:
     from eventkit import db_roles
-    from intake.app import build, runtime_for
+    from intake.bootstrap import build, runtime_for
 
     owner = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
     await db_roles.prepare(owner, runtime_for(owner).migrations)  # what the migration job does, as the owner

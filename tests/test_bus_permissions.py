@@ -134,7 +134,7 @@ async def _first(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractInco
 
 
 async def test_events_a_service_publishes_name_it_as_their_publisher(database: str, rabbitmq_url: str) -> None:
-    from intake.app import build
+    from intake.bootstrap import build
     from intake.settings import IntakeSettings
 
     collector = await EventCollector(rabbitmq_url, "intake.#").start()
@@ -158,7 +158,7 @@ async def test_events_a_service_publishes_name_it_as_their_publisher(database: s
 @pytest.mark.parametrize("user_id", ["", "guest"])
 async def test_a_forged_payment_is_dead_lettered_by_scheduling_and_changes_nothing(
         database: str, rabbitmq_url: str, user_id: str) -> None:
-    from scheduling.app import build
+    from scheduling.bootstrap import build
     from scheduling.settings import SchedulingSettings
 
     settings = SchedulingSettings(SCHEDULING_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
