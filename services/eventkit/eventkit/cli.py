@@ -31,10 +31,12 @@ async def _check_reachable(settings: ServiceSettings) -> str | None:
     try:
         connection = await aio_pika.connect(settings.rabbitmq_url, timeout=5)
         await connection.close()
-    except aio_pika.exceptions.ProbableAuthenticationError:
+    # A wrong password fails the login; a user without permissions in the vhost is closed while opening it.
+    except (aio_pika.exceptions.ProbableAuthenticationError, aio_pika.exceptions.InvalidFrameError):
         return (f"{settings.service}: RabbitMQ refused the broker user {settings.service!r} at "
-                f"{_redact(settings.rabbitmq_url)}: set up the broker's users with `python -m eventkit.broker_users` "
-                f"(`make run` does), or set {settings.service.upper()}_RABBITMQ_PASSWORD")
+                f"{_redact(settings.rabbitmq_url)}: set up the broker's users in that vhost with "
+                f"`python -m eventkit.broker_users` (`make run` does), or set "
+                f"{settings.service.upper()}_RABBITMQ_PASSWORD")
     except Exception as error:
         return (f"{settings.service}: RabbitMQ is unreachable at {_redact(settings.rabbitmq_url)} "
                 f"({error.__class__.__name__}); {HOW_TO_START['broker']}")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote, unquote, urlsplit
 
+import httpx
 import pytest
 
 from eventkit.broker_users import PUBLISHER_HEADER, publisher_of, publisher_refusal, service_user, subscriber_user
+from eventkit.cli import _check_reachable
 from eventkit.settings import ServiceSettings
+from eventkit.testing import RABBITMQ_MANAGEMENT, RABBITMQ_PASSWORD, RABBITMQ_USER
 
 
 class BillingLike(ServiceSettings):
@@ -59,3 +63,17 @@ def test_a_service_may_publish_its_own_routing_keys_and_bind_others() -> None:
     assert re.match(subscriber.configure, "subscriber.pharmacy")
     assert not re.match(subscriber.configure, "intake.inbox")
     assert not re.match(subscriber.write, "secondopinion.events")
+
+
+async def test_check_says_how_to_fix_a_broker_user_the_broker_refuses(database: str, rabbitmq_url: str) -> None:
+    wrong_password = BillingLike(RABBITMQ_URL=rabbitmq_url, database_url=database, rabbitmq_password="wrong")
+    assert "RabbitMQ refused the broker user 'billing'" in (await _check_reachable(wrong_password) or "")
+    settings = BillingLike(RABBITMQ_URL=rabbitmq_url, database_url=database)
+    assert await _check_reachable(settings) is None
+    vhost = quote(unquote(urlsplit(rabbitmq_url).path[1:]), safe="")
+    async with httpx.AsyncClient(base_url=RABBITMQ_MANAGEMENT, auth=(RABBITMQ_USER, RABBITMQ_PASSWORD)) as client:
+        (await client.delete(f"/api/permissions/{vhost}/billing")).raise_for_status()
+    # The user exists, but not in this vhost: the broker closes the connection while it opens the vhost.
+    problem = await _check_reachable(settings) or ""
+    assert "RabbitMQ refused the broker user 'billing'" in problem
+    assert "python -m eventkit.broker_users" in problem
