@@ -13,7 +13,7 @@ help:
 	@echo "make test       lint, type check, then every test against the real broker and databases"
 	@echo "make lint       ruff + mypy only"
 	@echo "make contracts  regenerate the published JSON Schemas from the event models"
-	@echo "make migrate    create the databases if missing and apply migrations"
+	@echo "make migrate    set up the broker's users, create the databases if missing and apply migrations"
 	@echo "make chaos      long fault-injection soak (docs/reliability.md): make chaos N=100000 sends about N"
 	@echo "                commands while killing the broker, PostgreSQL and consumers; prints what was lost"
 	@echo "make bench      benchmarks against the local broker and databases (docs/BENCHMARKS.md), e.g."
@@ -43,6 +43,7 @@ run: env
 	$(RUN) python -m eventkit.devrun
 
 migrate: env
+	$(RUN) python -m eventkit.broker_users
 	@for service in intake scheduling billing reporting; do \
 		if $(RUN) python -c "import $$service" 2>/dev/null; then $(RUN) python -m $$service migrate || exit 2; fi; \
 	done

@@ -24,9 +24,8 @@ import aio_pika
 import asyncpg
 import httpx
 
-from eventkit.testing import POSTGRES_BASE, RABBITMQ_MANAGEMENT, RABBITMQ_PASSWORD, RABBITMQ_USER
-from eventkit.topology import declare_exchange
-from secondopinion_contracts import CONTENT_TYPE, EXCHANGE, CloudEvent
+from eventkit.testing import POSTGRES_BASE, RABBITMQ_MANAGEMENT, RABBITMQ_PASSWORD, RABBITMQ_USER, AsOwners
+from secondopinion_contracts import CONTENT_TYPE, CloudEvent
 
 # How many publishes are in flight on one channel before we wait for their confirms.
 PUBLISH_WINDOW = 500
@@ -76,27 +75,23 @@ def outgoing(envelope: CloudEvent) -> Outgoing:
 
 
 async def publish_all(url: str, messages: Iterable[Outgoing], *, window: int = PUBLISH_WINDOW) -> int:
-    """Publish persistent messages to the events exchange, pipelined with publisher confirms; returns how many."""
-    connection = await aio_pika.connect(url)
+    """Publish persistent messages to the events exchange, pipelined with publisher confirms, each as the service
+    its routing key names (as its relay would); returns how many."""
     sent = 0
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await declare_exchange(channel, EXCHANGE)
+    async with AsOwners(url) as owners:
         pending: list[asyncio.Future[Any]] = []
         for message in messages:
-            pending.append(asyncio.ensure_future(exchange.publish(
+            pending.append(asyncio.ensure_future(owners.publish(
                 aio_pika.Message(body=message.body, message_id=message.message_id,
                                  correlation_id=message.correlation_id, content_type=CONTENT_TYPE,
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=message.routing_key, timeout=30)))
+                message.routing_key, timeout=30)))
             if len(pending) >= window:
                 await asyncio.gather(*pending)
                 sent += len(pending)
                 pending = []
         await asyncio.gather(*pending)
         sent += len(pending)
-    finally:
-        await connection.close()
     return sent
 
 

@@ -28,7 +28,7 @@ async def test_the_trace_of_a_submission_continues_through_the_outbox_into_a_con
     collector = await EventCollector(rabbitmq_url, "intake.CaseSubmitted.*").start()
     async with fresh_database("consumer") as consumer_db:
         downstream = ServiceRuntime(
-            ServiceSettings(service="downstream", database_url=consumer_db, RABBITMQ_URL=rabbitmq_url),
+            ServiceSettings(service="testsvc", database_url=consumer_db, RABBITMQ_URL=rabbitmq_url),
             types=EventTypes.of(), handlers=lambda _: {CaseSubmitted: note})
         await downstream.start()
         settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url, OUTBOX_SWEEP_SECONDS=0.2)
@@ -53,7 +53,7 @@ async def test_the_trace_of_a_submission_continues_through_the_outbox_into_a_con
     envelope = collector.envelopes[0]
     assert envelope.traceparent is not None
     assert envelope.traceparent.split("-")[1] == format(trace_id, "032x")
-    consumer = [s for s in finished if s.kind is SpanKind.CONSUMER and "downstream" in s.name]
+    consumer = [s for s in finished if s.kind is SpanKind.CONSUMER and "testsvc" in s.name]
     assert len(consumer) == 1
     assert consumer[0].context.trace_id == trace_id
     assert consumer[0].parent is not None

@@ -8,6 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from eventkit.credentials import development_secret, with_credentials
 from eventkit.testing import make_envelope, publish_raw
 from secondopinion_contracts.codes import Mode
 from secondopinion_contracts.events.intake import CaseAccepted
@@ -19,8 +20,11 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "subscriber.py"
 async def test_the_example_subscriber_processes_once_and_rejects_invalid(rabbitmq_url: str, tmp_path: Path) -> None:
     # The exchange must exist before the example binds (it declares it passively, as a consumer should).
     await publish_raw(rabbitmq_url, b"{}", "nobody.listens")
+    # As other hospital systems run it: the subscriber user, which may only use queues named `subscriber.*`.
+    subscriber = with_credentials(rabbitmq_url, "subscriber", development_secret("subscriber", "rabbitmq_password"))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLE), "--url", rabbitmq_url, "--binding", "intake.#", "--schemas", str(SCHEMA_DIR),
+        sys.executable, str(EXAMPLE), "--url", subscriber, "--queue", "subscriber.example", "--binding", "intake.#",
+        "--schemas", str(SCHEMA_DIR),
         "--state", str(tmp_path / "seen.sqlite3"), "--limit", "3", stdout=asyncio.subprocess.PIPE)
     await asyncio.sleep(1.5)  # let it declare and bind its queue
     accepted = make_envelope(CaseAccepted(case_id=uuid.uuid4(), department="hematology", mode=Mode.IN_PERSON,

@@ -156,12 +156,24 @@ def rabbitmqcluster_validator(version: str) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(schema, registry=_registry(version))
 
 
+# The Messaging Topology Operator's kinds (tests/deploy/schemas/messaging-topology-v1beta1.subset.schema.json).
+TOPOLOGY_KINDS = ("User", "Permission", "TopicPermission", "Exchange", "Queue", "Binding")
+
+
+@functools.cache
+def topology_validator(version: str, kind: str) -> jsonschema.protocols.Validator:
+    schema = json.loads((SCHEMAS / "messaging-topology-v1beta1.subset.schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{kind}"}, registry=_registry(version))
+
+
 def schema_errors(obj: Obj, version: str) -> list[str]:
     """Every schema violation of one rendered object, as readable lines (empty: valid)."""
     api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
     validator: jsonschema.protocols.Validator | None
     if (api_version, kind) == ("rabbitmq.com/v1beta1", "RabbitmqCluster"):
         validator = rabbitmqcluster_validator(version)
+    elif api_version == "rabbitmq.com/v1beta1" and kind in TOPOLOGY_KINDS:
+        validator = topology_validator(version, kind)
     else:
         validator = kubernetes_validator(version, api_version, kind)
     if validator is None:

@@ -64,7 +64,7 @@ def test_the_schema_check_catches_a_misspelt_key(compose: Obj) -> None:
 
 
 def test_stack_has_broker_database_services_collector_and_jaeger(services: dict[str, Obj]) -> None:
-    expected = INFRASTRUCTURE | set(SERVICES) | {f"{name}-migrate" for name in SERVICES}
+    expected = INFRASTRUCTURE | set(SERVICES) | {f"{name}-migrate" for name in SERVICES} | {"rabbitmq-users"}
     assert set(services) == expected, f"unexpected or missing: {set(services) ^ expected}"
     assert re.fullmatch(r"rabbitmq:3\.[\d.]*-management", services["rabbitmq"]["image"]), \
         "RabbitMQ 3.x with the management UI"
@@ -88,7 +88,8 @@ def test_depends_on_targets_exist_and_healthy_ones_have_healthchecks(services: d
             if condition == "service_healthy":
                 assert "healthcheck" in services[target], f"{name} waits for {target} to be healthy: no healthcheck"
             if condition == "service_completed_successfully":
-                assert target.endswith("-migrate"), f"{name} waits for {target} to complete"
+                assert target.endswith("-migrate") or target == "rabbitmq-users", \
+                    f"{name} waits for {target} to complete"
     for name in ("postgres", "rabbitmq", *SERVICES):
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
 
@@ -108,10 +109,11 @@ def test_migration_runs_once_before_its_service(services: dict[str, Obj], name: 
     migrate, service = services[f"{name}-migrate"], services[name]
     assert migrate["command"] == [name, "migrate"], "the one-shot runs `python -m <service> migrate`"
     assert migrate.get("restart") == "no"
-    assert _depends(migrate) == {"postgres": "service_healthy", "rabbitmq": "service_healthy"}
+    assert _depends(migrate) == {"postgres": "service_healthy", "rabbitmq": "service_healthy",
+                                 "rabbitmq-users": "service_completed_successfully"}
     assert service["command"] == [name, "serve"]
     depends = _depends(service)
-    assert depends[f"{name}-migrate"] == "service_completed_successfully"
+    assert depends[f"{name}-migrate"] == depends["rabbitmq-users"] == "service_completed_successfully"
     assert depends["postgres"] == depends["rabbitmq"] == "service_healthy"
     assert "otel-collector" in depends
 
@@ -176,3 +178,22 @@ def test_interpolation_defaults_are_complete() -> None:
     """Every ${VAR} in the file has a default, so `docker compose up` works without an .env file."""
     missing = re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", COMPOSE.read_text(encoding="utf-8"))
     assert not missing, f"variables without a default: {missing}"
+
+
+def test_the_broker_users_are_set_up_once_and_no_service_uses_the_administrator(services: dict[str, Obj]) -> None:
+    users = services["rabbitmq-users"]
+    assert users["entrypoint"] == ["python", "-m", "eventkit.broker_users"]
+    assert users.get("restart") == "no"
+    admin = urlsplit(_environment(users)["RABBITMQ_ADMIN_URL"])
+    assert admin.username == _environment(services["rabbitmq"])["RABBITMQ_DEFAULT_USER"]
+    for name in SERVICES:
+        for service in (services[name], services[f"{name}-migrate"]):
+            url = urlsplit(_environment(service)["RABBITMQ_URL"])
+            # No credentials: the service connects as its own broker user (eventkit.credentials).
+            assert (url.username, url.password) == (None, None), f"{name}: RABBITMQ_URL carries credentials"
+
+
+def test_postgres_creates_each_services_runtime_role() -> None:
+    script = (DEPLOY / "postgres" / "init-databases.sh").read_text(encoding="utf-8")
+    assert 'CREATE ROLE :"app" LOGIN PASSWORD :\'app_password\' NOSUPERUSER' in script
+    assert '-v app="${name}_app"' in script

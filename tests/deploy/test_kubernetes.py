@@ -368,14 +368,17 @@ def _memory(quantity: str) -> int:
 def test_the_documented_apply_steps_select_every_object_once(overlay: str) -> None:
     """docs/deployment.md applies an overlay in steps by label: (1a) part-of=secondopinion without a
     component label: Namespace, ServiceAccount, ConfigMap, shared NetworkPolicies; (1b) the RabbitMQ
-    cluster by name label; (2) component=migration: the Jobs; (3) the rest (component=server)."""
-    steps: dict[str, list[str]] = {"1a": [], "1b": [], "2": [], "3": [], "none": []}
+    cluster by name label; (1c) component broker-access / broker-topology: its users, permissions and exchanges;
+    (2) component=migration: the Jobs; (3) the rest (component=server)."""
+    steps: dict[str, list[str]] = {"1a": [], "1b": [], "1c": [], "2": [], "3": [], "none": []}
     for obj in render(f"overlays/{overlay}"):
         labels = obj["metadata"].get("labels", {})
         if labels.get("app.kubernetes.io/part-of") == "secondopinion" and "app.kubernetes.io/component" not in labels:
             steps["1a"].append(obj["kind"])
         elif labels.get("app.kubernetes.io/name") == "secondopinion-rabbitmq":
             steps["1b"].append(obj["kind"])
+        elif labels.get("app.kubernetes.io/component") in {"broker-access", "broker-topology"}:
+            steps["1c"].append(obj["kind"])
         elif labels.get("app.kubernetes.io/component") == "migration":
             steps["2"].append(obj["kind"])
         elif labels.get("app.kubernetes.io/component") == "server":
@@ -385,6 +388,46 @@ def test_the_documented_apply_steps_select_every_object_once(overlay: str) -> No
     assert not steps["none"], f"objects no documented step applies: {steps['none']}"
     assert {"Namespace", "ServiceAccount", "ConfigMap", "NetworkPolicy"} == set(steps["1a"])
     assert steps["1b"] == ["RabbitmqCluster"]
+    assert {"User", "Permission", "TopicPermission", "Exchange"} <= set(steps["1c"])
     assert steps["2"] == ["Job"] * len(SERVICES)
     assert "Deployment" in steps["3"]
     assert "Job" not in steps["3"]
+
+
+def test_the_broker_users_and_their_permissions_are_those_eventkit_defines() -> None:
+    """base/rabbitmq-access.yaml says what eventkit.broker_users says (the tests' vhosts, `make run` and compose
+    set the broker up from the latter), and each service reads its own user's password."""
+    from eventkit.broker_users import users
+
+    objects = render("base")
+    by_kind = {kind: {obj["metadata"]["name"]: obj["spec"] for obj in objects_of(objects, kind)}
+               for kind in ("User", "Permission", "TopicPermission")}
+    for user in users():
+        name = f"secondopinion-{user.name}"
+        assert by_kind["User"][name]["importCredentialsSecret"] == {"name": f"{name}-rabbitmq-user"}
+        assert by_kind["User"][name]["tags"] == [], f"{user.name} must not be an administrator or monitor"
+        assert by_kind["Permission"][name]["userReference"] == {"name": name}
+        assert by_kind["Permission"][name]["permissions"] == user.permissions()
+        assert by_kind["TopicPermission"][name]["permissions"] == user.topic_permissions()
+    deployments = _server_deployments(objects)
+    for service in SERVICES:
+        env = env_of(_container(deployments[service]))
+        password = env[f"{service.upper()}_RABBITMQ_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert password == {"name": f"secondopinion-{service}-rabbitmq-user", "key": "password"}
+        for variable in (f"{service.upper()}_DATABASE_PASSWORD", f"{service.upper()}_ACCESS_LOG_KEY"):
+            assert "secretKeyRef" in env[variable]["valueFrom"], f"{service}: {variable} not from a Secret"
+
+
+def test_the_services_hold_no_owners_credentials_and_leave_migrating_to_the_jobs() -> None:
+    objects = render("base")
+    [config] = objects_of(objects, "ConfigMap")
+    assert config["data"]["MIGRATE_ON_START"] == "false"
+    deployments = _server_deployments(objects)
+    jobs = {job["metadata"]["name"]: job for job in objects_of(objects, "Job")}
+    for service in SERVICES:
+        variable = f"{service.upper()}_DATABASE_URL"
+        served = env_of(_container(deployments[service]))[variable]["valueFrom"]["secretKeyRef"]
+        job_containers = jobs[f"{service}-migrate"]["spec"]["template"]["spec"]["containers"]
+        migrating = env_of(job_containers[0])[variable]["valueFrom"]["secretKeyRef"]
+        assert migrating["key"] == variable, "the migration Job runs as the owner"
+        assert served["key"] == f"{service.upper()}_DATABASE_ADDRESS", f"{service} must not see the owner's DSN"

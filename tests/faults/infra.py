@@ -278,18 +278,26 @@ async def close_vhost_connections(vhost: str) -> None:
 
 @asynccontextmanager
 async def vhost_shut(vhost: str) -> AsyncIterator[None]:
-    """Every connection to the vhost closed by the broker, and new ones refused for the body (the user's
-    permissions withdrawn), as during a broker restart but touching no other vhost. Clients reconnect within
-    milliseconds of a bare close_all_connections; refusing them for a while makes their outage observable."""
-    permissions = f"/api/permissions/{quote(vhost, safe='')}/{quote(RABBITMQ_USER, safe='')}"
+    """Every connection to the vhost closed by the broker, and new ones refused for the body (every user's
+    permissions in it withdrawn: the administrator's and each service's own user's), as during a broker restart but
+    touching no other vhost. Clients reconnect within milliseconds of a bare close_all_connections; refusing them
+    for a while makes their outage observable."""
+    encoded = quote(vhost, safe="")
     async with httpx.AsyncClient(base_url=RABBITMQ_MANAGEMENT, auth=(RABBITMQ_USER, RABBITMQ_PASSWORD),
                                  timeout=30) as client:
-        (await client.delete(permissions)).raise_for_status()
+        response = await client.get(f"/api/vhosts/{encoded}/permissions")
+        response.raise_for_status()
+        granted = response.json()
+        for permission in granted:
+            (await client.delete(f"/api/permissions/{encoded}/{quote(permission['user'], safe='')}")
+             ).raise_for_status()
         try:
             await close_vhost_connections(vhost)
             yield
         finally:
-            (await client.put(permissions, json={"configure": ".*", "write": ".*", "read": ".*"})).raise_for_status()
+            for permission in granted:
+                (await client.put(f"/api/permissions/{encoded}/{quote(permission['user'], safe='')}", json={
+                    key: permission[key] for key in ("configure", "write", "read")})).raise_for_status()
 
 
 def _broker_pids() -> list[int]:

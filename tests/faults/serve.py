@@ -83,13 +83,13 @@ def instrument_consumer(service: str) -> None:
         finally:
             settled_note(f"{service}\t{_identify(message.raw_message.body)[0]}")
 
-    async def process(self: Consumer, body: bytes) -> Outcome:
+    async def process(self: Consumer, body: bytes, publisher: str | None = None) -> Outcome:
         event_id, name = _identify(body)
         note(f"{service}\tbegin\t{event_id}\t{name}\t")
         delay = _read(delay_file) if control else None
         if delay:
             await asyncio.sleep(float(delay))
-        outcome = await original(self, body)
+        outcome = await original(self, body, publisher)
         if control and outcome.verdict is Verdict.DONE and _read(crash_file) == name:
             try:
                 # Claimed by renaming: of two replicas only one dies, and only once.

@@ -28,7 +28,7 @@ from billing.domain import invoice_id_for
 from eventkit.clock import TOKYO
 from eventkit.consumer import REASON_HEADER
 from eventkit.runtime import ServiceRuntime, wait_until
-from eventkit.testing import bearer, publish_event, running_app
+from eventkit.testing import AsOwners, bearer, publish_event, running_app
 from eventkit.topology import dead_letter_queue, declare_exchange, inbox_queue
 from secondopinion_contracts import BY_TYPE, EventData
 from secondopinion_contracts.codes import Mode, Relationship
@@ -77,6 +77,7 @@ class Harness:
     exchange: AbstractExchange
     dlq: AbstractQueue
     db: asyncpg.Connection
+    owners: AsOwners
 
     @property
     def inbox(self) -> Inbox:
@@ -89,8 +90,8 @@ class Harness:
         for hostile in messages:
             message = aio_pika.Message(body=hostile.body, content_type=hostile.content_type, headers=hostile.headers,
                                        message_id=hostile.message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-            if hostile.routing_key:
-                await self.exchange.publish(message, routing_key=hostile.routing_key)
+            if hostile.routing_key:  # as the routing key's owner, as its relay would (user_id and all)
+                await self.owners.publish(message, hostile.routing_key)
             else:
                 await self.channel.default_exchange.publish(message, routing_key=inbox_queue(self.service))
 
@@ -143,7 +144,8 @@ async def harness(service: str, database: str, rabbitmq_url: str) -> AsyncIterat
             channel = await connection.channel(publisher_confirms=True)
             exchange = await declare_exchange(channel)
             dlq = await channel.declare_queue(dead_letter_queue(service), passive=True)
-            yield Harness(service, app.state.runtime, client, channel, exchange, dlq, db)
+            async with AsOwners(rabbitmq_url) as owners:
+                yield Harness(service, app.state.runtime, client, channel, exchange, dlq, db, owners)
         finally:
             await db.close()
             await connection.close()

@@ -121,6 +121,8 @@ def allow(*roles: str) -> Callable[..., Coroutine[Any, Any, Actor]]:
             raise HTTPException(401, f"invalid token: {error}", headers={"WWW-Authenticate": "Bearer"}) from None
         acting = [role for role in roles_of(claims) if role in roles]
         if not acting:
+            # Who was refused, for the access log (eventkit.audit writes every refusal).
+            request.state.refused_actor = Actor(id=str(claims.get("sub", "")), role=",".join(roles_of(claims)))
             raise HTTPException(403, f"this needs one of the roles {', '.join(roles)}")
         actor = Actor(id=str(claims["sub"]), role=acting[0])
         request.state.actor = actor

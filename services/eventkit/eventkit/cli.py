@@ -10,7 +10,7 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
-from eventkit import db, logs
+from eventkit import db, db_roles, logs
 from eventkit.runtime import ServiceRuntime, UnsafeConfiguration
 from eventkit.settings import ServiceSettings
 
@@ -24,13 +24,19 @@ async def _check_reachable(settings: ServiceSettings) -> str | None:
     import aio_pika
 
     try:
-        await db.create_database_if_missing(settings.database_url)
+        await db.create_database_if_missing(settings.owner_database_url)
     except (OSError, Exception) as error:
-        return (f"{settings.service}: PostgreSQL is unreachable at {_redact(settings.database_url)} "
+        return (f"{settings.service}: PostgreSQL is unreachable at {_redact(settings.owner_database_url)} "
                 f"({error.__class__.__name__}); {HOW_TO_START['database']}")
     try:
         connection = await aio_pika.connect(settings.rabbitmq_url, timeout=5)
         await connection.close()
+    # A wrong password fails the login; a user without permissions in the vhost is closed while opening it.
+    except (aio_pika.exceptions.ProbableAuthenticationError, aio_pika.exceptions.InvalidFrameError):
+        return (f"{settings.service}: RabbitMQ refused the broker user {settings.service!r} at "
+                f"{_redact(settings.rabbitmq_url)}: set up the broker's users in that vhost with "
+                f"`python -m eventkit.broker_users` (`make run` does), or set "
+                f"{settings.service.upper()}_RABBITMQ_PASSWORD")
     except Exception as error:
         return (f"{settings.service}: RabbitMQ is unreachable at {_redact(settings.rabbitmq_url)} "
                 f"({error.__class__.__name__}); {HOW_TO_START['broker']}")
@@ -74,7 +80,7 @@ def main(settings_type: type[ServiceSettings], runtime_for: Callable[[ServiceSet
     if args.command == "check":
         return
     if args.command == "migrate":
-        applied = asyncio.run(db.migrate(settings.database_url, runtime_for(settings).migrations))
+        applied = asyncio.run(db_roles.prepare(settings, runtime_for(settings).migrations))
         print(f"{settings.service}: {len(applied)} migration(s) applied", file=sys.stderr)
         return
     if args.command == "rebuild":

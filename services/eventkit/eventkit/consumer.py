@@ -36,6 +36,7 @@ from opentelemetry import context as otel_context
 from pydantic import ValidationError
 
 from eventkit import db, metrics
+from eventkit.broker_users import PUBLISHER_HEADER, UNAUTHORISED_PUBLISHER, publisher_of, publisher_refusal
 from eventkit.db import Conn, is_transient
 from eventkit.events import Actor, CommandContext
 from eventkit.inbox import record_in_inbox
@@ -138,8 +139,9 @@ class Consumer:
                  catch_all: Handler | None = None, extra_bindings: tuple[str, ...] = (),
                  max_attempts: int = 5, retry_base_delay: float = 0.2, retry_max_delay: float = 5.0,
                  transient_delay: float = 1.0, prefetch: int = 32,
-                 projections: Sequence[ConsumedProjection] = ()) -> None:
+                 projections: Sequence[ConsumedProjection] = (), broker_user: str | None = None) -> None:
         self.service = service
+        self.broker_user = broker_user  # the user it connects as: the user_id of the copies it sends itself
         self.pool = pool
         self.handlers = {event.type_name(): handler for event, handler in handlers.items()}
         self.catch_all = catch_all
@@ -163,8 +165,10 @@ class Consumer:
         keys = [type_name.removeprefix("secondopinion.") for type_name in self.handlers]
         return (*keys, *self.extra_bindings)
 
-    async def process(self, body: bytes) -> Outcome:
-        """Handle one delivery's body; never raises for the message's own faults."""
+    async def process(self, body: bytes, publisher: str | None = None) -> Outcome:
+        """Handle one delivery's body; never raises for the message's own faults. `publisher`: the broker user who
+        published it ("" for none), which must be the owner of the event's type; None only for a body handed in
+        by the process itself, not delivered by the broker."""
         try:
             envelope = CloudEvent.model_validate_json(body)
         except ValidationError as error:
@@ -180,6 +184,8 @@ class Consumer:
             data = BY_TYPE[envelope.type].parse_lenient(envelope.data)
         except ValidationError as error:
             return Outcome(Verdict.DEAD_LETTER, "schema-invalid", _short(error), envelope.subject)
+        if publisher is not None and (refusal := publisher_refusal(envelope.type, publisher)) is not None:
+            return Outcome(Verdict.DEAD_LETTER, UNAUTHORISED_PUBLISHER, refusal, envelope.subject)
         context = CommandContext(
             actor=Actor.service(self.service), correlation_id=envelope.correlationid,
             causation_id=str(envelope.id), command=envelope.event_name,
@@ -281,7 +287,9 @@ class Consumer:
 
     async def settle(self, broker: RabbitBroker, message: RabbitMessage) -> None:
         raw = message.raw_message
-        outcome = await self.process(raw.body)
+        headers = dict(raw.headers or {})
+        publisher = publisher_of(raw.user_id, headers, self.broker_user)
+        outcome = await self.process(raw.body, publisher)
         if outcome.verdict in (Verdict.DONE, Verdict.DUPLICATE):
             await message.ack()
             return
@@ -291,7 +299,7 @@ class Consumer:
             await asyncio.sleep(self.transient_delay)
             await message.nack(requeue=True)
             return
-        headers = dict(raw.headers or {})
+        headers[PUBLISHER_HEADER] = publisher
         attempts = _attempts_before(headers) + 1
         if outcome.verdict is Verdict.RETRY and attempts < self.max_attempts:
             await asyncio.sleep(min(self.retry_base_delay * 2 ** (attempts - 1), self.retry_max_delay))
@@ -313,7 +321,7 @@ class Consumer:
     async def _send(self, broker: RabbitBroker, body: bytes, queue: str, headers: dict[str, Any],
                     message_id: str | None) -> None:
         await broker.publish(body, queue=queue, persist=True, headers=headers, message_id=message_id,
-                             content_type=CONTENT_TYPE, timeout=10)
+                             content_type=CONTENT_TYPE, timeout=10, user_id=self.broker_user)
 
     def is_attached(self) -> bool:
         """The subscriber holds a live consumer on an open channel (not just an open connection)."""

@@ -1,4 +1,5 @@
-"""`make run`: check PostgreSQL and RabbitMQ, create and migrate each service's database, start them all.
+"""`make run`: check PostgreSQL and RabbitMQ, set up the broker's users, create and migrate each service's database
+(migrations as its owner, the service's runtime role created), start them all.
 
 Each service runs as its own process (as in production); Ctrl-C stops them together.
 """
@@ -22,6 +23,9 @@ def installed_services() -> list[str]:
 
 def main() -> None:
     services = installed_services()
+    # Each service's broker user, its permissions and the exchanges (the services may not declare them).
+    if subprocess.run([sys.executable, "-m", "eventkit.broker_users"], check=False).returncode != 0:
+        raise SystemExit(2)
     for service in services:
         # `check` creates the database if missing and prints one clear line when something is unreachable.
         if subprocess.run([sys.executable, "-m", service, "check"], check=False).returncode != 0:  # noqa: S603

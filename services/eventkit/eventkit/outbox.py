@@ -20,6 +20,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 
 from eventkit import metrics
+from eventkit.credentials import user_of
 from eventkit.db import Conn
 from eventkit.store import OUTBOX_CHANNEL
 from eventkit.topology import declare_exchange
@@ -46,6 +47,8 @@ class OutboxRelay(BackgroundWorker):
         self.batch_size = batch_size
         self.publish_timeout = 10.0
         self.published_count = 0
+        # Every message names its publisher; the broker refuses a user_id that is not the connection's user.
+        self.user_id = user_of(rabbitmq_url)
         self.is_leader = False
 
     def interrupted(self, error: Exception) -> None:
@@ -68,7 +71,7 @@ class OutboxRelay(BackgroundWorker):
             broker = await aio_pika.connect_robust(self.rabbitmq_url, client_properties={
                 "connection_name": f"{self.service}-outbox-relay"})
             channel = await broker.channel(publisher_confirms=True)
-            exchange = await declare_exchange(channel, self.exchange_name)
+            exchange = await declare_exchange(channel, self.exchange_name, passive=True)
             while not self.stopping:
                 self.expect_work()
                 sent = await self.relay_batch(db, channel, exchange)
@@ -104,6 +107,7 @@ class OutboxRelay(BackgroundWorker):
                     correlation_id=row["correlation_id"],
                     headers=json.loads(row["headers"]),
                     app_id=self.service,
+                    user_id=self.user_id,
                 ),
                 routing_key=row["routing_key"],
                 timeout=None,

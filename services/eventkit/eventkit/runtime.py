@@ -22,12 +22,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eventkit import audit, db, edge, feed, http, messages, metrics
+from eventkit import audit, db, db_roles, edge, feed, http, messages, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
 from eventkit.batching import BatchingConsumer, BatchingEventStore
 from eventkit.bootstrap import BoundHandler, Dispatcher
 from eventkit.clock import Clock
 from eventkit.consumer import ConsumedProjection, Consumer, Handler, Reaction, joined_to_delivery
+from eventkit.credentials import user_of
 from eventkit.errors import CommandRejected
 from eventkit.outbox import OutboxRelay, outbox_status
 from eventkit.settings import ServiceSettings, production_problems
@@ -74,6 +75,8 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.broker: RabbitBroker | None = None
         self.consumer: Consumer | None = None
+        self.access_log = audit.AccessLog(settings.access_log_key.get_secret_value().encode(),
+                                          settings.access_log_anchor, self.service)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -92,7 +95,7 @@ class ServiceRuntime:
 
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
         settings = self.settings
-        await db.migrate(settings.database_url, self.migrations)
+        await db_roles.at_start(settings, self.migrations)
         self._pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
         if relay:
             self.relay = OutboxRelay(settings.database_url, settings.rabbitmq_url, service=self.service,
@@ -115,7 +118,7 @@ class ServiceRuntime:
                 self.service, self._pool, handlers, catch_all=catch_all, extra_bindings=self.extra_bindings,
                 prefetch=settings.consumer_prefetch, max_attempts=settings.consumer_max_attempts,
                 projections=self.consumed_projections, batch_max=settings.consumer_batch_max,
-                batch_scope=store.appends_written_together)
+                batch_scope=store.appends_written_together, broker_user=user_of(settings.rabbitmq_url))
             self.consumer.attach(self.broker)
             await self.broker.connect()
             await self._declare_topology(self.consumer.bindings)
@@ -212,6 +215,7 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     instrument_http(app)
     edge.install(app, edge_settings)
     app.add_exception_handler(RequestValidationError, http.validation_refused)
+    app.add_middleware(audit.AccessLogContext, access_log=runtime.access_log, pool=lambda: runtime.pool)
     app.state.runtime = runtime
     if clock is not None:
         app.state.clock = clock

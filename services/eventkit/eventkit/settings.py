@@ -1,12 +1,16 @@
 """Configuration from the environment, shared by every service: the same names in each (RABBITMQ_URL, APP_PROFILE,
-...), without a service prefix except the database's own `<SERVICE>_DATABASE_URL` (docs/architecture.md)."""
+...), without a service prefix except what is each service's own: `<SERVICE>_DATABASE_URL` (docs/architecture.md)
+and the credentials of eventkit.credentials (`<SERVICE>_RABBITMQ_PASSWORD`, ...)."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+from eventkit import credentials
+
+# Where the broker is; each service connects to it as its own user (credentials in this URL are replaced).
+DEFAULT_RABBITMQ_URL = "amqp://127.0.0.1:5672/"
 
 
 def default_dsn(service: str) -> str:
@@ -16,7 +20,10 @@ def default_dsn(service: str) -> str:
 class ServiceSettings(BaseSettings):
     """Settings every service has. A service subclasses it and sets SERVICE and DEFAULT_PORT.
 
-    The database DSN is read from `<SERVICE>_DATABASE_URL` (e.g. INTAKE_DATABASE_URL).
+    The database DSN is read from `<SERVICE>_DATABASE_URL` (e.g. INTAKE_DATABASE_URL): the database, as the role
+    that owns it (migrations). The service itself connects as its own runtime role and broker user, whose
+    passwords (and the access log's key) are read from `<SERVICE>_DATABASE_PASSWORD`, `<SERVICE>_RABBITMQ_PASSWORD`,
+    `<SERVICE>_ACCESS_LOG_KEY` (eventkit.credentials has the development defaults production refuses).
     """
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
@@ -37,6 +44,44 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(500, validation_alias="OUTBOX_BATCH_SIZE", ge=1, le=10_000)
     outbox_sweep_seconds: float = Field(1.0, validation_alias="OUTBOX_SWEEP_SECONDS", gt=0)
     db_pool_max: int = Field(10, validation_alias="DB_POOL_MAX", ge=2, le=200)
+    # Per service, read from `<SERVICE>_<NAME>` (see credentials.PER_SERVICE); empty: the development default.
+    rabbitmq_password: SecretStr = SecretStr("")
+    database_user: str = ""
+    database_password: SecretStr = SecretStr("")
+    access_log_key: SecretStr = SecretStr("")
+    # A file the access log's head is written to after every entry (outside the database); empty: logs only.
+    access_log_anchor: str = ""
+    # The owner's DSN (`<SERVICE>_DATABASE_URL` as given): migrations. `database_url` becomes the runtime role's.
+    owner_database_url: str = ""
+    # Off: the service does not migrate when it starts (a migration job did, as the owner), and needs no owner's
+    # credentials: `<SERVICE>_DATABASE_URL` may then name only the host and database.
+    migrate_on_start: bool = Field(True, validation_alias="MIGRATE_ON_START")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        service = str(cls.model_fields["service"].default)
+        return (init_settings, credentials.ServiceEnvironment(settings_cls, service),
+                credentials.SharedEnvironment(settings_cls), dotenv_settings, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _connect_as_the_service(self) -> ServiceSettings:
+        """The broker URL and the DSN the service uses carry its own user's credentials, never the owner's."""
+        if not self.owner_database_url:
+            self.owner_database_url = self.database_url
+        self.database_user = self.database_user or credentials.runtime_role(self.service)
+        for name in ("rabbitmq_password", "database_password", "access_log_key"):
+            if not getattr(self, name).get_secret_value():
+                setattr(self, name, SecretStr(credentials.development_secret(self.service, name)))
+        self.rabbitmq_url = credentials.with_credentials(self.rabbitmq_url, self.service,
+                                                         self.rabbitmq_password.get_secret_value())
+        if self.database_url:
+            self.database_url = credentials.with_credentials(self.owner_database_url, self.database_user,
+                                                             self.database_password.get_secret_value())
+        return self
 
 
 _DEFAULT_PASSWORDS = ("guest", "postgres", "password", "changeme", "secret", "")
@@ -49,14 +94,11 @@ def production_problems(settings: ServiceSettings, uses_development_key: bool) -
     problems = []
     if uses_development_key:
         problems.append("JWT verification would use the repository's development key: set JWT_JWKS_URL")
-    for name, url in (("RABBITMQ_URL", settings.rabbitmq_url), ("database URL", settings.database_url)):
-        password = _password_of(url)
-        if password is None or password in _DEFAULT_PASSWORDS:
-            problems.append(f"{name} has no password or a default one")
+    prefix = settings.service.upper()
+    for name, secret in ((f"{prefix}_RABBITMQ_PASSWORD", settings.rabbitmq_password),
+                         (f"{prefix}_DATABASE_PASSWORD", settings.database_password),
+                         (f"{prefix}_ACCESS_LOG_KEY", settings.access_log_key)):
+        value = secret.get_secret_value()
+        if value in _DEFAULT_PASSWORDS or credentials.is_development_secret(value):
+            problems.append(f"{name} is not set (the development default or a well-known value)")
     return problems
-
-
-def _password_of(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).password

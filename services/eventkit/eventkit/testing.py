@@ -24,10 +24,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from eventkit import db
+from eventkit import broker_users, db
 from eventkit.batching import BatchingConsumer
 from eventkit.clock import TOKYO
 from eventkit.consumer import Consumer, Verdict
+from eventkit.credentials import user_of
 from eventkit.db import Conn
 from eventkit.store import LOAD_STREAM
 from eventkit.topology import declare_exchange
@@ -107,9 +108,15 @@ async def fresh_database(prefix: str = "db") -> AsyncIterator[str]:
         await db.drop_database(dsn)
 
 
+# The services' broker users every test vhost has ("testsvc": what eventkit's own tests name their service).
+TEST_SERVICES = (*broker_users.SERVICES, "testsvc")
+
+
 @asynccontextmanager
 async def fresh_vhost() -> AsyncIterator[str]:
-    """A RabbitMQ vhost of its own (management API), so queues and exchanges never collide."""
+    """A RabbitMQ vhost of its own (management API), so queues and exchanges never collide, with the exchanges and
+    each service's broker user (eventkit.broker_users). The URL is the administrator's (who may publish anything,
+    as a forger could); a service's settings replace its credentials with the service's own."""
     name = unique("vhost")
     auth = (RABBITMQ_USER, RABBITMQ_PASSWORD)
     async with httpx.AsyncClient(base_url=RABBITMQ_MANAGEMENT, auth=auth, timeout=30) as client:
@@ -119,7 +126,10 @@ async def fresh_vhost() -> AsyncIterator[str]:
                                     json={"configure": ".*", "write": ".*", "read": ".*"})
         response.raise_for_status()
         try:
-            yield f"amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@{RABBITMQ_HOST}:5672/{quote(name, safe='')}"
+            url = f"amqp://{RABBITMQ_USER}:{RABBITMQ_PASSWORD}@{RABBITMQ_HOST}:5672/{quote(name, safe='')}"
+            await broker_users.set_up(RABBITMQ_MANAGEMENT, auth, name, broker_users.passwords_from_environment(
+                TEST_SERVICES), amqp_admin_url=url, services=TEST_SERVICES)
+            yield url
         finally:
             await client.delete(f"/api/vhosts/{name}")
 
@@ -192,19 +202,69 @@ async def running_app(app: FastAPI, headers: dict[str, str] | None = None) -> As
             yield client
 
 
+class AsOwners:
+    """The events exchange as each service's own broker user, one connection each, opened when first needed:
+    `publish` sends a message as the service its routing key names, with that user_id, as the service's relay
+    would (consumers dead-letter an event its owner did not publish); other keys as the URL's own user."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._connections: list[aio_pika.abc.AbstractConnection] = []
+        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        self._opening = asyncio.Lock()  # publishes pipelined at once open one connection per user
+
+    def user_for(self, routing_key: str) -> str:
+        service = routing_key.split(".", 1)[0]
+        return service if service in TEST_SERVICES else user_of(self.url)
+
+    async def exchange(self, user: str) -> aio_pika.abc.AbstractExchange:
+        async with self._opening:
+            return self._exchanges.get(user) or await self._open(user)
+
+    async def _open(self, user: str) -> aio_pika.abc.AbstractExchange:
+        if user not in self._exchanges:
+            url = self.url if user == user_of(self.url) else broker_users.service_url(self.url, user)
+            connection = await aio_pika.connect(url)
+            self._connections.append(connection)
+            channel = await connection.channel(publisher_confirms=True)
+            self._exchanges[user] = await declare_exchange(channel, EXCHANGE, passive=True)
+        return self._exchanges[user]
+
+    async def publish(self, message: aio_pika.Message, routing_key: str, *, as_user: str | None = None,
+                      timeout: float | None = None) -> None:
+        """`message` as `as_user` (default: the routing key's owner); its user_id, unless set, that user's name
+        ("" publishes none)."""
+        user = as_user or self.user_for(routing_key)
+        if message.user_id is None:
+            message.user_id = user
+        elif not message.user_id:
+            message.user_id = None
+        await (await self.exchange(user)).publish(message, routing_key=routing_key, timeout=timeout)
+
+    async def close(self) -> None:
+        for connection in self._connections:
+            await connection.close()
+        self._connections.clear()
+        self._exchanges.clear()
+
+    async def __aenter__(self) -> AsOwners:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+
 async def publish_raw(url: str, body: bytes, routing_key: str, *, message_id: str | None = None,
-                      correlation_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
-    """Publish bytes to the events exchange as some other system might (for poison-message tests)."""
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await declare_exchange(channel, EXCHANGE)
-        await exchange.publish(aio_pika.Message(body=body, message_id=message_id or str(uuid.uuid4()),
-                                                correlation_id=correlation_id, headers=headers or {},
-                                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                               routing_key=routing_key)
-    finally:
-        await connection.close()
+                      correlation_id: str | None = None, headers: dict[str, Any] | None = None,
+                      as_user: str | None = None, user_id: str | None = None) -> None:
+    """Publish bytes to the events exchange (for poison-message tests), as broker user `as_user`: by default the
+    service the routing key names, as its relay would, else the URL's own user. `user_id`: the AMQP user_id sent
+    (default: the user's own name; "" for none)."""
+    async with AsOwners(url) as owners:
+        await owners.publish(aio_pika.Message(body=body, message_id=message_id or str(uuid.uuid4()),
+                                              correlation_id=correlation_id, headers=headers or {}, user_id=user_id,
+                                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                             routing_key, as_user=as_user)
 
 
 async def drain_queue(url: str, queue_name: str, timeout: float = 10.0,

@@ -35,7 +35,12 @@ def inbox_arguments(service: str) -> dict[str, Any]:
     }
 
 
-async def declare_exchange(channel: AbstractChannel, name: str = EXCHANGE) -> AbstractExchange:
+async def declare_exchange(channel: AbstractChannel, name: str = EXCHANGE, *,
+                           passive: bool = False) -> AbstractExchange:
+    """The events exchange and its parking place for unrouted events. Services find it (`passive`): their broker
+    users may not configure it (eventkit.broker_users sets it up)."""
+    if passive:
+        return await channel.declare_exchange(name, passive=True)
     unrouted = await channel.declare_exchange(UNROUTED_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
     parking = await channel.declare_queue(
         UNROUTED_QUEUE, durable=True,
@@ -50,7 +55,7 @@ async def declare_exchange(channel: AbstractChannel, name: str = EXCHANGE) -> Ab
 async def declare_inbox(channel: AbstractChannel, service: str, bindings: Sequence[str],
                         exchange_name: str = EXCHANGE) -> AbstractQueue:
     """Declare (idempotently) the service's inbox, its dead-letter queue and the inbox's bindings."""
-    exchange = await declare_exchange(channel, exchange_name)
+    exchange = await declare_exchange(channel, exchange_name, passive=True)
     await channel.declare_queue(dead_letter_queue(service), durable=True, arguments={"x-queue-type": "quorum"})
     queue = await channel.declare_queue(inbox_queue(service), durable=True, arguments=inbox_arguments(service))
     for binding in bindings:

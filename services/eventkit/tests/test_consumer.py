@@ -189,7 +189,7 @@ async def test_a_catch_all_consumer_takes_the_successor_and_skips_the_deprecated
     async def log_everything(conn: Conn, delivery: Delivery) -> None:
         seen.append(delivery.envelope.type)
 
-    settings = ServiceSettings(service="everything", database_url=database, RABBITMQ_URL=rabbitmq_url)
+    settings = ServiceSettings(service="testsvc", database_url=database, RABBITMQ_URL=rabbitmq_url)
     service = ServiceRuntime(settings, types=EventTypes.of(), catch_all=lambda _: log_everything,
                              extra_bindings=("#",))
     await service.start()

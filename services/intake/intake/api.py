@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, model_validator
 
-from eventkit.audit import record_access
+from eventkit.audit import listing, record_access
 from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
 from eventkit.crypto import to_text
@@ -223,7 +223,7 @@ class CaseListIn(Strict):
 
 
 @router.get("/cases")
-async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
+async def list_cases(_: Annotated[Actor, Depends(listing("list_cases", "coordinator", "physician", "auditor"))],
                      q: Queries, listed: Annotated[CaseListIn, Query()],
                      on: Annotated[date, Depends(today)]) -> dict[str, Any]:
     """The cases the desk works from, a page at a time: filtered by status, department and submission dates,

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
-from eventkit import db
+from eventkit import db_roles
 from eventkit.bootstrap import BoundHandler, bind
 from eventkit.clock import Clock, tokyo_date, utc_now
 from eventkit.consumer import Delivery, reactions_by_command
@@ -33,7 +33,7 @@ class ReportingRuntime(ServiceRuntime):
     """The shared runtime, plus the business-day calendar filled before the first event is consumed."""
 
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
-        await db.migrate(self.settings.database_url, self.migrations)
+        await db_roles.at_start(self.settings, self.migrations)
         conn = await asyncpg.connect(self.settings.database_url)
         try:
             await sync_business_calendar(conn, *default_range(tokyo_date(utc_now())))

@@ -18,12 +18,11 @@ import httpx
 
 from eventkit.clock import TOKYO
 from eventkit.runtime import wait_until
-from eventkit.testing import SettableClock, bearer, fetch, make_envelope, running_app, scalar
-from eventkit.topology import declare_exchange
+from eventkit.testing import AsOwners, SettableClock, bearer, fetch, make_envelope, running_app, scalar
 from eventkit.unit_of_work import UnitOfWork
 from reporting.bootstrap import build
 from reporting.settings import ReportingSettings
-from secondopinion_contracts import EXCHANGE, CloudEvent, EventData
+from secondopinion_contracts import CloudEvent, EventData
 from secondopinion_contracts.codes import (
     CancellationReason,
     CancelledBy,
@@ -66,33 +65,25 @@ async def reporting_app(database: str, rabbitmq_url: str, clock: SettableClock) 
 
 
 class Bus:
-    """Publishes envelopes on the events exchange over one connection (with publisher confirms)."""
+    """Publishes envelopes on the events exchange, each as its owning service (with publisher confirms)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._owners = AsOwners(url)
 
     async def __aenter__(self) -> Bus:
-        self._connection = await aio_pika.connect(self.url)
-        channel = await self._connection.channel(publisher_confirms=True)
-        self._exchange = await declare_exchange(channel, EXCHANGE)
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        await self._owners.close()
 
     async def publish(self, envelopes: Iterable[CloudEvent]) -> None:
-        assert self._exchange is not None
         for envelope in envelopes:
-            await self._exchange.publish(
+            await self._owners.publish(
                 aio_pika.Message(body=envelope.to_json_bytes(), message_id=str(envelope.id),
                                  content_type="application/cloudevents+json",
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=envelope.routing_key)
-
-
+                envelope.routing_key)
 
 
 async def wait_logged(database: str, event_ids: Iterable[uuid.UUID], timeout: float = 20.0) -> None:
