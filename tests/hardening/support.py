@@ -38,17 +38,17 @@ async def service_app(service: str, database: str, rabbitmq_url: str, **settings
     through a gateway simulator served for the duration, as billing's own tests do."""
     common: dict[str, Any] = {"RABBITMQ_URL": rabbitmq_url, "OUTBOX_SWEEP_SECONDS": 0.2, **settings}
     if service == "intake":
-        from intake.app import build as build_intake
+        from intake.bootstrap import build as build_intake
         from intake.settings import IntakeSettings
 
         yield build_intake(IntakeSettings(INTAKE_DATABASE_URL=database, **common))
     elif service == "scheduling":
-        from scheduling.app import build as build_scheduling
+        from scheduling.bootstrap import build as build_scheduling
         from scheduling.settings import SchedulingSettings
 
         yield build_scheduling(SchedulingSettings(SCHEDULING_DATABASE_URL=database, **common))
     elif service == "billing":
-        from billing.app import build as build_billing
+        from billing.bootstrap import build as build_billing
         from billing.gateway_simulator import running_simulator
         from billing.testing import settings_for_tests
 

@@ -11,17 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
+from eventkit.bootstrap import Dispatcher
+from eventkit.clock import tokyo_date
 from eventkit.crypto import to_text
 from eventkit.errors import Gone, NotFound
-from eventkit.events import Actor, CommandContext, RecordedEvent
-from intake.commands import Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from eventkit.events import Actor, RecordedEvent
+from eventkit.http import command_context, from_app_state, on_pool
+from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
 from intake.domain import CaseStatus
-from intake.handlers import IntakeHandlers
-from intake.store import CASE_KEYS, CaseQueries
+from intake.queries import CaseQueries
+from intake.repository import CASE_KEYS
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
 from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
 
 router = APIRouter(tags=["cases"])
+Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
+Queries = Annotated[CaseQueries, Depends(on_pool(CaseQueries))]
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Phone = Annotated[str, Field(min_length=3, max_length=30, pattern=r"^[0-9+\-() ]+$")]
@@ -87,18 +92,8 @@ class CommandResult(BaseModel):
 
 
 # async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def handlers(request: Request) -> IntakeHandlers:
-    handlers: IntakeHandlers = request.app.state.handlers
-    return handlers
-
-
-async def queries(request: Request) -> CaseQueries:
-    return CaseQueries(request.app.state.runtime.pool)
-
-
-def _context(actor: Actor, case_id: UUID, command: str) -> CommandContext:
-    return CommandContext(actor=actor, correlation_id=str(case_id), causation_id=f"command:{uuid4()}",
-                          command=command)
+async def today(request: Request) -> date:
+    return tokyo_date(request.app.state.clock())
 
 
 async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:
@@ -110,8 +105,9 @@ async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, 
 
 @router.post("/cases", status_code=201, response_model=CommandResult)
 async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                      h: Annotated[IntakeHandlers, Depends(handlers)],
-                      q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                      submitted_on: Annotated[date, Depends(today)],
+                      handle: Handle,
+                      q: Queries) -> CommandResult:
     case_id = uuid4()
     command = SubmitCase(
         case_id=case_id, requester_relationship=body.requester.relationship,
@@ -123,53 +119,55 @@ async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow(
         attending_institution=body.attending_physician.institution,
         attending_physician_consents=body.attending_physician.consents,
         wants_treatment_here=body.wants_treatment_here, complaint_or_litigation=body.complaint_or_litigation,
-        submitted_on=h.today(),
+        submitted_on=submitted_on,
     )
-    recorded = await h.submit_case(command, _context(actor, case_id, "SubmitCase"))
+    recorded = await handle(command, command_context(actor, case_id, "SubmitCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/documents", status_code=201, response_model=CommandResult)
 async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                           h: Annotated[IntakeHandlers, Depends(handlers)],
-                           q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                           handle: Handle,
+                           q: Queries) -> CommandResult:
     document_id = uuid4()
     command = ReceiveDocument(case_id=case_id, document_id=document_id, kind=body.kind, received_on=body.received_on)
-    recorded = await h.receive_document(command, _context(actor, case_id, "ReceiveDocument"))
+    recorded = await handle(command, command_context(actor, case_id, "ReceiveDocument"))
     return await _result(case_id, recorded, q, document_id=document_id)
 
 
 @router.post("/cases/{case_id}/screening", response_model=CommandResult)
 async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, Depends(allow("physician"))],
-                      h: Annotated[IntakeHandlers, Depends(handlers)],
-                      q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                      handle: Handle,
+                      q: Queries) -> CommandResult:
     command = ScreenCase(case_id=case_id, accept=body.decision == "accept", physician=body.physician,
                          reasons=tuple(body.reasons))
-    recorded = await h.screen_case(command, _context(actor, case_id, "ScreenCase"))
+    recorded = await handle(command, command_context(actor, case_id, "ScreenCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/withdrawal", response_model=CommandResult)
 async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                        h: Annotated[IntakeHandlers, Depends(handlers)],
-                        q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
-    recorded = await h.withdraw_case(WithdrawCase(case_id=case_id, reason=body.reason),
-                                     _context(actor, case_id, "WithdrawCase"))
+                        handle: Handle,
+                        q: Queries) -> CommandResult:
+    recorded = await handle(WithdrawCase(case_id=case_id, reason=body.reason),
+                            command_context(actor, case_id, "WithdrawCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/personal-data/erasure", response_model=CommandResult)
 async def erase_personal_data(case_id: UUID, actor: Annotated[Actor, Depends(allow("auditor"))],
-                              h: Annotated[IntakeHandlers, Depends(handlers)],
-                              q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                              requested_on: Annotated[date, Depends(today)],
+                              handle: Handle,
+                              q: Queries) -> CommandResult:
     """After the retention period: destroy the case's key; its personal data becomes unreadable everywhere."""
-    recorded = await h.erase_personal_data(case_id, _context(actor, case_id, "ErasePersonalData"))
+    recorded = await handle(ErasePersonalData(case_id=case_id, requested_on=requested_on),
+                            command_context(actor, case_id, "ErasePersonalData"))
     return await _result(case_id, recorded, q)
 
 
 @router.get("/cases/{case_id}")
 async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
-                   q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+                   q: Queries) -> dict[str, Any]:
     view = await q.get(case_id)
     if view is None:
         raise NotFound(f"no case {case_id}")
@@ -180,7 +178,7 @@ async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordin
 
 @router.get("/cases/{case_id}/personal-data/key")
 async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow("cashier"))],
-                            q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+                            q: Queries) -> dict[str, Any]:
     """The case's key, for billing to open the payer's name it received sealed in CaseSubmitted and print it on a
     receipt (billing relays the cashier's token, so the access log names the cashier). 410 once erased."""
     if await q.get(case_id) is None:
@@ -196,7 +194,7 @@ async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow
 # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
 @router.get("/cases")
 async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
-                     q: Annotated[CaseQueries, Depends(queries)],
+                     q: Queries,
                      status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
     rows = await q.list(status.value if status else None, limit, offset)
