@@ -12,7 +12,8 @@ from eventkit.bootstrap import BoundHandler, Dispatcher, bind
 from eventkit.clock import Clock, utc_now
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
-from intake import api
+from intake import api, disclosure
+from intake.erasure import ERASURE_HANDLERS
 from intake.handlers import HANDLERS
 from intake.projections import PROJECTIONS
 from intake.repository import EVENT_TYPES
@@ -27,8 +28,8 @@ def runtime_for(settings: ServiceSettings) -> ServiceRuntime:
 
 def bind_handlers(settings: IntakeSettings, clock: Clock) -> dict[type, BoundHandler]:
     """The handlers' table with their dependencies bound: `(command, uow)` each (tests give it fake units of work)."""
-    return bind(HANDLERS, departments=frozenset(settings.departments), retention_years=settings.retention_years,
-                clock=clock)
+    return bind({**HANDLERS, **ERASURE_HANDLERS}, departments=frozenset(settings.departments),
+                retention_years=settings.retention_years, clock=clock)
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -40,7 +41,7 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
     app = create_app(
         runtime, title="Second opinion — intake",
         description="Requests for a second opinion: requester, documents, consent, eligibility screening.",
-        routers=[api.router],
+        routers=[api.router, disclosure.router],
         on_start=lambda app, runtime: setattr(app.state, "handle", Dispatcher(handlers, runtime.units_of_work)),
     )
     app.state.clock = clock

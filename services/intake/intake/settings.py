@@ -5,15 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from eventkit.settings import ServiceSettings, default_dsn
-
-# Departments whose specialists give second opinions (codes used in events). Configurable because the
-# roster changes; a request for a department not listed is refused as `no_specialist_available`.
-DEFAULT_DEPARTMENTS = (
-    "cardiology", "cardiovascular_surgery", "gastroenterology", "gastrointestinal_surgery", "hepatology",
-    "nephrology", "hematology", "neurology", "neurosurgery", "oncology", "radiation_oncology", "pediatrics",
-    "dermatology", "rheumatology", "infectious_diseases", "otolaryngology", "transplant_surgery",
-    "plastic_surgery", "endocrinology", "respiratory_medicine", "urology", "obstetrics_gynecology",
-)
+from eventkit.staff import DEFAULT_DEPARTMENTS
 
 
 class IntakeSettings(ServiceSettings):
