@@ -227,7 +227,8 @@ async def test_erasing_a_case_key_after_retention_masks_its_personal_data_and_ke
             assert (unrequested.status_code, unrequested.json()["code"]) == (409, "not_requested")
             requested = await intake.post(erase, headers=first)
             assert requested.status_code == 202, requested.text
-            assert requested.json()["events"] == [] and requested.json()["erasure_requested_by"] == "po-1"
+            assert requested.json()["events"] == []
+            assert requested.json()["erasure_requested_by"] == "po-1"
             assert (await intake.post(erase, headers=second)).status_code == 409  # already waiting
             assert (await intake.get(f"/cases/{case_id}")).json()["patient"]["name"] == "Erasable Person"
             own = await intake.post(approve, headers=first)
