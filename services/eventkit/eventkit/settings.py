@@ -49,11 +49,19 @@ def production_problems(settings: ServiceSettings, uses_development_key: bool) -
     problems = []
     if uses_development_key:
         problems.append("JWT verification would use the repository's development key: set JWT_JWKS_URL")
+    if _uses_development_key_encryption_key():
+        problems.append("CASE_KEY_ENCRYPTION_KEY is the repository's development key: set a secret of 32 bytes")
     for name, url in (("RABBITMQ_URL", settings.rabbitmq_url), ("database URL", settings.database_url)):
         password = _password_of(url)
         if password is None or password in _DEFAULT_PASSWORDS:
             problems.append(f"{name} has no password or a default one")
     return problems
+
+
+def _uses_development_key_encryption_key() -> bool:
+    from eventkit.crypto import DEVELOPMENT_KEY_ENCRYPTION_KEY, KeySettings
+
+    return KeySettings().case_key_encryption_key == DEVELOPMENT_KEY_ENCRYPTION_KEY
 
 
 def _password_of(url: str) -> str | None:

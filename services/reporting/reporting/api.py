@@ -14,12 +14,13 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventkit.audit import record_access
-from eventkit.auth import allow
+from eventkit.auth import allow, allow_staff
 from eventkit.bootstrap import Dispatcher
 from eventkit.errors import InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool
 from eventkit.runtime import ServiceRuntime
+from eventkit.staff import StaffMember
 from reporting import domain
 from reporting.commands import DraftReport, FinalizeReport, RecordDelivery
 from reporting.queries import ReportingQueries
@@ -30,7 +31,7 @@ router = APIRouter()
 
 # Who does what: the physician writes the report, the desk records its delivery; the
 # read side serves the desk, the physicians and the auditors (it holds ids and codes, no personal data).
-Physician = Annotated[Actor, Depends(allow("physician"))]
+Physician = Annotated[StaffMember, Depends(allow_staff("physician"))]
 Coordinator = Annotated[Actor, Depends(allow("coordinator"))]
 ReportReader = Annotated[Actor, Depends(allow("physician", "coordinator"))]
 DeskReader = Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))]
@@ -43,7 +44,8 @@ class Strict(BaseModel):
 
 
 class DraftIn(Strict):
-    physician: StaffId = Field(description="Staff id of the physician who writes the opinion.")
+    physician: StaffId | None = Field(None, description=(
+        "Taken from the sign-in; if given (older clients) it must be the signed-in physician's staff id."))
     # No NUL characters: PostgreSQL text cannot hold them.
     summary: Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"^[^\x00]*$",
                                   description="The opinion for the attending physician (kept in reporting only).")]
@@ -80,20 +82,30 @@ async def _result(runtime: ServiceRuntime, case_id: UUID, recorded: list[Recorde
                         events=[event.name for event in recorded])
 
 
+async def _require_department(physician: StaffMember, case_id: UUID, q: ReportingQueries) -> None:
+    case = await q.case(case_id)
+    physician.require_department(case["department"] if case else None)
+
+
 # --- the opinion report --------------------------------------------------------------------------------------
 
 @router.post("/cases/{case_id}/report", status_code=201, response_model=ReportResult, tags=["report"])
-async def draft_report(case_id: UUID, body: DraftIn, actor: Physician, handle: Handle,
-                       runtime: Runtime) -> ReportResult:
-    """Draft (or redraft) the opinion report; allowed once the consultation was completed, until it is final."""
-    command = DraftReport(case_id=case_id, report_id=uuid4(), physician_id=body.physician, summary=body.summary)
-    recorded = await handle(command, command_context(actor, case_id, "DraftReport"))
+async def draft_report(case_id: UUID, body: DraftIn, actor: Physician, handle: Handle, runtime: Runtime,
+                       q: Queries) -> ReportResult:
+    """Draft (or redraft) the opinion report; allowed once the consultation was completed, until it is final.
+    The signed-in physician writes it, on a case of their own department."""
+    actor.require_named(body.physician, "physician")
+    await _require_department(actor, case_id, q)
+    command = DraftReport(case_id=case_id, report_id=uuid4(), physician_id=actor.staff_id, summary=body.summary)
+    recorded = await handle(command, command_context(actor.actor, case_id, "DraftReport"))
     return await _result(runtime, case_id, recorded)
 
 
 @router.post("/cases/{case_id}/report/finalize", response_model=ReportResult, tags=["report"])
-async def finalize_report(case_id: UUID, actor: Physician, handle: Handle, runtime: Runtime) -> ReportResult:
-    recorded = await handle(FinalizeReport(case_id=case_id), command_context(actor, case_id, "FinalizeReport"))
+async def finalize_report(case_id: UUID, actor: Physician, handle: Handle, runtime: Runtime,
+                          q: Queries) -> ReportResult:
+    await _require_department(actor, case_id, q)
+    recorded = await handle(FinalizeReport(case_id=case_id), command_context(actor.actor, case_id, "FinalizeReport"))
     return await _result(runtime, case_id, recorded)
 
 
@@ -114,11 +126,15 @@ async def get_report(case_id: UUID, actor: ReportReader, runtime: Runtime, q: Qu
         raise NotFound(f"no report has been drafted for case {case_id}")
     draft = await q.latest_draft(case_id)
     assert draft is not None
-    async with q.pool.acquire() as conn:
-        await record_access(conn, actor, case_id, "read_opinion_report")
+    # The medical text is the physicians' to read; the desk sees where the report stands, for its delivery.
+    reads_text = actor.role == "physician"
+    if reads_text:
+        async with q.pool.acquire() as conn:
+            await record_access(conn, actor, case_id, "read_opinion_report")
     return {
         "case_id": case_id, "report_id": report.report_id, "status": report.status.value,
-        "draft_number": report.draft_number, "physician_id": report.physician_id, "summary": draft["summary"],
+        "draft_number": report.draft_number, "physician_id": report.physician_id,
+        "summary": draft["summary"] if reads_text else None, "summary_withheld": not reads_text,
         "summary_erased_on": draft["erased_on"], "drafted_at": draft["drafted_at"],
         "consultation": {"mode": report.consultation_mode, "consulted_on": report.consulted_on},
         "finalized_on": report.finalized_on,
