@@ -83,8 +83,10 @@ async def _result(runtime: ServiceRuntime, case_id: UUID, recorded: list[Recorde
 
 
 async def _require_department(physician: StaffMember, case_id: UUID, q: ReportingQueries) -> None:
+    """403 for a case of another department; a case reporting never heard of is the handler's 404."""
     case = await q.case(case_id)
-    physician.require_department(case["department"] if case else None)
+    if case is not None:
+        physician.require_department(case["department"])
 
 
 # --- the opinion report --------------------------------------------------------------------------------------
