@@ -70,7 +70,7 @@ async def test_the_screening_records_the_signed_in_physician_of_the_cases_depart
 
 def disclosure(intake: httpx.AsyncClient, service: str) -> IntakeDisclosure:
     return IntakeDisclosure("http://intake", ServiceCredentials(service),
-                            transport=intake._transport)  # type: ignore[attr-defined]
+                            transport=intake._transport)
 
 
 async def test_only_billing_with_a_cashier_obtains_the_payer_name_and_only_of_an_accepted_case(
