@@ -312,7 +312,7 @@ class Driver:
             await self.call("intake", "/cases/{id}/documents", f"/cases/{case_id}/documents",
                             {"kind": kind, "received_on": day}, 201)
         await self.call("intake", "/cases/{id}/screening", f"/cases/{case_id}/screening",
-                        {"decision": "accept", "physician": "dr-bench"}, 200)
+                        {"decision": "accept"}, 200)
         slot_id = self.slots[department].pop()
         await self.after(case_id, "CaseAccepted", "scheduling takes a proposal", self.call(
             "scheduling", "/cases/{id}/proposals", f"/cases/{case_id}/proposals", {"slot_ids": [slot_id]}, 201,
@@ -327,7 +327,7 @@ class Driver:
             200, not_yet=lambda response: response.status_code == 409 and _code(response) == "not_ready"))
         await self.after(case_id, "ConsultationCompleted", "reporting takes a draft", self.call(
             "reporting", "/cases/{id}/report", f"/cases/{case_id}/report",
-            {"physician": "dr-bench", "summary": "Surgery is a reasonable choice."}, 201,
+            {"summary": "Surgery is a reasonable choice."}, 201,
             # 404 until reporting has logged any event of the case, 409 until it has logged the completion.
             not_yet=lambda response: response.status_code == 404 or _code(response) == "no_consultation"))
         await self.call("reporting", "/cases/{id}/report/finalize", f"/cases/{case_id}/report/finalize", {}, 200)

@@ -7,6 +7,7 @@ import importlib
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -54,6 +55,28 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
 
 
+SECURITY_DOC = Path(__file__).resolve().parents[1] / "docs" / "security.md"
+
+
+def documented_route_roles() -> dict[tuple[str, str, str], set[str]]:
+    """The table under "Roles of every route" in docs/security.md: (service, method, path) -> roles."""
+    text = SECURITY_DOC.read_text(encoding="utf-8")
+    section = text.split("### Roles of every route", 1)[1].split("\n#", 1)[0]
+    table: dict[tuple[str, str, str], set[str]] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[1].isupper() and cells[2].startswith("`"):
+            table[(cells[0], cells[1], cells[2].strip("`"))] = {role.strip() for role in cells[3].split(",")}
+    return table
+
+
+def test_every_route_admits_exactly_the_roles_docs_security_md_gives_it() -> None:
+    documented = documented_route_roles()
+    assert documented, "no route table found in docs/security.md"
+    actual = {(name, method, path): roles for name, method, path, roles in ROUTES}
+    assert actual == documented
+
+
 def test_every_route_of_every_service_states_its_roles() -> None:
     assert {name for name, *_ in ROUTES} == set(SERVICES), "every service's routes are found"
     unguarded = [f"{name} {method} {path}" for name, method, path, roles in ROUTES if not roles]
@@ -81,12 +104,19 @@ async def test_no_token_is_401_and_each_wrong_role_is_403(service: str, method: 
     (mint_development_token("s", ["coordinator"], audience="another-system"), "audience"),
     (mint_development_token("s", ["coordinator"], issuer="https://evil.example"), "issuer"),
     ("not.a.jwt", "malformed"),
+    (mint_development_token("", ["coordinator"]), "empty subject"),
+    (mint_development_token("  ", ["coordinator"]), "blank subject"),
+    (mint_development_token("s", [["coordinator"]]), "a role that is not a string"),  # type: ignore[list-item]
+    (mint_development_token("s", ["coordinator"], lifetime_seconds=12 * 3600 + 60), "longer than 12 hours"),
+    (mint_development_token("s", ["coordinator"], lifetime_seconds=10 * 365 * 86400), "ten years"),
+    (mint_development_token("service:billing", ["coordinator"]), "a service acting as a person"),
 ])
 async def test_bad_tokens_are_refused(token: str, reason: str) -> None:
     app = service_app("intake")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         response = await client.get("/cases", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 401, reason
+    assert response.status_code in (401, 403), reason
+    assert response.status_code == (403 if reason.startswith("a service") else 401), f"{reason}: {response.text}"
 
 
 async def test_a_token_signed_by_another_key_is_refused() -> None:
@@ -121,6 +151,9 @@ def test_production_profile_refuses_development_keys_and_default_passwords(
     monkeypatch.setenv("INTAKE_RABBITMQ_PASSWORD", "Kx9-long-secret")
     monkeypatch.setenv("INTAKE_DATABASE_PASSWORD", "Qz7-long-secret")
     monkeypatch.setenv("INTAKE_ACCESS_LOG_KEY", "Hm4-long-secret-key")
+    with pytest.raises(UnsafeConfiguration, match="CASE_KEY_ENCRYPTION_KEY is the repository's development key"):
+        service_app("intake")
+    monkeypatch.setenv("CASE_KEY_ENCRYPTION_KEY", "c2VjcmV0LWtleS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=")
     settings = service_app("intake").state.runtime.settings
     assert settings.rabbitmq_url == "amqp://intake:Kx9-long-secret@rabbitmq:5672/"
     assert settings.database_url == "postgresql://intake_app:Qz7-long-secret@db:5432/intake"
@@ -186,19 +219,33 @@ async def test_erasing_a_case_key_after_retention_masks_its_personal_data_and_ke
                 "wants_treatment_here": False, "complaint_or_litigation": False})
             case_id = created.json()["case_id"]
             erase = f"/cases/{case_id}/personal-data/erasure"
-            assert (await intake.post(erase, headers=bearer("coordinator"))).status_code == 403
-            early = await intake.post(erase, headers=bearer("auditor"))
+            approve = f"{erase}/approval"
+            first, second = bearer("privacy_officer", subject="po-1"), bearer("privacy_officer", subject="audit-7")
+            for role in ("coordinator", "auditor"):
+                assert (await intake.post(erase, headers=bearer(role))).status_code == 403
+            early = await intake.post(erase, headers=first)
             assert early.status_code == 409
             assert "retention period runs until 2031-" in early.json()["detail"]
 
             now[0] = datetime(2032, 1, 5, 1, 0, tzinfo=UTC)
-            erased = await intake.post(erase, headers=bearer("auditor", subject="audit-7"))
+            unrequested = await intake.post(approve, headers=second)
+            assert (unrequested.status_code, unrequested.json()["code"]) == (409, "not_requested")
+            requested = await intake.post(erase, headers=first)
+            assert requested.status_code == 202, requested.text
+            assert requested.json()["events"] == []
+            assert requested.json()["erasure_requested_by"] == "po-1"
+            assert (await intake.post(erase, headers=second)).status_code == 409  # already waiting
+            assert (await intake.get(f"/cases/{case_id}")).json()["patient"]["name"] == "Erasable Person"
+            own = await intake.post(approve, headers=first)
+            assert (own.status_code, own.json()["code"]) == (409, "own_request")
+            erased = await intake.post(approve, headers=second)
             assert erased.status_code == 200, erased.text
             assert erased.json()["events"] == ["PersonalDataErased"]
             view = (await intake.get(f"/cases/{case_id}")).json()
             assert view["patient"]["name"] == view["requester"]["phone"] == view["question"] == "***"
             assert view["personal_data_erased_on"] == "2032-01-05"
-            assert (await intake.post(erase, headers=bearer("auditor"))).status_code == 409
+            assert (await intake.post(erase, headers=first)).status_code == 409
+            assert (await intake.post(approve, headers=first)).status_code == 409
 
             runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
             assert await runtime.store.rebuild_projections() == 3  # submitted, consent, erased: history intact

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from billing.bootstrap import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
-from billing.payers import IntakeKeys
+from billing.payers import intake_disclosure
 from billing.testing import settings_for_tests as billing_settings
 from eventkit.runtime import wait_until
 from eventkit.testing import EventCollector, SettableClock, bearer, fetch, fresh_database, running_app, scalar
@@ -202,7 +202,7 @@ async def hospital(rabbitmq_url: str) -> AsyncIterator[Hospital]:
             "scheduling": build_scheduling(
                 SchedulingSettings(SCHEDULING_DATABASE_URL=databases["scheduling"], **common), clock=clock),
             "billing": build_billing(billing_settings(databases["billing"], rabbitmq_url, gateway_url), clock=clock,
-                                     intake_keys=IntakeKeys("http://intake", transport=intake_transport)),
+                                     intake=intake_disclosure("http://intake", intake_transport)),
             "reporting": build_reporting(
                 ReportingSettings(REPORTING_DATABASE_URL=databases["reporting"], **common), clock=clock),
         }

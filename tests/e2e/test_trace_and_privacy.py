@@ -121,14 +121,16 @@ async def test_the_payer_name_reaches_the_receipt_sealed_and_is_masked_once_the_
         [kept] = await h.fetch("billing", "SELECT payer_name_sealed FROM case_payers WHERE case_id = $1::uuid",
                                case_id)
         assert CANARY.split()[0] not in kept["payer_name_sealed"], "billing keeps the name sealed only"
-        key_reads = await h.fetch("intake", "SELECT actor_id, action FROM access_log WHERE case_id = $1::text AND"
-                                  " action = 'read_case_key_for_receipt'", str(case_id))
-        assert [tuple(row) for row in key_reads] == [("cashier-3", "read_case_key_for_receipt")]
+        # Intake opened the name itself, for billing's receipt, and logged the cashier and the service.
+        reads = await h.fetch("intake", "SELECT actor_id, action FROM access_log WHERE case_id = $1::text AND"
+                              " action LIKE 'read_personal_data_for_%'", str(case_id))
+        assert [tuple(row) for row in reads] == [("cashier-3", "read_personal_data_for_receipt_via_billing")]
 
-        # Years later, past the retention period, an auditor erases the case: the receipt's name is gone too.
+        # Years later, past the retention period, two privacy officers erase the case: the receipt's name goes too.
         h.clock.set_tokyo(CONSULTATION_DAY.replace(year=CONSULTATION_DAY.year + 6), time(10, 0))
-        expect(await h.intake.post(f"/cases/{case_id}/personal-data/erasure",
-                                   headers=bearer("auditor", subject="auditor-1")), 200)
+        erasure = f"/cases/{case_id}/personal-data/erasure"
+        expect(await h.intake.post(erasure, headers=bearer("privacy_officer", subject="privacy-1")), 202)
+        expect(await h.intake.post(f"{erasure}/approval", headers=bearer("privacy_officer", subject="privacy-2")), 200)
         erased = expect(await h.billing.get(f"/invoices/{invoice_id}/receipt", headers=cashier), 200)
         assert erased["payer_name"] == MASK
         assert erased["receipt_number"] == receipt["receipt_number"]

@@ -302,7 +302,7 @@ class Desk:
             await self.command(run, "intake", "ReceiveDocument", f"/cases/{case}/documents",
                                {"kind": kind, "received_on": "2026-12-01"}, step=kind)
         await self.command(run, "intake", "ScreenCase", f"/cases/{case}/screening",
-                           {"decision": "accept", "physician": "dr-screening"})
+                           {"decision": "accept"})
         run.steps_done.append("accepted")
 
     async def book(self, run: CaseRun) -> None:
@@ -354,7 +354,7 @@ class Desk:
                          lambda body: any(event["event"] == "ConsultationCompleted" for event in body["events"]),
                          "reporting learning of ConsultationCompleted")
         await self.command(run, "reporting", "DraftReport", f"/cases/{case}/report",
-                           {"physician": run.physician, "summary": "Catheter treatment is reasonable."})
+                           {"summary": "Catheter treatment is reasonable."})
         await self.command(run, "reporting", "FinalizeReport", f"/cases/{case}/report/finalize")
         channel = "handed_to_patient" if run.mode == "in_person" else "posted_to_attending_physician"
         await self.command(run, "reporting", "RecordDelivery", f"/cases/{case}/report/delivery", {"channel": channel})

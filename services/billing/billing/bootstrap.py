@@ -20,7 +20,7 @@ from billing.gateway import PaymentGateway
 from billing.gateway_http import HttpPaymentGateway
 from billing.gateway_simulator import GatewaySimulator
 from billing.handlers import HANDLERS
-from billing.payers import IntakeKeys, PostgresSealedPayers, SealedPayers
+from billing.payers import PostgresSealedPayers, SealedPayers, intake_disclosure
 from billing.projections import PROJECTIONS
 from billing.repository import EVENT_TYPES, PostgresReceiptBook, ReceiptBook
 from billing.settings import BillingSettings
@@ -28,6 +28,7 @@ from eventkit.bootstrap import BoundHandler, Dispatcher, bind
 from eventkit.clock import Clock, utc_now
 from eventkit.consumer import reactions_by_command
 from eventkit.runtime import ServiceRuntime, create_app
+from eventkit.service_identity import IntakeDisclosure
 from eventkit.settings import ServiceSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -97,7 +98,7 @@ def _charge_worker(settings: BillingSettings, runtime: ServiceRuntime, handle: D
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
-          gateway: PaymentGateway | None = None, intake_keys: IntakeKeys | None = None) -> FastAPI:
+          gateway: PaymentGateway | None = None, intake: IntakeDisclosure | None = None) -> FastAPI:
     settings = settings or BillingSettings()
     assert isinstance(settings, BillingSettings), f"billing needs BillingSettings, not {type(settings).__name__}"
     clock = clock or utc_now
@@ -114,7 +115,7 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         routers=[api.router],
         handlers=handlers, clock=clock,
     )
-    app.state.intake_keys = intake_keys or IntakeKeys(settings.intake_url)
+    app.state.intake = intake or intake_disclosure(settings.intake_url)
     if not settings.gateway_url:
         app.mount(SIMULATOR_PATH, GatewaySimulator().app())
     return app

@@ -444,12 +444,14 @@ async def test_money_is_handled_by_the_cashier_and_every_command_records_who(
     assert await stored(database, "PaymentCaptured") == 0
     assert (await billing.post(f"/invoices/{invoice_id}/payments", json=body,
                                headers=bearer("cashier", subject="cashier-9"))).status_code == 201
-    receipt = await billing.post(f"/invoices/{invoice_id}/receipt", headers=bearer("coordinator", subject="desk-3"))
+    refused = await billing.post(f"/invoices/{invoice_id}/receipt", headers=bearer("coordinator", subject="desk-3"))
+    assert refused.status_code == 403  # receipts are the cashier's
+    receipt = await billing.post(f"/invoices/{invoice_id}/receipt", headers=bearer("cashier", subject="desk-3"))
     assert receipt.status_code == 201
     await seen(bus, "ReceiptIssued")
     actors = {e.event_name: (e.actorid, e.actorrole) for e in bus.envelopes}
     assert actors["PaymentCaptured"] == ("cashier-9", "cashier")
-    assert actors["ReceiptIssued"] == ("desk-3", "coordinator")
+    assert actors["ReceiptIssued"] == ("desk-3", "cashier")
     assert actors["InvoiceIssued"] == ("billing", "system")
     takings = await billing.get("/takings", headers=bearer("coordinator"))
     assert takings.status_code == 403

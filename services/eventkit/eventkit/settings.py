@@ -94,6 +94,8 @@ def production_problems(settings: ServiceSettings, uses_development_key: bool) -
     problems = []
     if uses_development_key:
         problems.append("JWT verification would use the repository's development key: set JWT_JWKS_URL")
+    if _uses_development_key_encryption_key():
+        problems.append("CASE_KEY_ENCRYPTION_KEY is the repository's development key: set a secret of 32 bytes")
     prefix = settings.service.upper()
     for name, secret in ((f"{prefix}_RABBITMQ_PASSWORD", settings.rabbitmq_password),
                          (f"{prefix}_DATABASE_PASSWORD", settings.database_password),
@@ -102,3 +104,9 @@ def production_problems(settings: ServiceSettings, uses_development_key: bool) -
         if value in _DEFAULT_PASSWORDS or credentials.is_development_secret(value):
             problems.append(f"{name} is not set (the development default or a well-known value)")
     return problems
+
+
+def _uses_development_key_encryption_key() -> bool:
+    from eventkit.crypto import DEVELOPMENT_KEY_ENCRYPTION_KEY, KeySettings
+
+    return KeySettings().case_key_encryption_key == DEVELOPMENT_KEY_ENCRYPTION_KEY

@@ -87,11 +87,15 @@ def assert_valid(envelope: CloudEvent) -> None:
     jsonschema.validate(json.loads(envelope.to_json_bytes()), json.loads((SCHEMA_DIR / "envelope.json").read_text()))
 
 
-def bearer(*roles: str, subject: str = "staff-test") -> dict[str, str]:
-    """An Authorization header with a development token holding `roles` (all four when none given)."""
+def bearer(*roles: str, subject: str = "staff-test", departments: Sequence[str] | None = None,
+           **claims: Any) -> dict[str, str]:
+    """An Authorization header with a development token holding `roles` (all of them when none given), working in
+    `departments` (every department when not given)."""
     from eventkit.auth import ROLES, mint_development_token
+    from eventkit.staff import DEFAULT_DEPARTMENTS
 
-    return {"Authorization": f"Bearer {mint_development_token(subject, list(roles or ROLES))}"}
+    described = {"departments": list(DEFAULT_DEPARTMENTS if departments is None else departments), **claims}
+    return {"Authorization": f"Bearer {mint_development_token(subject, list(roles or ROLES), **described)}"}
 
 
 def unique(prefix: str) -> str:

@@ -1,4 +1,5 @@
-"""Intake's HTTP API for the desk: submit a case, record documents, screen, withdraw, and read."""
+"""Intake's HTTP API for the desk: submit a case, record documents, screen, withdraw, erase (two privacy officers),
+and read; and, for the other services' documents, the personal data each one prints."""
 
 from __future__ import annotations
 
@@ -6,21 +7,29 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 
 from eventkit.audit import listing, record_access
-from eventkit.auth import allow
+from eventkit.auth import allow, allow_staff
 from eventkit.bootstrap import Dispatcher
-from eventkit.crypto import to_text
-from eventkit.errors import Gone, InvalidCommand, NotFound
+from eventkit.errors import InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool, today
 from eventkit.input_policy import BirthDate, DeskDate, Prose, RequestModel
-from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
-from intake.domain import CaseStatus
-from intake.queries import CaseCursor, CaseFilters, CaseQueries
-from intake.repository import CASE_KEYS
+from eventkit.service_identity import ServiceCall, allow_service
+from eventkit.staff import StaffMember
+from intake.commands import (
+    ApproveErasure,
+    Person,
+    ReceiveDocument,
+    RequestErasure,
+    ScreenCase,
+    SubmitCase,
+    WithdrawCase,
+)
+from intake.domain import PURPOSES, CaseStatus
+from intake.queries import CaseCursor, CaseFilters, CaseQueries, case_status, personal_data
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
 from secondopinion_contracts.departments import CATALOGUE, DepartmentCode
 from secondopinion_contracts.events.intake import DocumentReceived
@@ -76,7 +85,8 @@ class DocumentIn(Strict):
 class ScreeningIn(Strict):
     decision: Literal["accept", "decline"]
     reasons: list[RefusalReason] = Field(default_factory=list, max_length=len(RefusalReason))
-    physician: Name
+    physician: Name | None = Field(
+        None, description="Taken from the sign-in; if given (older clients) it must be the signed-in physician.")
 
     @model_validator(mode="after")
     def _reasons_only_for_a_decline(self) -> ScreeningIn:
@@ -97,6 +107,7 @@ class CommandResult(BaseModel):
     recommendation: str | None = None
     document_id: UUID | None = None
     copy_of: UUID | None = Field(None, description="The first document of the same kind, when this one is a copy.")
+    erasure_requested_by: str | None = None
 
 
 async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:
@@ -140,12 +151,19 @@ async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Act
 
 
 @router.post("/cases/{case_id}/screening", response_model=CommandResult)
-async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, Depends(allow("physician"))],
+async def screen_case(case_id: UUID, body: ScreeningIn,
+                      physician: Annotated[StaffMember, Depends(allow_staff("physician"))],
                       handle: Handle,
                       q: Queries) -> CommandResult:
-    command = ScreenCase(case_id=case_id, accept=body.decision == "accept", physician=body.physician,
+    """The signed-in physician screens a case of their own department; the screening records them."""
+    physician.require_named(body.physician, "physician")
+    department = await q.department(case_id)
+    if department is None:
+        raise NotFound(f"no case {case_id}")
+    physician.require_department(department)
+    command = ScreenCase(case_id=case_id, accept=body.decision == "accept", physician=physician.staff_id,
                          reasons=tuple(body.reasons))
-    recorded = await handle(command, command_context(actor, case_id, "ScreenCase"))
+    recorded = await handle(command, command_context(physician.actor, case_id, "ScreenCase"))
     return await _result(case_id, recorded, q)
 
 
@@ -158,13 +176,23 @@ async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Acto
     return await _result(case_id, recorded, q)
 
 
-@router.post("/cases/{case_id}/personal-data/erasure", response_model=CommandResult)
-async def erase_personal_data(case_id: UUID, actor: Annotated[Actor, Depends(allow("auditor"))],
-                              requested_on: Annotated[date, Depends(today)],
-                              handle: Handle,
-                              q: Queries) -> CommandResult:
-    """After the retention period: destroy the case's key; its personal data becomes unreadable everywhere."""
-    recorded = await handle(ErasePersonalData(case_id=case_id, requested_on=requested_on),
+PrivacyOfficer = Annotated[Actor, Depends(allow("privacy_officer"))]
+
+
+@router.post("/cases/{case_id}/personal-data/erasure", status_code=202, response_model=CommandResult)
+async def request_erasure(case_id: UUID, actor: PrivacyOfficer, requested_on: Annotated[date, Depends(today)],
+                          handle: Handle, q: Queries) -> CommandResult:
+    """After the retention period, a privacy officer requests the erasure; it waits for a second one's approval."""
+    recorded = await handle(RequestErasure(case_id=case_id, requested_on=requested_on),
+                            command_context(actor, case_id, "RequestErasure"))
+    return await _result(case_id, recorded, q, erasure_requested_by=actor.id)
+
+
+@router.post("/cases/{case_id}/personal-data/erasure/approval", response_model=CommandResult)
+async def approve_erasure(case_id: UUID, actor: PrivacyOfficer, approved_on: Annotated[date, Depends(today)],
+                          handle: Handle, q: Queries) -> CommandResult:
+    """Another privacy officer approves: the case's key is destroyed; its personal data is unreadable everywhere."""
+    recorded = await handle(ApproveErasure(case_id=case_id, approved_on=approved_on),
                             command_context(actor, case_id, "ErasePersonalData"))
     return await _result(case_id, recorded, q)
 
@@ -180,19 +208,33 @@ async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordin
     return view
 
 
-@router.get("/cases/{case_id}/personal-data/key")
-async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow("cashier"))],
+# A service's own token, acting for a signed-in staff member (eventkit.service_identity).
+ServicePrinting = Annotated[ServiceCall, Depends(allow_service(*sorted({p.service for p in PURPOSES.values()})))]
+
+
+@router.get("/cases/{case_id}/personal-data/for/{purpose}", tags=["personal data"])
+async def personal_data_for(case_id: UUID, purpose: Literal["receipt", "slip", "report"], call: ServicePrinting,
                             q: Queries) -> dict[str, Any]:
-    """The case's key, for billing to open the payer's name it received sealed in CaseSubmitted and print it on a
-    receipt (billing relays the cashier's token, so the access log names the cashier). 410 once erased."""
-    if await q.get(case_id) is None:
-        raise NotFound(f"no case {case_id}")
+    """The fields one document prints (*** each once erased), for the service that prints it, acting for staff
+    whose role prints it, and only of an accepted case (the other services hold nothing of any other case). The
+    access log names both the staff member and the service."""
+    wanted = PURPOSES[purpose]
+    if call.service != wanted.service:
+        raise HTTPException(403, f"the {purpose} is printed by the {wanted.service} service")
+    roles = set(call.person.roles) & wanted.roles
+    if not roles:
+        raise HTTPException(403, f"the {purpose} is printed by {', '.join(sorted(wanted.roles))}")
     async with q.pool.acquire() as conn:
-        key = await CASE_KEYS.key(conn, case_id)
-        if key is None:
-            raise Gone("the case's personal data was erased")
-        await record_access(conn, actor, case_id, "read_case_key_for_receipt")
-    return {"case_id": str(case_id), "key": to_text(key)}
+        status = await case_status(conn, case_id)
+        if status is None:
+            raise NotFound(f"no case {case_id}")
+        if status != CaseStatus.ACCEPTED:
+            raise HTTPException(409, f"the case is {status}: no {purpose} is printed for it")
+        person = await personal_data(conn, case_id)
+        actor = Actor(id=call.person.staff_id, role=sorted(roles)[0])
+        await record_access(conn, actor, case_id, f"read_personal_data_for_{purpose}_via_{call.service}")
+    return {"case_id": str(case_id), "purpose": purpose,
+            "fields": {name: person.get(source) for name, source in wanted.fields.items()}}
 
 
 @router.get("/departments", tags=["departments"])
@@ -222,9 +264,11 @@ class CaseListIn(Strict):
     offset: int = Field(0, ge=0, le=2**63 - 1, description="Rows to skip (prefer `cursor`).")
 
 
+CaseLister = Annotated[Actor, Depends(listing("list_cases", "coordinator", "physician", "auditor", "privacy_officer"))]
+
+
 @router.get("/cases")
-async def list_cases(_: Annotated[Actor, Depends(listing("list_cases", "coordinator", "physician", "auditor"))],
-                     q: Queries, listed: Annotated[CaseListIn, Query()],
+async def list_cases(_: CaseLister, q: Queries, listed: Annotated[CaseListIn, Query()],
                      on: Annotated[date, Depends(today)]) -> dict[str, Any]:
     """The cases the desk works from, a page at a time: filtered by status, department and submission dates,
     newest or oldest first; `next_cursor` (null on the last page) asks for the next page."""

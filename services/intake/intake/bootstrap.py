@@ -15,7 +15,13 @@ from eventkit.settings import ServiceSettings
 from intake import api
 from intake.handlers import HANDLERS
 from intake.projections import PROJECTIONS
-from intake.repository import EVENT_TYPES, PersonalData, PostgresPersonalData
+from intake.repository import (
+    EVENT_TYPES,
+    ErasureRequests,
+    PersonalData,
+    PostgresErasureRequests,
+    PostgresPersonalData,
+)
 from intake.settings import IntakeSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -25,12 +31,13 @@ def runtime_for(settings: ServiceSettings) -> ServiceRuntime:
     return ServiceRuntime(settings, types=EVENT_TYPES, projections=PROJECTIONS, migrations=[MIGRATIONS])
 
 
-def bind_handlers(settings: IntakeSettings, clock: Clock,
-                  personal_data: PersonalData | None = None) -> dict[type, BoundHandler]:
+def bind_handlers(settings: IntakeSettings, clock: Clock, personal_data: PersonalData | None = None,
+                  erasure_requests: ErasureRequests | None = None) -> dict[type, BoundHandler]:
     """The handlers' table with their dependencies bound: `(command, uow)` each (tests pass fakes of the units of
-    work and of the personal data)."""
+    work, of the personal data and of the erasure requests)."""
     return bind(HANDLERS, departments=frozenset(settings.departments), retention_years=settings.retention_years,
-                clock=clock, personal_data=personal_data or PostgresPersonalData())
+                clock=clock, personal_data=personal_data or PostgresPersonalData(),
+                erasure_requests=erasure_requests or PostgresErasureRequests())
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None) -> FastAPI:

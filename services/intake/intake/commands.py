@@ -1,4 +1,4 @@
-"""Intake's commands: what a coordinator or physician asks the desk to do with a case."""
+"""Intake's commands: what a coordinator, physician or privacy officer asks the desk to do with a case."""
 
 from __future__ import annotations
 
@@ -55,10 +55,27 @@ class ScreenCase:
 
 @dataclass(frozen=True)
 class ErasePersonalData:
-    """After the retention period: destroy the case's key, so its personal data is unreadable everywhere."""
+    """After the retention period: destroy the case's key, so its personal data is unreadable everywhere. Given only
+    by `ApproveErasure`'s handler: the API asks for two privacy officers."""
 
     case_id: UUID
     requested_on: date
+
+
+@dataclass(frozen=True)
+class RequestErasure:
+    """A privacy officer asks for the erasure; it waits for a second privacy officer's approval."""
+
+    case_id: UUID
+    requested_on: date
+
+
+@dataclass(frozen=True)
+class ApproveErasure:
+    """A second privacy officer approves the waiting request: the case's personal data is erased now."""
+
+    case_id: UUID
+    approved_on: date
 
 
 @dataclass(frozen=True)

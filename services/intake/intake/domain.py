@@ -218,6 +218,26 @@ def erase_personal_data(command: ErasePersonalData, case: Case, *, last_activity
     return [PersonalDataErased(case_id=command.case_id, erased_on=command.requested_on)]
 
 
+@dataclass(frozen=True)
+class Purpose:
+    """A document another service prints with some of a case's personal data: that service, the roles of the staff
+    who print it, and its fields (field in the answer -> field of the sealed personal data)."""
+
+    service: str
+    roles: frozenset[str]
+    fields: dict[str, str]
+
+
+# What intake discloses, and to whom: the fields one document prints, and nothing else (docs/security.md).
+PURPOSES = {
+    "receipt": Purpose("billing", frozenset({"cashier"}), {"payer_name": "requester_name"}),
+    "slip": Purpose("scheduling", frozenset({"coordinator"}), {"patient_name": "patient_name"}),
+    "report": Purpose("reporting", frozenset({"coordinator", "physician"}), {
+        "patient_name": "patient_name", "patient_birth_date": "patient_birth_date",
+        "attending_name": "attending_name", "attending_institution": "attending_institution"}),
+}
+
+
 def _status_after_documents(case: Case) -> CaseStatus:
     if case.status in (*CLOSED, CaseStatus.ACCEPTED):
         return case.status

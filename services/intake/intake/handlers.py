@@ -1,22 +1,33 @@
 """One handler per intake command: load the case, let the domain decide, append (with the sealed personal data).
 
 Each is `(command, uow)` plus what bootstrap binds to it; the table of command -> handler is at the bottom. The case's
-personal data and keys, kept beside its events, go through `personal_data` (repository.PersonalData).
+personal data and keys, kept beside its events, go through `personal_data` (repository.PersonalData); erasures
+waiting for a second privacy officer through `erasure_requests` (repository.ErasureRequests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import date
 from typing import Any
+from uuid import UUID
 
 from eventkit.clock import Clock, tokyo_date
-from eventkit.errors import NotFound
+from eventkit.errors import CommandRejected, NotFound
 from eventkit.events import Event, RecordedEvent
 from eventkit.unit_of_work import Loaded, UnitOfWork
 from intake import domain
-from intake.commands import ErasePersonalData, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
-from intake.repository import CASES, PersonalData
+from intake.commands import (
+    ApproveErasure,
+    ErasePersonalData,
+    ReceiveDocument,
+    RequestErasure,
+    ScreenCase,
+    SubmitCase,
+    WithdrawCase,
+)
+from intake.repository import CASES, ErasureRequests, PersonalData
 
 
 async def submit_case(command: SubmitCase, uow: UnitOfWork, *, departments: frozenset[str],
@@ -43,15 +54,48 @@ async def withdraw_case(command: WithdrawCase, uow: UnitOfWork) -> list[Recorded
 async def erase_personal_data(command: ErasePersonalData, uow: UnitOfWork, *, retention_years: int, clock: Clock,
                               personal_data: PersonalData) -> list[RecordedEvent]:
     """Record the erasure and destroy the case's key in one transaction: both happen or neither."""
-    stream_id = CASES.stream_id(command.case_id)
+    case, events = await _erasure(uow, command.case_id, command.requested_on, retention_years)
+    uow.save(case, events)
+    await personal_data.erase(uow, command.case_id, uow.context.actor.id, clock())
+    return await uow.commit()
+
+
+async def request_erasure(command: RequestErasure, uow: UnitOfWork, *, retention_years: int,
+                          erasure_requests: ErasureRequests) -> list[RecordedEvent]:
+    """The first privacy officer: refused as the erasure itself would be (retention period, erased already), else
+    kept waiting for a second one. No event: nothing has happened to the case yet."""
+    await _erasure(uow, command.case_id, command.requested_on, retention_years)
+    if not await erasure_requests.add(uow, command.case_id, uow.context.actor.id, command.requested_on):
+        raise CommandRejected("an erasure of this case is already waiting for approval", code="already_requested")
+    return await uow.commit()
+
+
+async def approve_erasure(command: ApproveErasure, uow: UnitOfWork, *, retention_years: int, clock: Clock,
+                          personal_data: PersonalData, erasure_requests: ErasureRequests) -> list[RecordedEvent]:
+    """A second privacy officer: the request is taken and the case erased in one transaction, both or neither."""
+    requested_by = await erasure_requests.requester(uow, command.case_id)
+    if requested_by is None:
+        raise CommandRejected("no erasure of this case was requested: a privacy officer requests it first",
+                              code="not_requested")
+    if requested_by == uow.context.actor.id:
+        raise CommandRejected("a second privacy officer must approve the erasure you requested", code="own_request")
+    await erasure_requests.remove(uow, command.case_id)
+    return await erase_personal_data(ErasePersonalData(case_id=command.case_id, requested_on=command.approved_on),
+                                     uow, retention_years=retention_years, clock=clock, personal_data=personal_data)
+
+
+async def _erasure(uow: UnitOfWork, case_id: UUID, on: date,
+                   retention_years: int) -> tuple[Loaded[domain.Case], list[Event]]:
+    """The case and its erasure as the domain decides it on `on` (raising when it may not be erased)."""
+    stream_id = CASES.stream_id(case_id)
     history = await uow.load_stream(stream_id)
     if not history:
         raise NotFound("no such case")
     case = Loaded(stream_id, CASES.stream_type, CASES.fold(history), history[-1].version)
-    uow.save(case, domain.erase_personal_data(command, case.state, last_activity_on=tokyo_date(history[-1].recorded_at),
-                                              retention_years=retention_years))
-    await personal_data.erase(uow, command.case_id, uow.context.actor.id, clock())
-    return await uow.commit()
+    events = domain.erase_personal_data(ErasePersonalData(case_id=case_id, requested_on=on), case.state,
+                                        last_activity_on=tokyo_date(history[-1].recorded_at),
+                                        retention_years=retention_years)
+    return case, events
 
 
 def _existing(decide: Callable[[domain.Case], list[Event]]) -> Callable[[domain.Case], list[Event]]:
@@ -69,4 +113,6 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     ScreenCase: screen_case,
     WithdrawCase: withdraw_case,
     ErasePersonalData: erase_personal_data,
+    RequestErasure: request_erasure,
+    ApproveErasure: approve_erasure,
 }

@@ -27,6 +27,11 @@ async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
     return opened if opened is not None else dict.fromkeys(PERSONAL_FIELDS, MASK)
 
 
+async def case_status(conn: Conn, case_id: UUID) -> str | None:
+    status: str | None = await conn.fetchval("SELECT status FROM case_view WHERE case_id = $1", case_id)
+    return status
+
+
 @dataclass(frozen=True)
 class CaseFilters:
     status: str | None = None
@@ -96,6 +101,13 @@ class CaseQueries:
             "history": json.loads(row["history"]),
             "version": row["version"],
         }
+
+    async def department(self, case_id: UUID) -> str | None:
+        """The case's department (None: no such case), without opening its personal data."""
+        async with self.pool.acquire() as conn:
+            department: str | None = await conn.fetchval(
+                "SELECT department FROM case_view WHERE case_id = $1", case_id)
+        return department
 
     async def list(self, filters: CaseFilters, limit: int, offset: int = 0,
                    after: CaseCursor | None = None) -> tuple[list[dict[str, Any]], CaseCursor | None]:

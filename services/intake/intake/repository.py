@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -59,3 +59,36 @@ class PostgresPersonalData:
 
     async def erase(self, uow: UnitOfWork, case_id: UUID, erased_by: str, erased_at: datetime) -> None:
         await CASE_KEYS.erase(await connection_of(uow), case_id, erased_by, erased_at)
+
+
+class ErasureRequests(Protocol):
+    """The erasures waiting for a second privacy officer (table `erasure_requests`, one row per case), in the
+    handler's unit of work. `PostgresErasureRequests` in the service; a fake in handler tests."""
+
+    async def add(self, uow: UnitOfWork, case_id: UUID, requested_by: str, requested_on: date) -> bool:
+        """Keeps the request; False if one for the case is already waiting."""
+        ...
+
+    async def requester(self, uow: UnitOfWork, case_id: UUID) -> str | None:
+        """Who requested the waiting erasure (locked until the unit of work ends); None without one."""
+        ...
+
+    async def remove(self, uow: UnitOfWork, case_id: UUID) -> None:
+        ...
+
+
+class PostgresErasureRequests:
+    async def add(self, uow: UnitOfWork, case_id: UUID, requested_by: str, requested_on: date) -> bool:
+        inserted = await (await connection_of(uow)).fetchval(
+            """INSERT INTO erasure_requests (case_id, requested_by, requested_on) VALUES ($1, $2, $3)
+               ON CONFLICT (case_id) DO NOTHING RETURNING case_id""",
+            case_id, requested_by, requested_on)
+        return inserted is not None
+
+    async def requester(self, uow: UnitOfWork, case_id: UUID) -> str | None:
+        requested_by: str | None = await (await connection_of(uow)).fetchval(
+            "SELECT requested_by FROM erasure_requests WHERE case_id = $1 FOR UPDATE", case_id)
+        return requested_by
+
+    async def remove(self, uow: UnitOfWork, case_id: UUID) -> None:
+        await (await connection_of(uow)).execute("DELETE FROM erasure_requests WHERE case_id = $1", case_id)

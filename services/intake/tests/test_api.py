@@ -86,7 +86,8 @@ async def test_a_case_goes_from_submission_through_documents_and_consent_to_acce
     consent = await post_document(intake, case_id, "consent_form")
     assert consent.json()["events"] == ["DocumentReceived", "ConsentVerified"]
     assert consent.json()["status"] == "screening"
-    accepted = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"})
+    accepted = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"},
+                                headers=bearer("physician", subject="dr-sato"))
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["status"] == "accepted"
 
@@ -101,7 +102,8 @@ async def test_a_case_goes_from_submission_through_documents_and_consent_to_acce
     for envelope in envelopes:
         assert_valid(envelope)
         assert envelope.subject == case_id
-        assert envelope.actorid == "coord-12"
+    # The coordinator did the desk's steps, the signed-in physician the screening.
+    assert [e.actorid for e in envelopes] == ["coord-12"] * 6 + ["dr-sato"]
     assert envelopes[-1].data == {"case_id": case_id, "department": "cardiology", "mode": "in_person",
                                   "screened_by": "dr-sato"}
     assert all(PATIENT_NAME.encode() not in message.body for message in bus.messages)
@@ -137,8 +139,9 @@ async def test_refusal_reasons_decline_at_once_and_the_response_says_so(
 
 async def test_the_specialist_declines_with_a_reason(intake: httpx.AsyncClient, bus: EventCollector) -> None:
     case = await submit(intake)
-    decision = {"decision": "decline", "reasons": ["declined_by_specialist"], "physician": "dr-x"}
-    response = await intake.post(f"/cases/{case['case_id']}/screening", json=decision)
+    decision = {"decision": "decline", "reasons": ["declined_by_specialist"]}
+    response = await intake.post(f"/cases/{case['case_id']}/screening", json=decision,
+                                 headers=bearer("physician", subject="dr-x"))
     assert response.json()["status"] == "declined"
     declined = (await bus.wait_for(lambda es: any(e.event_name == "CaseDeclined" for e in es)))[-1]
     assert declined.data["reasons"] == ["declined_by_specialist"]
@@ -170,7 +173,7 @@ async def test_rejected_commands_say_why_and_record_nothing(intake: httpx.AsyncC
     assert unknown.status_code == 404
     case = await submit(intake)
     before = await event_count(database)
-    not_ready = await intake.post(f"/cases/{case['case_id']}/screening", json={"decision": "accept", "physician": "d"})
+    not_ready = await intake.post(f"/cases/{case['case_id']}/screening", json={"decision": "accept"})
     assert not_ready.status_code == 409
     assert not_ready.json()["reasons"] == ["document:application_form", "document:referral_letter",
                                            "document:test_results"]
@@ -411,8 +414,9 @@ async def test_declines_are_published_as_v2_with_v1_beside_them_for_v1_only_subs
     v2_only = await EventCollector(rabbitmq_url, "intake.CaseDeclined.v2").start()
     try:
         case = await submit(intake)
-        decision = {"decision": "decline", "reasons": ["refer_to_general_outpatient"], "physician": "dr-k"}
-        response = await intake.post(f"/cases/{case['case_id']}/screening", json=decision)
+        decision = {"decision": "decline", "reasons": ["refer_to_general_outpatient"]}
+        response = await intake.post(f"/cases/{case['case_id']}/screening", json=decision,
+                                     headers=bearer("physician", subject="dr-k"))
         assert response.json()["recommendation"] == "general_outpatient"
         assert response.json()["decline_reasons"] == []
         (v1,) = await v1_only.wait_count(1)

@@ -15,7 +15,16 @@ from eventkit.events import Actor, CommandContext
 from eventkit.memory import InMemoryEventStore, InMemoryUnitOfWork
 from eventkit.unit_of_work import UnitOfWork
 from intake.bootstrap import bind_handlers
-from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from intake.commands import (
+    ApproveErasure,
+    ErasePersonalData,
+    Person,
+    ReceiveDocument,
+    RequestErasure,
+    ScreenCase,
+    SubmitCase,
+    WithdrawCase,
+)
 from intake.repository import CASES, EVENT_TYPES, STREAM_TYPE
 from intake.settings import IntakeSettings
 from secondopinion_contracts.codes import DocumentKind, Mode, Relationship, WithdrawalReason
@@ -40,8 +49,29 @@ class InMemoryPersonalData:
         self.erased[case_id] = (erased_by, erased_at)
 
 
+@dataclass
+class InMemoryErasureRequests:
+    """intake.repository.ErasureRequests in memory: case -> (requested by, requested on)."""
+
+    waiting: dict[UUID, tuple[str, date]] = field(default_factory=dict)
+
+    async def add(self, uow: UnitOfWork, case_id: UUID, requested_by: str, requested_on: date) -> bool:
+        if case_id in self.waiting:
+            return False
+        self.waiting[case_id] = (requested_by, requested_on)
+        return True
+
+    async def requester(self, uow: UnitOfWork, case_id: UUID) -> str | None:
+        waiting = self.waiting.get(case_id)
+        return waiting[0] if waiting else None
+
+    async def remove(self, uow: UnitOfWork, case_id: UUID) -> None:
+        self.waiting.pop(case_id, None)
+
+
 PERSONAL_DATA = InMemoryPersonalData()
-HANDLERS = bind_handlers(IntakeSettings(), lambda: NOW, PERSONAL_DATA)
+ERASURE_REQUESTS = InMemoryErasureRequests()
+HANDLERS = bind_handlers(IntakeSettings(), lambda: NOW, PERSONAL_DATA, ERASURE_REQUESTS)
 CONTEXT = CommandContext(actor=Actor(id="coord-1", role="coordinator"), correlation_id=str(CASE_ID))
 
 
@@ -57,8 +87,12 @@ def store() -> InMemoryEventStore:
     return InMemoryEventStore("intake", EVENT_TYPES)
 
 
-async def handle(store: InMemoryEventStore, command: object) -> None:
-    await HANDLERS[type(command)](command, InMemoryUnitOfWork(store, CONTEXT))
+async def handle(store: InMemoryEventStore, command: object, context: CommandContext = CONTEXT) -> None:
+    await HANDLERS[type(command)](command, InMemoryUnitOfWork(store, context))
+
+
+def privacy_officer(staff_id: str) -> CommandContext:
+    return CommandContext(actor=Actor(id=staff_id, role="privacy_officer"), correlation_id=str(CASE_ID))
 
 
 async def test_a_withdrawal_appends_the_event_and_publishes_it_with_the_desks_context(
@@ -151,3 +185,53 @@ async def test_an_erasure_within_the_retention_period_is_refused_and_keeps_the_k
     assert refused.value.code == "retention_period"
     assert CASE_ID not in PERSONAL_DATA.erased
     assert store.new_events() == []
+
+
+async def test_an_erasure_request_waits_for_a_second_privacy_officer_and_appends_nothing(
+        store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    ERASURE_REQUESTS.waiting.clear()
+    PERSONAL_DATA.erased.pop(CASE_ID, None)
+    await handle(store, RequestErasure(case_id=CASE_ID, requested_on=date(2036, 12, 2)), privacy_officer("po-1"))
+    assert store.new_events() == []
+    assert ERASURE_REQUESTS.waiting[CASE_ID] == ("po-1", date(2036, 12, 2))
+    assert CASE_ID not in PERSONAL_DATA.erased
+    with pytest.raises(CommandRejected) as again:
+        await handle(store, RequestErasure(case_id=CASE_ID, requested_on=date(2036, 12, 2)), privacy_officer("po-2"))
+    assert again.value.code == "already_requested"
+
+
+async def test_an_erasure_request_within_the_retention_period_is_refused_and_not_kept(
+        store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    ERASURE_REQUESTS.waiting.clear()
+    with pytest.raises(CommandRejected) as refused:
+        await handle(store, RequestErasure(case_id=CASE_ID, requested_on=date(2027, 12, 1)), privacy_officer("po-1"))
+    assert refused.value.code == "retention_period"
+    assert ERASURE_REQUESTS.waiting == {}
+
+
+async def test_a_second_privacy_officer_approves_and_the_case_is_erased_with_the_request_taken(
+        store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    ERASURE_REQUESTS.waiting.clear()
+    ERASURE_REQUESTS.waiting[CASE_ID] = ("po-1", date(2036, 12, 1))
+    await handle(store, ApproveErasure(case_id=CASE_ID, approved_on=date(2036, 12, 2)), privacy_officer("po-2"))
+    assert store.new_events() == [PersonalDataErased(case_id=CASE_ID, erased_on=date(2036, 12, 2))]
+    assert PERSONAL_DATA.erased[CASE_ID] == ("po-2", NOW)
+    assert ERASURE_REQUESTS.waiting == {}
+
+
+@pytest.mark.parametrize(("waiting", "code"), [(None, "not_requested"), ("po-1", "own_request")])
+async def test_an_approval_without_a_request_or_of_ones_own_is_refused_and_erases_nothing(
+        store: InMemoryEventStore, waiting: str | None, code: str) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    ERASURE_REQUESTS.waiting.clear()
+    PERSONAL_DATA.erased.pop(CASE_ID, None)
+    if waiting is not None:
+        ERASURE_REQUESTS.waiting[CASE_ID] = (waiting, date(2036, 12, 1))
+    with pytest.raises(CommandRejected) as refused:
+        await handle(store, ApproveErasure(case_id=CASE_ID, approved_on=date(2036, 12, 2)), privacy_officer("po-1"))
+    assert refused.value.code == code
+    assert store.new_events() == []
+    assert CASE_ID not in PERSONAL_DATA.erased

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from eventkit.audit import record_access
-from eventkit.auth import allow
+from eventkit.auth import allow, allow_staff
 from eventkit.bootstrap import Dispatcher
 from eventkit.edge import page_policy_for_inline
 from eventkit.errors import InvalidCommand, NotFound
@@ -21,6 +21,7 @@ from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool
 from eventkit.input_policy import DeskDate, Prose, RequestModel
 from eventkit.runtime import ServiceRuntime
+from eventkit.staff import StaffMember
 from reporting import domain
 from reporting.commands import AmendReport, DraftReport, FinalizeReport, RecordDelivery
 from reporting.queries import ReportingQueries
@@ -31,9 +32,10 @@ router = APIRouter()
 
 # Who does what: the physician writes the report, the desk records its delivery; the
 # read side serves the desk, the physicians and the auditors (it holds ids and codes, no personal data).
-Physician = Annotated[Actor, Depends(allow("physician"))]
+Physician = Annotated[StaffMember, Depends(allow_staff("physician"))]
 Coordinator = Annotated[Actor, Depends(allow("coordinator"))]
 ReportReader = Annotated[Actor, Depends(allow("physician", "coordinator"))]
+TextReader = Annotated[Actor, Depends(allow("physician"))]
 DeskReader = Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))]
 
 StaffId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")]
@@ -44,7 +46,8 @@ class Strict(RequestModel):
 
 
 class DraftIn(Strict):
-    physician: StaffId = Field(description="Staff id of the physician who writes the opinion.")
+    physician: StaffId | None = Field(None, description=(
+        "Taken from the sign-in; if given (older clients) it must be the signed-in physician's staff id."))
     # No NUL characters: PostgreSQL text cannot hold them.
     summary: Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"^[^\x00]*$",
                                   description="The opinion for the attending physician (kept in reporting only)."),
@@ -52,7 +55,8 @@ class DraftIn(Strict):
 
 
 class AmendmentIn(Strict):
-    physician: StaffId = Field(description="Staff id of the physician who amends the final report.")
+    physician: StaffId | None = Field(None, description=(
+        "Taken from the sign-in; if given (older clients) it must be the signed-in physician's staff id."))
     summary: Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"^[^\x00]*$",
                                   description="The amended opinion in full (the earlier version stays readable).")]
     reason: AmendmentReason
@@ -92,31 +96,46 @@ async def _result(runtime: ServiceRuntime, case_id: UUID, recorded: list[Recorde
                         case_closed=report.closed, events=[event.name for event in recorded])
 
 
+async def _require_department(physician: StaffMember, case_id: UUID, q: ReportingQueries) -> None:
+    """403 for a case of another department; a case reporting never heard of is the handler's 404."""
+    case = await q.case(case_id)
+    if case is not None:
+        physician.require_department(case["department"])
+
+
 # --- the opinion report --------------------------------------------------------------------------------------
 
 @router.post("/cases/{case_id}/report", status_code=201, response_model=ReportResult, tags=["report"])
-async def draft_report(case_id: UUID, body: DraftIn, actor: Physician, handle: Handle,
-                       runtime: Runtime) -> ReportResult:
-    """Draft (or redraft) the opinion report; allowed once the consultation was completed, until it is final."""
-    command = DraftReport(case_id=case_id, report_id=uuid4(), physician_id=body.physician, summary=body.summary)
-    recorded = await handle(command, command_context(actor, case_id, "DraftReport"))
+async def draft_report(case_id: UUID, body: DraftIn, actor: Physician, handle: Handle, runtime: Runtime,
+                       q: Queries) -> ReportResult:
+    """Draft (or redraft) the opinion report; allowed once the consultation was completed, until it is final.
+    The signed-in physician writes it, on a case of their own department."""
+    actor.require_named(body.physician, "physician")
+    await _require_department(actor, case_id, q)
+    command = DraftReport(case_id=case_id, report_id=uuid4(), physician_id=actor.staff_id, summary=body.summary)
+    recorded = await handle(command, command_context(actor.actor, case_id, "DraftReport"))
     return await _result(runtime, case_id, recorded)
 
 
 @router.post("/cases/{case_id}/report/finalize", response_model=ReportResult, tags=["report"])
-async def finalize_report(case_id: UUID, actor: Physician, handle: Handle, runtime: Runtime) -> ReportResult:
-    recorded = await handle(FinalizeReport(case_id=case_id), command_context(actor, case_id, "FinalizeReport"))
+async def finalize_report(case_id: UUID, actor: Physician, handle: Handle, runtime: Runtime,
+                          q: Queries) -> ReportResult:
+    await _require_department(actor, case_id, q)
+    recorded = await handle(FinalizeReport(case_id=case_id), command_context(actor.actor, case_id, "FinalizeReport"))
     return await _result(runtime, case_id, recorded)
 
 
 @router.post("/cases/{case_id}/report/amendments", status_code=201, response_model=ReportResult, tags=["report"])
 async def amend_report(case_id: UUID, body: AmendmentIn, actor: Physician, handle: Handle,
-                       runtime: Runtime) -> ReportResult:
+                       runtime: Runtime, q: Queries) -> ReportResult:
     """Amend the final report: a new version, final at once, with who, when and why; the earlier versions stay
-    readable (`GET .../report/versions/{n}`). The desk then records its delivery again, as for the first."""
-    command = AmendReport(case_id=case_id, physician_id=body.physician, summary=body.summary, reason=body.reason,
+    readable (`GET .../report/versions/{n}`). The desk then records its delivery again, as for the first. The
+    signed-in physician amends it, on a case of their own department."""
+    actor.require_named(body.physician, "physician")
+    await _require_department(actor, case_id, q)
+    command = AmendReport(case_id=case_id, physician_id=actor.staff_id, summary=body.summary, reason=body.reason,
                           note=body.note)
-    recorded = await handle(command, command_context(actor, case_id, "AmendReport"))
+    recorded = await handle(command, command_context(actor.actor, case_id, "AmendReport"))
     return await _result(runtime, case_id, recorded)
 
 
@@ -139,31 +158,38 @@ async def get_report(case_id: UUID, actor: ReportReader, runtime: Runtime, q: Qu
     assert draft is not None
     versions = await q.versions(case_id) if report.version else []
     current = versions[-1] if versions else {"summary": draft["summary"], "erased_on": draft["erased_on"]}
-    async with q.pool.acquire() as conn:
-        await record_access(conn, actor, case_id, "read_opinion_report")
+    # The medical text is the physicians' to read; the desk sees where the report stands, for its delivery.
+    reads_text = actor.role == "physician"
+    if reads_text:
+        async with q.pool.acquire() as conn:
+            await record_access(conn, actor, case_id, "read_opinion_report")
     return {
         "case_id": case_id, "report_id": report.report_id, "status": report.status.value,
-        "draft_number": report.draft_number, "physician_id": report.physician_id, "summary": current["summary"],
+        "draft_number": report.draft_number, "physician_id": report.physician_id,
+        "summary": current["summary"] if reads_text else None, "summary_withheld": not reads_text,
         "summary_erased_on": current["erased_on"], "drafted_at": draft["drafted_at"],
         "consultation": {"mode": report.consultation_mode, "consulted_on": report.consulted_on},
         "finalized_on": report.finalized_on, "report_version": report.version,
-        "versions": [_version_entry(entry, report) for entry in versions],
+        "versions": [_version_entry(entry, report, with_note=reads_text) for entry in versions],
         "delivery": {"channel": report.delivery_channel, "delivered_on": report.delivered_on,
                      "report_version": report.delivered_version},
         "fee_settled": report.fee_settled, "closed_on": report.closed_on, "version": version,
     }
 
 
-def _version_entry(entry: dict[str, Any], report: domain.OpinionReport) -> dict[str, Any]:
-    """One version of the final report without its text: who, when, why."""
+def _version_entry(entry: dict[str, Any], report: domain.OpinionReport, *, with_note: bool) -> dict[str, Any]:
+    """One version of the final report without its text: who, when, why (the physician's note, in their words,
+    only for physicians)."""
     return {"report_version": entry["version"], "physician_id": entry["physician_id"], "at": entry["at"],
-            "reason": entry["reason"], "note": entry["note"], "current": entry["version"] == report.version}
+            "reason": entry["reason"], "note": entry["note"] if with_note else None,
+            "current": entry["version"] == report.version}
 
 
 @router.get("/cases/{case_id}/report/versions/{report_version}", tags=["report"])
 async def get_report_version(case_id: UUID, report_version: Annotated[int, Path(ge=1, le=10_000)],
-                             actor: ReportReader, runtime: Runtime, q: Queries) -> dict[str, Any]:
-    """One version of the final report as it was: 1 is the report as first finalized, 2 and on its amendments."""
+                             actor: TextReader, runtime: Runtime, q: Queries) -> dict[str, Any]:
+    """One version of the final report as it was: 1 is the report as first finalized, 2 and on its amendments.
+    Its text is the physicians' to read."""
     report, _ = await _report(runtime, case_id)
     entry = next((v for v in await q.versions(case_id) if v["version"] == report_version), None)
     if entry is None or report_version > report.version:

@@ -12,7 +12,7 @@ from datetime import date
 import httpx
 import pytest
 
-from eventkit.testing import EventCollector, SettableClock, assert_valid, fetch, scalar
+from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, fetch, scalar
 from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, reporting_app, settle_quietly
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.codes import Mode
@@ -80,8 +80,11 @@ async def test_a_report_is_drafted_redrafted_finalized_and_handed_over_which_clo
     assert first.status_code == 201, first.text
     second = await reporting.draft(case)
     assert (second.json()["draft_number"], second.json()["report_id"]) == (2, first.json()["report_id"])
-    report = (await reporting.client.get(f"/cases/{case.case_id}/report")).json()
+    report = (await reporting.client.get(f"/cases/{case.case_id}/report", headers=PHYSICIAN)).json()
     assert (report["status"], report["summary"], report["physician_id"]) == ("drafted", SECRET_OPINION, "dr-sato")
+    # The desk sees where the report stands, not its medical text.
+    for_desk = (await reporting.client.get(f"/cases/{case.case_id}/report", headers=COORDINATOR)).json()
+    assert (for_desk["status"], for_desk["summary"], for_desk["summary_withheld"]) == ("drafted", None, True)
     assert report["consultation"] == {"mode": "in_person", "consulted_on": "2026-10-08"}
     assert report["fee_settled"] is True
 
@@ -118,7 +121,7 @@ async def test_a_report_is_drafted_redrafted_finalized_and_handed_over_which_clo
     assert (board["stage"], board["report_status"], board["delivery_channel"]) == (
         "closed", "delivered", "handed_to_patient")
     reads = await fetch(reporting.database, "SELECT actor_id, actor_role, case_id, action FROM access_log")
-    assert [tuple(row) for row in reads] == [("coord-7", "coordinator", str(case.case_id), "read_opinion_report")]
+    assert [tuple(row) for row in reads] == [("dr-sato", "physician", str(case.case_id), "read_opinion_report")]
 
 
 async def test_only_a_physician_writes_the_report_and_only_the_desk_records_delivery(reporting: Reporting) -> None:
@@ -136,6 +139,26 @@ async def test_only_a_physician_writes_the_report_and_only_the_desk_records_deli
     assert await reporting.stored_events() == before + 2  # the draft and the finalization only
 
 
+async def test_the_signed_in_physician_of_the_cases_department_writes_the_report(reporting: Reporting) -> None:
+    case = Case("cardiology", Mode.IN_PERSON)
+    await reporting.consulted(case)
+    before = await reporting.stored_events()
+    oncologist = bearer("physician", subject="dr-onco", departments=["oncology"])
+    report = f"/cases/{case.case_id}/report"
+    other_department = await reporting.client.post(report, json={"summary": "s"}, headers=oncologist)
+    assert other_department.status_code == 403
+    assert "another department" in other_department.json()["detail"]
+    as_someone_else = await reporting.client.post(report, json={"physician": "dr-onco", "summary": "s"},
+                                                  headers=PHYSICIAN)
+    assert as_someone_else.status_code == 403
+    assert await reporting.stored_events() == before
+    drafted = await reporting.client.post(report, json={"summary": "s"}, headers=PHYSICIAN)
+    assert drafted.status_code == 201, drafted.text
+    assert (await reporting.client.post(f"{report}/finalize", headers=oncologist)).status_code == 403
+    read = (await reporting.client.get(report, headers=PHYSICIAN)).json()
+    assert read["physician_id"] == "dr-sato"
+
+
 async def test_the_report_text_is_erased_with_the_patient_s_personal_data(reporting: Reporting) -> None:
     case = Case("cardiology", Mode.IN_PERSON)
     await reporting.consulted(case)
@@ -143,7 +166,7 @@ async def test_the_report_text_is_erased_with_the_patient_s_personal_data(report
     await reporting.draft(case)
     await reporting.desk.publish(intake.PersonalDataErased(case_id=case.case_id, erased_on=date(2031, 10, 9)))
     await reporting.desk.settle()
-    report = (await reporting.client.get(f"/cases/{case.case_id}/report")).json()
+    report = (await reporting.client.get(f"/cases/{case.case_id}/report", headers=PHYSICIAN)).json()
     assert (report["summary"], report["summary_erased_on"], report["draft_number"]) == (None, "2031-10-09", 2)
     texts = await fetch(reporting.database, "SELECT summary FROM report_drafts WHERE case_id = $1", case.case_id)
     assert [row["summary"] for row in texts] == [None, None]
@@ -347,7 +370,7 @@ async def test_malformed_drafts_get_422_with_field_messages_and_record_nothing(r
 
 async def test_unknown_cases_are_404_and_commands_out_of_turn_are_409_recording_nothing(reporting: Reporting) -> None:
     unknown = uuid.uuid4()
-    assert (await reporting.client.post(f"/cases/{unknown}/report", json={"physician": "d", "summary": "s"},
+    assert (await reporting.client.post(f"/cases/{unknown}/report", json={"summary": "s"},
                                         headers=PHYSICIAN)).status_code == 404
     assert (await reporting.client.post(f"/cases/{unknown}/report/finalize", headers=PHYSICIAN)).status_code == 404
     assert (await reporting.client.get(f"/cases/{unknown}/report")).status_code == 404
