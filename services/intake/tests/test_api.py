@@ -196,7 +196,8 @@ async def test_a_case_is_not_accepted_without_its_test_materials(
     view = (await intake.get(f"/cases/{case_id}")).json()
     assert (view["status"], view["missing_documents"]) == ("awaiting_documents", ["test_results"])
     before = await event_count(database)
-    refused = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"})
+    refused = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"},
+                                headers=bearer("physician", subject="dr-sato"))
     assert refused.status_code == 409
     assert refused.json()["code"] == "not_ready"
     assert refused.json()["reasons"] == ["document:test_results"]
@@ -204,7 +205,8 @@ async def test_a_case_is_not_accepted_without_its_test_materials(
     assert await event_count(database) == before
     materials = await post_document(intake, case_id, "test_results")
     assert materials.json()["status"] == "screening"
-    accepted = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"})
+    accepted = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"},
+                                 headers=bearer("physician", subject="dr-sato"))
     assert accepted.json()["status"] == "accepted", accepted.text
 
 
@@ -273,8 +275,9 @@ async def test_with_accept_language_ja_every_refusal_reads_in_japanese_with_the_
         intake: httpx.AsyncClient, database: str) -> None:
     case_id = (await submit(intake))["case_id"]
     screening = {"decision": "accept", "physician": "dr-sato"}
-    english = await intake.post(f"/cases/{case_id}/screening", json=screening)
-    japanese = await intake.post(f"/cases/{case_id}/screening", json=screening, headers=JA)
+    signed_in = bearer("physician", subject="dr-sato")
+    english = await intake.post(f"/cases/{case_id}/screening", json=screening, headers=signed_in)
+    japanese = await intake.post(f"/cases/{case_id}/screening", json=screening, headers={**signed_in, **JA})
     assert (english.status_code, japanese.status_code) == (409, 409)
     assert english.json()["detail"].startswith("the case cannot be accepted yet: ")
     assert japanese.json()["detail"].startswith("必要なものがそろっていないため、まだ実行できません。")

@@ -180,7 +180,8 @@ AMENDED_OPINION = "Zzyzx-amended: catheter treatment, with the dose corrected"
 async def amend(reporting: Reporting, case: Case, **changes: str) -> httpx.Response:
     body = {"physician": "dr-kato", "summary": AMENDED_OPINION, "reason": "correction",
             "note": "Zzyzx-note: the dose was mistyped", **changes}
-    return await reporting.client.post(f"/cases/{case.case_id}/report/amendments", json=body, headers=PHYSICIAN)
+    return await reporting.client.post(f"/cases/{case.case_id}/report/amendments", json=body,
+                                       headers=bearer("physician", subject="dr-kato"))
 
 
 async def test_a_final_report_is_amended_as_a_new_version_and_delivered_again(reporting: Reporting) -> None:
@@ -198,16 +199,21 @@ async def test_a_final_report_is_amended_as_a_new_version_and_delivered_again(re
     amended = await amend(reporting, case)
     assert amended.status_code == 201, amended.text
     assert (amended.json()["events"], amended.json()["report_version"]) == (["ReportAmended"], 2)
-    report = (await reporting.client.get(f"/cases/{case.case_id}/report")).json()
+    report = (await reporting.client.get(f"/cases/{case.case_id}/report", headers=PHYSICIAN)).json()
     assert (report["status"], report["report_version"], report["summary"]) == ("finalized", 2, AMENDED_OPINION)
+    as_desk = (await reporting.client.get(f"/cases/{case.case_id}/report", headers=COORDINATOR)).json()
+    assert (as_desk["summary"], [v["note"] for v in as_desk["versions"]]) == (None, [None, None]), \
+        "the desk sees where the report stands, not the physicians' words"
+    refused = await reporting.client.get(f"/cases/{case.case_id}/report/versions/2", headers=COORDINATOR)
+    assert refused.status_code == 403
     assert report["delivery"] == {"channel": "handed_to_patient", "delivered_on": "2026-10-08", "report_version": 1}
     assert [(v["report_version"], v["physician_id"], v["reason"], v["current"]) for v in report["versions"]] == [
         (1, "dr-sato", None, False), (2, "dr-kato", "correction", True)]
-    first = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/1")).json()
+    first = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/1", headers=PHYSICIAN)).json()
     assert first["summary"] == SECRET_OPINION, "the earlier version stays readable"
-    second = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/2")).json()
+    second = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/2", headers=PHYSICIAN)).json()
     assert (second["summary"], second["note"]) == (AMENDED_OPINION, "Zzyzx-note: the dose was mistyped")
-    assert (await reporting.client.get(f"/cases/{case.case_id}/report/versions/3")).status_code == 404
+    assert (await reporting.client.get(f"/cases/{case.case_id}/report/versions/3", headers=PHYSICIAN)).status_code == 404
 
     handed_late = await reporting.deliver(case, "handed_to_patient")
     assert (handed_late.status_code, handed_late.json()["code"]) == (409, "channel_not_allowed")
@@ -229,7 +235,7 @@ async def test_a_final_report_is_amended_as_a_new_version_and_delivered_again(re
     assert delivered.data["report_version"] == 1
     assert amendment.data == {"case_id": str(case.case_id), "report_id": report["report_id"], "report_version": 2,
                               "physician_id": "dr-kato", "reason": "correction", "amended_on": "2026-10-13"}
-    assert amendment.actorid == "dr-sato", "the token's subject: the physician who asked"
+    assert amendment.actorid == "dr-kato", "the signed-in physician who amended it"
     assert (redelivered.data["report_version"], redelivered.data["channel"]) == (2, "posted_to_attending_physician")
 
     await reporting.desk.settle()
@@ -251,7 +257,7 @@ async def test_an_amendment_s_text_and_note_are_erased_with_the_patient_s_person
     await reporting.desk.settle()
     report = (await reporting.client.get(f"/cases/{case.case_id}/report")).json()
     assert (report["summary"], report["summary_erased_on"]) == (None, "2031-10-09")
-    second = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/2")).json()
+    second = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/2", headers=PHYSICIAN)).json()
     assert (second["summary"], second["note"], second["reason"]) == (None, None, "correction")
     texts = await fetch(reporting.database, "SELECT summary, note FROM report_versions WHERE case_id = $1",
                         case.case_id)

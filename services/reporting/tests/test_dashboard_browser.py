@@ -125,8 +125,8 @@ async def test_cases_move_across_the_board_and_the_page_shows_timeline_and_kpis(
                                              json={"kind": kind, "received_on": "2026-10-02"})
                 assert received.status_code == 201, received.text
                 await expect_in_column(page, column, case.case_id)
-            accepted = await intake.post(f"/cases/{case.case_id}/screening",
-                                         json={"decision": "accept", "physician": "dr-sato"})
+            accepted = await intake.post(f"/cases/{case.case_id}/screening", json={"decision": "accept"},
+                                         headers=bearer("physician", subject="dr-sato"))
             assert accepted.json()["status"] == "accepted", accepted.text
             await expect_in_column(page, "scheduling", case.case_id)
 
