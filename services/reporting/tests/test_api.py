@@ -213,7 +213,8 @@ async def test_a_final_report_is_amended_as_a_new_version_and_delivered_again(re
     assert first["summary"] == SECRET_OPINION, "the earlier version stays readable"
     second = (await reporting.client.get(f"/cases/{case.case_id}/report/versions/2", headers=PHYSICIAN)).json()
     assert (second["summary"], second["note"]) == (AMENDED_OPINION, "Zzyzx-note: the dose was mistyped")
-    assert (await reporting.client.get(f"/cases/{case.case_id}/report/versions/3", headers=PHYSICIAN)).status_code == 404
+    third = await reporting.client.get(f"/cases/{case.case_id}/report/versions/3", headers=PHYSICIAN)
+    assert third.status_code == 404
 
     handed_late = await reporting.deliver(case, "handed_to_patient")
     assert (handed_late.status_code, handed_late.json()["code"]) == (409, "channel_not_allowed")
