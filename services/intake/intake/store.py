@@ -98,13 +98,26 @@ def case_from_row(row: asyncpg.Record) -> domain.Case:
 
 
 PERSONAL_FIELDS = ("requester_name", "requester_phone", "patient_name", "patient_birth_date", "attending_name",
-                   "attending_institution", "question")
+                   "attending_institution", "question", "patient_postal_code", "patient_address",
+                   "attending_postal_code", "attending_address")
+# What each printed document shows of them (GET /cases/{id}/personal-data/documents/{document}).
+DOCUMENT_FIELDS = {
+    "slip": ("patient_name", "patient_postal_code", "patient_address"),
+    "report": ("patient_name", "patient_birth_date", "attending_name", "attending_institution",
+               "attending_postal_code", "attending_address"),
+}
 CASE_KEYS = CaseKeys()
 
 
 async def save_personal_data(conn: Conn, command: SubmitCase) -> None:
-    """Names, phone, birth date and the question, sealed with the case's own key (never in events)."""
+    """Names, phone, birth date, postal addresses and the question, sealed with the case's own key (never in
+    events)."""
+    patient_address, attending_address = command.patient_postal_address, command.attending_institution_address
     sealed = await CASE_KEYS.seal(conn, command.case_id, {
+        "patient_postal_code": patient_address.postal_code if patient_address else None,
+        "patient_address": patient_address.address if patient_address else None,
+        "attending_postal_code": attending_address.postal_code if attending_address else None,
+        "attending_address": attending_address.address if attending_address else None,
         "requester_name": command.requester.name, "requester_phone": command.requester.phone,
         "patient_name": command.patient_name, "patient_birth_date": command.patient_birth_date.isoformat(),
         "attending_name": command.attending_physician_name, "attending_institution": command.attending_institution,
@@ -118,6 +131,13 @@ async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
     sealed = await conn.fetchval("SELECT sealed FROM case_personal_data WHERE case_id = $1", case_id)
     opened = await CASE_KEYS.open(conn, case_id, sealed) if sealed is not None else None
     return opened if opened is not None else dict.fromkeys(PERSONAL_FIELDS, MASK)
+
+
+def _address(person: dict[str, Any], postal_code: str, address: str) -> dict[str, Any] | None:
+    """A postal address as recorded (None when none was given; *** for both fields once erased)."""
+    if person.get(postal_code) is None and person.get(address) is None:
+        return None
+    return {"postal_code": person.get(postal_code), "address": person.get(address)}
 
 
 @dataclass(frozen=True)
@@ -141,9 +161,12 @@ class CaseQueries:
             "requester": {"relationship": row["requester_relationship"], "name": person["requester_name"],
                           "phone": person["requester_phone"]},
             "patient": {"name": person["patient_name"], "birth_date": person["patient_birth_date"],
-                        "is_minor": row["patient_is_minor"]},
+                        "is_minor": row["patient_is_minor"],
+                        "postal_address": _address(person, "patient_postal_code", "patient_address")},
             "attending_physician": {"name": person["attending_name"],
-                                    "institution": person["attending_institution"]},
+                                    "institution": person["attending_institution"],
+                                    "institution_address": _address(person, "attending_postal_code",
+                                                                    "attending_address")},
             "question": person["question"],
             "personal_data_erased_on": row["personal_data_erased_on"],
             "documents": json.loads(row["documents"]),
@@ -154,6 +177,12 @@ class CaseQueries:
             "history": json.loads(row["history"]),
             "version": row["version"],
         }
+
+    @retried_read
+    async def get_status(self, case_id: UUID) -> str | None:
+        async with self.pool.acquire() as conn:
+            status: str | None = await conn.fetchval("SELECT status FROM case_view WHERE case_id = $1", case_id)
+        return status
 
     async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
