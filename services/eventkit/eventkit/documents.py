@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import escape
 
+import asyncpg
 from fastapi import Response
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,6 +80,8 @@ class HospitalSettings(BaseSettings):
     # JSON object: staff id -> the name printed for that physician (a staff id prints as itself otherwise).
     physicians: dict[str, str] = Field(default_factory=dict, validation_alias="HOSPITAL_PHYSICIANS")
     font_path: str = Field(DEFAULT_FONT_PATH, validation_alias="DOCUMENT_FONT_PATH")
+    # The in-person fee printed on the appointment slip, tax included: keep it equal to billing's fee schedule.
+    in_person_fee_yen: int = Field(33_000, validation_alias="HOSPITAL_IN_PERSON_FEE_YEN", gt=0)
 
     @model_validator(mode="after")
     def _production_is_configured(self) -> HospitalSettings:
@@ -180,20 +183,21 @@ def department_ja(code: str) -> str:
 # --- rendering -----------------------------------------------------------------------------------------
 
 def _styles(font: str) -> dict[str, ParagraphStyle]:
-    base = ParagraphStyle("base", fontName=font, fontSize=10, leading=15, wordWrap="CJK")
+    base = ParagraphStyle("base", fontName=font, fontSize=9.5, leading=13, wordWrap="CJK")
     return {
         "base": base,
         "small": ParagraphStyle("small", parent=base, fontSize=8, leading=11, textColor=colors.HexColor("#444444")),
-        "title": ParagraphStyle("title", parent=base, fontSize=20, leading=26, alignment=TA_CENTER),
+        "title": ParagraphStyle("title", parent=base, fontSize=18, leading=24, alignment=TA_CENTER),
         "title_en": ParagraphStyle("title_en", parent=base, fontSize=9, leading=12, alignment=TA_CENTER,
                                    textColor=colors.HexColor("#555555")),
-        "heading": ParagraphStyle("heading", parent=base, fontSize=12, leading=16, spaceBefore=8),
+        "heading": ParagraphStyle("heading", parent=base, fontSize=11.5, leading=15),
         "heading_en": ParagraphStyle("heading_en", parent=base, fontSize=8, leading=10,
                                      textColor=colors.HexColor("#555555")),
         "right": ParagraphStyle("right", parent=base, alignment=TA_RIGHT),
         "stamp": ParagraphStyle("stamp", parent=base, fontSize=14, leading=18, alignment=TA_CENTER,
                                 textColor=colors.HexColor("#b00000")),
         "addressee": ParagraphStyle("addressee", parent=base, fontSize=11, leading=17),
+        "issuer": ParagraphStyle("issuer", parent=base, fontSize=8.5, leading=11.5, alignment=TA_RIGHT),
     }
 
 
@@ -212,12 +216,12 @@ def _heading(block: Heading, styles: dict[str, ParagraphStyle]) -> Flowable:
     line.setStyle(_table_style([("LINEBELOW", (0, -1), (-1, -1), 0.8, colors.black),
                               ("LEFTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 1),
                               ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
-    return KeepTogether([Spacer(1, 3 * mm), line, Spacer(1, 1.5 * mm)])
+    return KeepTogether([Spacer(1, 1.5 * mm), line, Spacer(1, 1 * mm)])
 
 
 def _label(label: str, styles: dict[str, ParagraphStyle]) -> Paragraph:
     japanese, _, english = label.partition("\n")
-    text = _text(japanese) + (f"<br/><font size=7 color='#555555'>{_text(english)}</font>" if english else "")
+    text = _text(japanese) + (f" <font size=6.5 color='#555555'>{_text(english)}</font>" if english else "")
     return Paragraph(text, styles["base"])
 
 
@@ -226,14 +230,16 @@ def _fields(block: Fields, styles: dict[str, ParagraphStyle]) -> Flowable:
     table = Table(rows, colWidths=[42 * mm, 128 * mm])
     table.setStyle(_table_style([("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#888888")),
                                ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f0f0f0")),
-                               ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+                               ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 2),
+                               ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]))
     return table
 
 
 def _lines(block: Lines, styles: dict[str, ParagraphStyle]) -> Flowable:
     paragraphs = [Paragraph(_text(line), styles["base"]) for line in block.lines]
     table = Table([[paragraph] for paragraph in paragraphs], colWidths=[170 * mm])
-    commands = [("LEFTPADDING", (0, 0), (-1, -1), 4 if block.boxed else 0)]
+    commands: list[tuple[object, ...]] = [("LEFTPADDING", (0, 0), (-1, -1), 4 if block.boxed else 0),
+                                          ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]
     if block.boxed:
         commands.append(("BOX", (0, 0), (-1, -1), 0.8, colors.black))
     table.setStyle(_table_style(commands))
@@ -256,29 +262,26 @@ def _grid(block: Grid, styles: dict[str, ParagraphStyle]) -> Flowable:
 
 
 def _top(document: Document, hospital: HospitalSettings, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
-    """Addressee on the left (for a window envelope), the date, numbers and any stamp on the right."""
+    """Addressee on the left (for a window envelope); the date, numbers and the issuing hospital on the right;
+    any stamp (再発行, a replacement) above the title."""
     left = [Paragraph(_text(line), styles["addressee"]) for line in document.addressee]
     right: list[Flowable] = [Paragraph(_text(f"発行日 {ja_date(document.issued_on)}"), styles["right"])]
     right += [Paragraph(_text(f"{label} {value}"), styles["right"]) for label, value in document.numbers]
-    if document.stamp:
-        stamp = Table([[Paragraph(_text(document.stamp), styles["stamp"])]], colWidths=[40 * mm])
-        stamp.setStyle(_table_style([("BOX", (0, 0), (-1, -1), 1.5, colors.HexColor("#b00000")),
-                                   ("ALIGN", (0, 0), (-1, -1), "CENTER")]))
-        stamp.hAlign = "RIGHT"
-        right += [Spacer(1, 2 * mm), stamp]
-        if document.stamp_note:
-            right.append(Paragraph(_text(document.stamp_note), ParagraphStyle(
-                "note", parent=styles["small"], alignment=TA_RIGHT)))
-    top = Table([[left or "", right]], colWidths=[95 * mm, 75 * mm])
+    right += [Spacer(1, 3 * mm)]
+    right += [Paragraph(_text(line), styles["issuer"]) for line in hospital.issuer_lines]
+    top = Table([[left or "", right]], colWidths=[90 * mm, 80 * mm])
     top.setStyle(_table_style([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
-                             ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
-    return [top, Spacer(1, 6 * mm), Paragraph(_text(document.title), styles["title"]),
-            Paragraph(_text(document.title_english), styles["title_en"]), Spacer(1, 4 * mm)]
-
-
-def _issuer(hospital: HospitalSettings, styles: dict[str, ParagraphStyle]) -> Flowable:
-    lines = [Paragraph(_text(line), styles["right"]) for line in hospital.issuer_lines]
-    return KeepTogether([Spacer(1, 8 * mm), *lines])
+                               ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
+    story: list[Flowable] = [top, Spacer(1, 3 * mm)]
+    if document.stamp:
+        note = Paragraph(_text(document.stamp_note or ""), ParagraphStyle("note", parent=styles["small"],
+                                                                          alignment=TA_RIGHT))
+        stamp = Table([[note, Paragraph(_text(document.stamp), styles["stamp"])]], colWidths=[128 * mm, 42 * mm])
+        stamp.setStyle(_table_style([("BOX", (1, 0), (1, 0), 1.5, colors.HexColor("#b00000")),
+                                     ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+        story.append(stamp)
+    return [*story, Spacer(1, 2 * mm), Paragraph(_text(document.title), styles["title"]),
+            Paragraph(_text(document.title_english), styles["title_en"]), Spacer(1, 3 * mm)]
 
 
 def render(document: Document, hospital: HospitalSettings) -> bytes:
@@ -295,7 +298,6 @@ def render(document: Document, hospital: HospitalSettings) -> bytes:
     for block in document.blocks:
         story.append(renderers[type(block)](block, styles))  # type: ignore[operator]
         story.append(Spacer(1, 2 * mm))
-    story.append(_issuer(hospital, styles))
     pdf.build(story)
     return buffer.getvalue()
 
@@ -324,6 +326,14 @@ async def record_issued(conn: Conn, kind: DocumentKind, reference: str, content:
 async def printed_before(conn: Conn, kind: DocumentKind, reference: str) -> bool:
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM issued_documents WHERE kind = $1 AND reference = $2)", kind, reference))
+
+
+async def issued_pdf(pool: asyncpg.Pool, kind: DocumentKind, reference: str, content: bytes,
+                     filename: str) -> Response:
+    """Record the printed document's digest and answer it."""
+    async with pool.acquire() as conn:
+        digest, _ = await record_issued(conn, kind, reference, content)
+    return pdf_response(content, filename, digest)
 
 
 def pdf_response(content: bytes, filename: str, digest: str) -> Response:

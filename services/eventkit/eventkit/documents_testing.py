@@ -27,6 +27,12 @@ def pdf_text(pdf: bytes) -> str:
     return " ".join(_with_file(pdf, "pdftotext", "-layout").split())
 
 
+def missing_text(pdf: bytes, *expected: str) -> list[str]:
+    """Which of the expected texts the document does not print (white space ignored: a line may wrap anywhere)."""
+    printed = "".join(pdf_text(pdf).split())
+    return [text for text in expected if "".join(text.split()) not in printed]
+
+
 def unembedded_fonts(pdf: bytes) -> list[str]:
     """The fonts the document uses that are not embedded as a subset (empty: it prints the same anywhere)."""
     rows = _with_file(pdf, "pdffonts").splitlines()[2:]

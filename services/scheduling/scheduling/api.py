@@ -7,13 +7,15 @@ from datetime import date, time, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventkit.auth import allow
 from eventkit.business_calendar import RECEPTION_CLOSES, RECEPTION_OPENS, Closure
 from eventkit.clock import tokyo_date
+from eventkit.documents import PDF_MEDIA_TYPE, issued_pdf
 from eventkit.errors import NotFound
 from eventkit.events import Actor, CommandContext, RecordedEvent
 from scheduling.commands import (
@@ -29,6 +31,7 @@ from scheduling.commands import (
 )
 from scheduling.events import SlotOpened
 from scheduling.handlers import SchedulingHandlers
+from scheduling.slip import SlipFacts, render_slip
 from scheduling.store import CASE_STREAM, ScheduleQueries
 from secondopinion_contracts.codes import CancellationReason, CancelledBy, RescheduleReason
 from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
@@ -276,6 +279,19 @@ async def issue_slip(appointment_id: UUID, actor: Coordinator, h: Handlers, q: Q
     recorded = await h.issue_appointment_slip(IssueAppointmentSlip(case_id=case_id, appointment_id=appointment_id),
                                               _context(actor, case_id, "IssueAppointmentSlip"))
     return await _after(q, appointment_id, recorded)
+
+
+@router.get("/appointments/{appointment_id}/slip.pdf", tags=["appointments"], response_class=Response,
+            responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The slip, A4 PDF"}})
+async def print_slip(appointment_id: UUID, _: Coordinator, request: Request, q: Queries) -> Response:
+    """The appointment slip as posted to the patient (in person), the latest one issued: after a reschedule it
+    is marked as replacing the earlier one. The patient's name and address are read from intake with the
+    caller's token for this print only; after erasure they print as ***."""
+    facts = SlipFacts.from_view(await _appointment(q, appointment_id))
+    person = await request.app.state.personal_data.for_document(facts.case_id, "slip",
+                                                                request.headers["authorization"])
+    content = await run_in_threadpool(render_slip, facts, person, request.app.state.hospital)
+    return await issued_pdf(q.pool, "appointment_slip", facts.reference, content, facts.filename)
 
 
 @router.post("/appointments/{appointment_id}/online-booking", tags=["appointments"])

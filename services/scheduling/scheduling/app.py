@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from eventkit.business_calendar import BusinessCalendar
 from eventkit.clock import Clock, utc_now
+from eventkit.documents import HospitalSettings
+from eventkit.personal_data import IntakePersonalData
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
 from scheduling import api, consumers
@@ -39,12 +41,17 @@ def runtime_for(settings: ServiceSettings, *, clock: Clock | None = None) -> Ser
                           handlers=lambda runtime: consumers.subscriptions(handlers_for(runtime, clock)))
 
 
-def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
+          personal_data: IntakePersonalData | None = None, hospital: HospitalSettings | None = None) -> FastAPI:
     settings = settings or SchedulingSettings()
     runtime = runtime_for(settings, clock=clock)
-    return create_app(
+    app = create_app(
         runtime, title="Second opinion — scheduling",
         description="Business-day calendar, department slots, candidate dates and appointments.",
         routers=[api.router],
         on_start=lambda app, runtime: setattr(app.state, "handlers", handlers_for(runtime, clock)),
     )
+    # The appointment slip: the patient's name and address from intake, the hospital's identity from configuration.
+    app.state.personal_data = personal_data or IntakePersonalData(_scheduling_settings(settings).intake_url)
+    app.state.hospital = hospital or HospitalSettings()
+    return app
