@@ -29,6 +29,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from eventkit.business_calendar import RECEPTION_CLOSES, RECEPTION_OPENS
@@ -131,6 +132,7 @@ class Fields:
 class Lines:
     lines: Sequence[str]
     boxed: bool = False
+    right: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,15 +237,15 @@ def _fields(block: Fields, styles: dict[str, ParagraphStyle]) -> Flowable:
     return table
 
 
-def _lines(block: Lines, styles: dict[str, ParagraphStyle]) -> Flowable:
-    paragraphs = [Paragraph(_text(line), styles["base"]) for line in block.lines]
+def _lines(block: Lines, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    style = styles["right"] if block.right else styles["base"]
+    paragraphs = [Paragraph(_text(line), style) for line in block.lines]
+    if not block.boxed:
+        return list(paragraphs)  # free paragraphs: a long text (an opinion) flows on to the next page
     table = Table([[paragraph] for paragraph in paragraphs], colWidths=[170 * mm])
-    commands: list[tuple[object, ...]] = [("LEFTPADDING", (0, 0), (-1, -1), 4 if block.boxed else 0),
-                                          ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]
-    if block.boxed:
-        commands.append(("BOX", (0, 0), (-1, -1), 0.8, colors.black))
-    table.setStyle(_table_style(commands))
-    return table
+    table.setStyle(_table_style([("LEFTPADDING", (0, 0), (-1, -1), 4), ("TOPPADDING", (0, 0), (-1, -1), 1),
+                                 ("BOTTOMPADDING", (0, 0), (-1, -1), 1), ("BOX", (0, 0), (-1, -1), 0.8, colors.black)]))
+    return [table]
 
 
 def _grid(block: Grid, styles: dict[str, ParagraphStyle]) -> Flowable:
@@ -296,9 +298,15 @@ def render(document: Document, hospital: HospitalSettings) -> bytes:
     renderers = {Heading: _heading, Fields: _fields, Lines: _lines, Grid: _grid}
     story = _top(document, hospital, styles)
     for block in document.blocks:
-        story.append(renderers[type(block)](block, styles))  # type: ignore[operator]
+        made = renderers[type(block)](block, styles)  # type: ignore[operator]
+        story += made if isinstance(made, list) else [made]
         story.append(Spacer(1, 2 * mm))
-    pdf.build(story)
+
+    def page_footer(canvas: Canvas, template: SimpleDocTemplate) -> None:
+        canvas.setFont(FONT_NAME, 7.5)
+        canvas.drawCentredString(A4[0] / 2, 10 * mm, f"{document.title}　{template.page}ページ")
+
+    pdf.build(story, onFirstPage=page_footer, onLaterPages=page_footer)
     return buffer.getvalue()
 
 

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from eventkit import db
 from eventkit.clock import Clock, tokyo_date, utc_now
+from eventkit.documents import HospitalSettings
+from eventkit.personal_data import IntakePersonalData
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
 from reporting import api
@@ -51,7 +53,8 @@ def runtime_for(settings: ServiceSettings, *, clock: Clock | None = None) -> Rep
     )
 
 
-def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
+          personal_data: IntakePersonalData | None = None, hospital: HospitalSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
     runtime = runtime_for(settings, clock=clock)
     app = create_app(
@@ -62,4 +65,8 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         on_start=lambda app, runtime: setattr(app.state, "handlers", handlers_for(runtime, clock or utc_now)),
     )
     app.state.dashboard_poll_seconds = getattr(settings, "dashboard_poll_seconds", 2.0)
+    # The report letter: names and addresses from intake, the hospital's identity from configuration.
+    app.state.personal_data = personal_data or IntakePersonalData(
+        getattr(settings, "intake_url", ReportingSettings().intake_url))
+    app.state.hospital = hospital or HospitalSettings()
     return app
