@@ -46,8 +46,11 @@ class LetterFacts:
             raise NotFound(f"no report has been drafted for case {case_id}")
         if report.status is ReportStatus.DRAFTED:
             raise NotFound(f"the report of case {case_id} is a draft: it can be printed once it is finalized")
-        assert report.report_id and report.physician_id and report.consultation_mode and report.consulted_on
-        assert report.finalized_on
+        assert report.report_id is not None
+        assert report.physician_id is not None
+        assert report.consultation_mode is not None
+        assert report.consulted_on is not None
+        assert report.finalized_on is not None
         return cls(case_id=case_id, report_id=report.report_id, draft_number=report.draft_number,
                    physician_id=report.physician_id, department=department or "", mode=report.consultation_mode.value,
                    consulted_on=report.consulted_on, finalized_on=report.finalized_on, opinion=opinion)

@@ -28,10 +28,26 @@ OPINION = "手術は妥当と考えます。\nカテーテル治療も選択肢�
 
 def test_the_letter_is_addressed_to_the_attending_physician_and_holds_the_final_opinion() -> None:
     pdf = render_letter(LetterFacts.of(uuid.uuid4(), FINAL, "cardiology", OPINION), PERSON, HOSPITAL)
-    assert missing_text(pdf, "セカンドオピニオン報告書", "Second-opinion report", "〒105-0011", "東京都港区芝公園4-2-8",
-                        "みなとクリニック", "鈴木 次郎 先生", "山田 花子 様", "1958年4月1日", "2026年12月8日（火）", "対面",
-                        "循環器内科", "佐藤 一郎", "手術は妥当と考えます。", "カテーテル治療も選択肢です。",
-                        "報告日 2026年12月9日（水）", HOSPITAL.name, HOSPITAL.address) == []
+    expected = [
+        "セカンドオピニオン報告書",
+        "Second-opinion report",
+        "〒105-0011",
+        "東京都港区芝公園4-2-8",
+        "みなとクリニック",
+        "鈴木 次郎 先生",
+        "山田 花子 様",
+        "1958年4月1日",
+        "2026年12月8日（火）",
+        "対面",
+        "循環器内科",
+        "佐藤 一郎",
+        "手術は妥当と考えます。",
+        "カテーテル治療も選択肢です。",
+        "報告日 2026年12月9日（水）",
+        HOSPITAL.name,
+        HOSPITAL.address,
+    ]
+    assert missing_text(pdf, *expected) == []
     assert unembedded_fonts(pdf) == []
 
 
