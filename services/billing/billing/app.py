@@ -20,6 +20,7 @@ from billing.settings import BillingSettings
 from billing.store import EVENT_TYPES, PROJECTIONS, ChargeQueue
 from eventkit.clock import Clock, utc_now
 from eventkit.consumer import Handler
+from eventkit.documents import HospitalSettings
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
 from secondopinion_contracts import EventData
@@ -93,7 +94,8 @@ class _Wiring:
 
 
 def build(settings: BillingSettings | None = None, *, clock: Clock | None = None,
-          gateway: PaymentGateway | None = None, intake_keys: IntakeKeys | None = None) -> FastAPI:
+          gateway: PaymentGateway | None = None, intake_keys: IntakeKeys | None = None,
+          hospital: HospitalSettings | None = None) -> FastAPI:
     settings = settings or BillingSettings()
     gateway_url = settings.gateway_url
     if not gateway_url:
@@ -110,6 +112,7 @@ def build(settings: BillingSettings | None = None, *, clock: Clock | None = None
         on_start=lambda app, runtime: setattr(app.state, "handlers", wiring.handlers(runtime)),
     )
     app.state.intake_keys = intake_keys or IntakeKeys(settings.intake_url)
+    app.state.hospital = hospital or HospitalSettings()  # who issues the printed receipts
     if not settings.gateway_url:
         app.mount(SIMULATOR_PATH, GatewaySimulator().app())
     return app

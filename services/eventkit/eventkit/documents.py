@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 
 import asyncpg
 from fastapi import Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from reportlab.lib import colors
@@ -340,6 +341,18 @@ async def issued_pdf(pool: asyncpg.Pool, kind: DocumentKind, reference: str, con
                      filename: str) -> Response:
     """Record the printed document's digest and answer it."""
     async with pool.acquire() as conn:
+        digest, _ = await record_issued(conn, kind, reference, content)
+    return pdf_response(content, filename, digest)
+
+
+async def issued_pdf_marking_copies(pool: asyncpg.Pool, kind: DocumentKind, reference: str,
+                                    make: Callable[[bool], bytes], filename: str) -> Response:
+    """A document whose first print is the original and every later one a copy (`make(copy)`), e.g. a receipt
+    printed again is marked 再発行. One print at a time per document decides which it is."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{kind}:{reference}")
+        copy = await printed_before(conn, kind, reference)
+        content = await run_in_threadpool(make, copy)
         digest, _ = await record_issued(conn, kind, reference, content)
     return pdf_response(content, filename, digest)
 
