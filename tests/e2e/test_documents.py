@@ -45,7 +45,8 @@ def refused(response: httpx.Response, status: int, reason: str) -> None:
 async def other_open_slot(h: Hospital, appointment: dict[str, str]) -> str:
     slots = expect(await h.scheduling.get("/departments/cardiology/slots", headers=STAFF["coordinator"], params={
         "from": CONSULTATION_DAY.isoformat(), "to": CONSULTATION_DAY.isoformat(), "status": "open"}), 200)["slots"]
-    return next(slot["slot_id"] for slot in slots if slot["slot_id"] != appointment["slot_id"])
+    other: str = next(slot["slot_id"] for slot in slots if slot["slot_id"] != appointment["slot_id"])
+    return other
 
 
 async def test_an_in_person_case_prints_its_slip_receipt_refund_and_report_and_masks_them_after_erasure(

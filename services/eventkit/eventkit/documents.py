@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from xml.sax.saxutils import escape
 
 import asyncpg
@@ -204,7 +204,7 @@ def _styles(font: str) -> dict[str, ParagraphStyle]:
     }
 
 
-def _table_style(commands: list[tuple[object, ...]]) -> TableStyle:
+def _table_style(commands: list[tuple[Any, ...]]) -> TableStyle:
     # Every cell in the embedded font: a table's own default (Helvetica) would be referenced, not embedded.
     return TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT_NAME), *commands])
 
@@ -255,7 +255,7 @@ def _grid(block: Grid, styles: dict[str, ParagraphStyle]) -> Flowable:
 
     rows = [[cell(value, column) for column, value in enumerate(row)] for row in [block.header, *block.rows]]
     table = Table(rows, colWidths=[width * mm for width in block.widths])
-    commands: list[tuple[object, ...]] = [
+    commands: list[tuple[Any, ...]] = [
         ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#888888")),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0f0f0")), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
     if block.bold_last_row:
