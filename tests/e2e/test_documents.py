@@ -33,6 +33,7 @@ def pdf(response: httpx.Response, tmp_path: Path, name: str) -> bytes:
     assert response.headers["x-document-sha256"] == hashlib.sha256(response.content).hexdigest()
     assert unembedded_fonts(response.content) == []
     folder = Path(os.environ.get("DOCUMENTS_PNG_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
     assert save_page_png(response.content, folder / f"{name}.png").stat().st_size > 10_000
     return response.content
 

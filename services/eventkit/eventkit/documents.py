@@ -292,7 +292,8 @@ def render(document: Document, hospital: HospitalSettings) -> bytes:
     random file id: ReportLab's invariant mode)."""
     styles = _styles(_register_font(hospital.font_path))
     buffer = io.BytesIO()
-    pdf = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=18 * mm,
+    # The frame pads its content by 6 pt: margins of 20 mm less that put text and 170 mm tables flush.
+    pdf = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=20 * mm - 6, rightMargin=20 * mm - 6, topMargin=18 * mm,
                             bottomMargin=18 * mm, title=document.reference, subject=document.title_english,
                             author=hospital.name, creator="second-opinion desk", invariant=1,
                             initialFontName=FONT_NAME, initialFontSize=10)
