@@ -107,11 +107,13 @@ class HospitalSettings(BaseSettings):
 
 @cache
 def _register_font(path: str) -> str:
+    """The font's name for ReportLab, one per font file (so two configurations never swap fonts)."""
     if not Path(path).is_file():
         raise FontMissing(f"the document font {path} is missing: install fonts-ipaexfont-gothic "
                           "(scripts/install-fonts.sh) or set DOCUMENT_FONT_PATH to a Japanese TrueType font")
-    pdfmetrics.registerFont(TTFont(FONT_NAME, path))
-    return FONT_NAME
+    name = f"{FONT_NAME}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    pdfmetrics.registerFont(TTFont(name, path))
+    return name
 
 
 # --- what a document is made of -------------------------------------------------------------------------
@@ -204,9 +206,9 @@ def _styles(font: str) -> dict[str, ParagraphStyle]:
     }
 
 
-def _table_style(commands: list[tuple[Any, ...]]) -> TableStyle:
+def _table_style(styles: dict[str, ParagraphStyle], commands: list[tuple[Any, ...]]) -> TableStyle:
     # Every cell in the embedded font: a table's own default (Helvetica) would be referenced, not embedded.
-    return TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT_NAME), *commands])
+    return TableStyle([("FONTNAME", (0, 0), (-1, -1), styles["base"].fontName), *commands])
 
 
 def _text(value: str) -> str:
@@ -216,7 +218,7 @@ def _text(value: str) -> str:
 def _heading(block: Heading, styles: dict[str, ParagraphStyle]) -> Flowable:
     line = Table([[Paragraph(_text(block.japanese), styles["heading"])],
                   [Paragraph(_text(block.english), styles["heading_en"])]], colWidths=[170 * mm])
-    line.setStyle(_table_style([("LINEBELOW", (0, -1), (-1, -1), 0.8, colors.black),
+    line.setStyle(_table_style(styles, [("LINEBELOW", (0, -1), (-1, -1), 0.8, colors.black),
                               ("LEFTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 1),
                               ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
     return KeepTogether([Spacer(1, 1.5 * mm), line, Spacer(1, 1 * mm)])
@@ -231,7 +233,7 @@ def _label(label: str, styles: dict[str, ParagraphStyle]) -> Paragraph:
 def _fields(block: Fields, styles: dict[str, ParagraphStyle]) -> Flowable:
     rows = [[_label(label, styles), Paragraph(_text(value), styles["base"])] for label, value in block.rows]
     table = Table(rows, colWidths=[42 * mm, 128 * mm])
-    table.setStyle(_table_style([("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#888888")),
+    table.setStyle(_table_style(styles, [("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#888888")),
                                ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f0f0f0")),
                                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 2),
                                ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]))
@@ -244,7 +246,7 @@ def _lines(block: Lines, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
     if not block.boxed:
         return list(paragraphs)  # free paragraphs: a long text (an opinion) flows on to the next page
     table = Table([[paragraph] for paragraph in paragraphs], colWidths=[170 * mm])
-    table.setStyle(_table_style([("LEFTPADDING", (0, 0), (-1, -1), 4), ("TOPPADDING", (0, 0), (-1, -1), 1),
+    table.setStyle(_table_style(styles, [("LEFTPADDING", (0, 0), (-1, -1), 4), ("TOPPADDING", (0, 0), (-1, -1), 1),
                                  ("BOTTOMPADDING", (0, 0), (-1, -1), 1), ("BOX", (0, 0), (-1, -1), 0.8, colors.black)]))
     return [table]
 
@@ -260,7 +262,7 @@ def _grid(block: Grid, styles: dict[str, ParagraphStyle]) -> Flowable:
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0f0f0")), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
     if block.bold_last_row:
         commands.append(("LINEABOVE", (0, -1), (-1, -1), 1.2, colors.black))
-    table.setStyle(_table_style(commands))
+    table.setStyle(_table_style(styles, commands))
     return table
 
 
@@ -273,14 +275,14 @@ def _top(document: Document, hospital: HospitalSettings, styles: dict[str, Parag
     right += [Spacer(1, 3 * mm)]
     right += [Paragraph(_text(line), styles["issuer"]) for line in hospital.issuer_lines]
     top = Table([[left or "", right]], colWidths=[90 * mm, 80 * mm])
-    top.setStyle(_table_style([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
+    top.setStyle(_table_style(styles, [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
                                ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
     story: list[Flowable] = [top, Spacer(1, 3 * mm)]
     if document.stamp:
         note = Paragraph(_text(document.stamp_note or ""), ParagraphStyle("note", parent=styles["small"],
                                                                           alignment=TA_RIGHT))
         stamp = Table([[note, Paragraph(_text(document.stamp), styles["stamp"])]], colWidths=[128 * mm, 42 * mm])
-        stamp.setStyle(_table_style([("BOX", (1, 0), (1, 0), 1.5, colors.HexColor("#b00000")),
+        stamp.setStyle(_table_style(styles, [("BOX", (1, 0), (1, 0), 1.5, colors.HexColor("#b00000")),
                                      ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
         story.append(stamp)
     return [*story, Spacer(1, 2 * mm), Paragraph(_text(document.title), styles["title"]),
@@ -290,13 +292,14 @@ def _top(document: Document, hospital: HospitalSettings, styles: dict[str, Parag
 def render(document: Document, hospital: HospitalSettings) -> bytes:
     """The document as PDF bytes: the same document and hospital give the same bytes (no creation date or
     random file id: ReportLab's invariant mode)."""
-    styles = _styles(_register_font(hospital.font_path))
+    font = _register_font(hospital.font_path)
+    styles = _styles(font)
     buffer = io.BytesIO()
     # The frame pads its content by 6 pt: margins of 20 mm less that put text and 170 mm tables flush.
     pdf = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=20 * mm - 6, rightMargin=20 * mm - 6, topMargin=18 * mm,
                             bottomMargin=18 * mm, title=document.reference, subject=document.title_english,
                             author=hospital.name, creator="second-opinion desk", invariant=1,
-                            initialFontName=FONT_NAME, initialFontSize=10)
+                            initialFontName=font, initialFontSize=10)
     renderers = {Heading: _heading, Fields: _fields, Lines: _lines, Grid: _grid}
     story = _top(document, hospital, styles)
     for block in document.blocks:
@@ -305,7 +308,7 @@ def render(document: Document, hospital: HospitalSettings) -> bytes:
         story.append(Spacer(1, 2 * mm))
 
     def page_footer(canvas: Canvas, template: SimpleDocTemplate) -> None:
-        canvas.setFont(FONT_NAME, 7.5)
+        canvas.setFont(font, 7.5)
         canvas.drawCentredString(A4[0] / 2, 10 * mm, f"{document.title}　{template.page}ページ")
 
     pdf.build(story, onFirstPage=page_footer, onLaterPages=page_footer)
