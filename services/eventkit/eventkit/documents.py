@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape
 import asyncpg
 from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
@@ -93,6 +93,14 @@ class HospitalSettings(BaseSettings):
             raise ValueError("HOSPITAL_NAME, HOSPITAL_ADDRESS and HOSPITAL_DESK_PHONE must be set in production")
         return self
 
+    @field_validator("font_path")
+    @classmethod
+    def _font_is_there(cls, path: str) -> str:
+        # Refused at start-up rather than on the first print: a service that cannot print says so at once.
+        if not Path(path).is_file():
+            raise ValueError(_font_missing(path))
+        return path
+
     def physician_name(self, staff_id: str) -> str:
         return self.physicians.get(staff_id, staff_id)
 
@@ -105,12 +113,16 @@ class HospitalSettings(BaseSettings):
         return [self.name, self.desk, f"〒{self.postal_code} {self.address}", f"TEL {self.desk_phone}"]
 
 
+def _font_missing(path: str) -> str:
+    return (f"the document font {path} is missing: install fonts-ipaexfont-gothic (scripts/install-fonts.sh) "
+            "or set DOCUMENT_FONT_PATH to a Japanese TrueType font")
+
+
 @cache
 def _register_font(path: str) -> str:
     """The font's name for ReportLab, one per font file (so two configurations never swap fonts)."""
     if not Path(path).is_file():
-        raise FontMissing(f"the document font {path} is missing: install fonts-ipaexfont-gothic "
-                          "(scripts/install-fonts.sh) or set DOCUMENT_FONT_PATH to a Japanese TrueType font")
+        raise FontMissing(_font_missing(path))
     name = f"{FONT_NAME}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
     pdfmetrics.registerFont(TTFont(name, path))
     return name

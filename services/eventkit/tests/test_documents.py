@@ -4,6 +4,7 @@ document, and a clear error when the font is missing."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -46,9 +47,15 @@ def test_the_same_document_is_the_same_bytes() -> None:
     assert render(DOCUMENT, hospital) != render(Document(**{**DOCUMENT.__dict__, "stamp": None}), hospital)
 
 
-def test_a_missing_font_says_where_it_was_looked_for() -> None:
-    with pytest.raises(FontMissing, match=r"/nowhere/font\.ttf.*DOCUMENT_FONT_PATH"):
-        render(DOCUMENT, HospitalSettings(DOCUMENT_FONT_PATH="/nowhere/font.ttf"))
+def test_a_missing_font_says_where_it_was_looked_for_before_anything_is_printed(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"/nowhere/font\.ttf is missing: install fonts-ipaexfont-gothic"):
+        HospitalSettings(DOCUMENT_FONT_PATH="/nowhere/font.ttf")
+    font = tmp_path / "font.ttf"
+    font.write_bytes(Path(HospitalSettings().font_path).read_bytes())
+    hospital = HospitalSettings(DOCUMENT_FONT_PATH=str(font))
+    font.unlink()
+    with pytest.raises(FontMissing, match="DOCUMENT_FONT_PATH"):
+        render(DOCUMENT, hospital)
 
 
 def test_production_needs_the_hospitals_own_identity() -> None:
