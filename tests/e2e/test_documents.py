@@ -63,8 +63,8 @@ async def test_an_in_person_case_prints_its_slip_receipt_refund_and_report_and_m
         slip = pdf(await h.scheduling.get(slip_url, headers=coordinator), tmp_path, "appointment-slip-first")
         assert missing_text(slip, "予約票", "Appointment slip", "〒980-0811", "宮城県仙台市青葉区一番町1-2-3",
                             f"{PATIENT} 様", case_id, "2026年12月8日（火） 10:00～11:00", "循環器内科", "佐藤 一郎",
-                            "新患受付", "会計窓口", "紹介状", "検査資料", "33,000円（税込）", HOSPITAL.desk_phone,
-                            "8:30～17:00", "一般外来の予約はできません") == []
+                            "新患受付", "会計窓口", "紹介状）と検査資料は郵送で受領済みです", "33,000円（税込）",
+                            HOSPITAL.desk_phone, "8:30～17:00", "一般外来の予約はできません") == []
         assert (await h.scheduling.get(slip_url, headers=coordinator)).content == slip, "the same slip twice"
         for role in ("physician", "cashier", "auditor"):
             assert (await h.scheduling.get(slip_url, headers=bearer(role))).status_code == 403, role

@@ -24,7 +24,8 @@ class IntakePersonalData:
     transport: httpx.AsyncBaseTransport | None = None
 
     async def for_document(self, case_id: UUID, document: PrintedDocument, authorization: str) -> dict[str, Any]:
-        """The fields the document prints; 503 (try again) when intake cannot say, its 403/404 passed on."""
+        """The fields the document prints and `received_documents` (kinds); 503 (try again) when intake cannot
+        say, its 403/404 passed on."""
         try:
             async with httpx.AsyncClient(base_url=self.base_url.rstrip("/"), timeout=self.timeout,
                                          transport=self.transport) as client:
@@ -38,5 +39,6 @@ class IntakePersonalData:
         if response.status_code != 200:
             raise HTTPException(503, detail=f"intake answered {response.status_code}; try again",
                                 headers={"Retry-After": "2"})
-        fields: dict[str, Any] = response.json()["fields"]
-        return fields
+        body = response.json()
+        fields: dict[str, Any] = body["fields"]
+        return {**fields, "received_documents": body.get("received_documents", [])}

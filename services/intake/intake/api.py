@@ -220,18 +220,20 @@ DOCUMENT_READERS = {"slip": frozenset({"coordinator"}), "report": frozenset({"co
 async def personal_data_for_document(case_id: UUID, document: Literal["slip", "report"],
                                      actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
                                      q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
-    """Only the fields one printed document shows (the appointment slip: the patient's name and postal
-    address; the report letter: the patient's name and birth date, the attending physician, their institution
-    and its address), for scheduling or reporting printing it with the staff member's token relayed. Every read
-    is in the access log; after erasure every field is ***."""
+    """Only the fields one printed document shows (the appointment slip: the patient's name and postal address;
+    the report letter: the patient's name and birth date, the attending physician, their institution and its
+    address), with the kinds of the documents already received, for scheduling or reporting printing it with
+    the staff member's token relayed. Every read is in the access log; after erasure every field is ***."""
     if actor.role not in DOCUMENT_READERS[document]:
         raise HTTPException(403, f"the {document} is printed by {', '.join(sorted(DOCUMENT_READERS[document]))}")
-    if await q.get_status(case_id) is None:
+    received = await q.received_documents(case_id)
+    if received is None:
         raise NotFound(f"no case {case_id}")
     async with q.pool.acquire() as conn:
         person = await personal_data(conn, case_id)
         await record_access(conn, actor, case_id, f"read_personal_data_for_{document}")
-    return {"case_id": str(case_id), "document": document,
+    # The documents already posted (kinds, no personal data): the slip asks only for what is still missing.
+    return {"case_id": str(case_id), "document": document, "received_documents": received,
             "fields": {name: person.get(name) for name in DOCUMENT_FIELDS[document]}}
 
 

@@ -179,10 +179,11 @@ class CaseQueries:
         }
 
     @retried_read
-    async def get_status(self, case_id: UUID) -> str | None:
+    async def received_documents(self, case_id: UUID) -> list[str] | None:
+        """The kinds of the documents received for the case, in order (None: no such case)."""
         async with self.pool.acquire() as conn:
-            status: str | None = await conn.fetchval("SELECT status FROM case_view WHERE case_id = $1", case_id)
-        return status
+            documents = await conn.fetchval("SELECT documents FROM case_view WHERE case_id = $1", case_id)
+        return None if documents is None else [document["kind"] for document in json.loads(documents)]
 
     async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:

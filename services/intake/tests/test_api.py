@@ -302,6 +302,7 @@ async def _addresses_through_their_life(intake: httpx.AsyncClient, bus: EventCol
     slip = (await intake.get(f"/cases/{case_id}/personal-data/documents/slip")).json()
     assert slip["fields"] == {"patient_name": PATIENT_NAME, "patient_postal_code": "980-8574",
                               "patient_address": PATIENT_ADDRESS["address"]}
+    assert slip["received_documents"] == []
     report = (await intake.get(f"/cases/{case_id}/personal-data/documents/report",
                                headers=bearer("physician", subject="dr-sato"))).json()
     assert report["fields"]["attending_address"] == CLINIC_ADDRESS["address"]

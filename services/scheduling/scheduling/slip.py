@@ -4,7 +4,7 @@ replacing the earlier one, after a reschedule. Pure: the appointment's facts, th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -67,6 +67,17 @@ def _addressee(person: Mapping[str, Any]) -> list[str]:
     return [*lines, f"{person['patient_name']} 様"]
 
 
+MATERIALS = {"referral_letter": "主治医の診療情報提供書（紹介状）", "test_results": "検査資料（CD-R 可）"}
+
+
+def _materials(received: Sequence[str]) -> str:
+    """The referral letter and test materials, unless intake has received them by post already."""
+    missing = [name for kind, name in MATERIALS.items() if kind not in received]
+    if not missing:
+        return "・主治医の診療情報提供書（紹介状）と検査資料は郵送で受領済みです（お持ちいただく必要はありません）"
+    return f"・{'と'.join(missing)}（まだ届いていません。郵送いただいた場合は不要です）"
+
+
 def slip_document(facts: SlipFacts, person: Mapping[str, Any], hospital: HospitalSettings) -> Document:
     desk = f"{hospital.name} {hospital.desk}"
     return Document(
@@ -92,7 +103,7 @@ def slip_document(facts: SlipFacts, person: Mapping[str, Any], hospital: Hospita
                    "3. お支払いの後、担当診療科の外来でお待ちください。ご相談の後、主治医への報告書をお渡しします。"]),
             Heading("お持ちいただくもの", "What to bring"),
             Lines(["・この予約票",
-                   "・主治医の診療情報提供書（紹介状）と検査資料（CD-R 可）　※すでに郵送いただいたものは不要です",
+                   _materials(person.get("received_documents") or ()),
                    f"・相談料 {yen(hospital.in_person_fee_yen)}（税込）　自由診療のため健康保険は使えません"]),
             Heading("予約の変更・キャンセル", "To change or cancel"),
             Lines([f"予約の変更・キャンセルは、お電話で {desk} へご連絡ください。",

@@ -41,8 +41,7 @@ def test_the_slip_says_when_where_what_to_bring_and_how_to_change() -> None:
         "佐藤 一郎",
         "新患受付",
         "会計窓口",
-        "診療情報提供書（紹介状）と検査資料",
-        "すでに郵送いただいたものは不要です",
+        "診療情報提供書（紹介状）と検査資料（CD-R 可）（まだ届いていません",
         "33,000円（税込）",
         "ご相談の前にお支払いいただきます",
         HOSPITAL.desk_phone,
@@ -57,6 +56,15 @@ def test_the_slip_says_when_where_what_to_bring_and_how_to_change() -> None:
 def test_after_a_reschedule_the_slip_says_it_replaces_the_earlier_one() -> None:
     pdf = render_slip(SlipFacts.from_view(view(reschedules=[{"reason": "patient_request"}])), PERSON, HOSPITAL)
     assert missing_text(pdf, "変更後の予約票", "以前お送りした予約票に代わるものです") == []
+
+
+def test_materials_already_posted_are_not_asked_for_again() -> None:
+    posted = {**PERSON, "received_documents": ["application_form", "referral_letter", "test_results"]}
+    pdf = render_slip(SlipFacts.from_view(view()), posted, HOSPITAL)
+    assert missing_text(pdf, "紹介状）と検査資料は郵送で受領済みです") == []
+    only_letter = {**PERSON, "received_documents": ["referral_letter"]}
+    pdf = render_slip(SlipFacts.from_view(view()), only_letter, HOSPITAL)
+    assert missing_text(pdf, "・検査資料（CD-R 可）（まだ届いていません") == []
 
 
 def test_erased_personal_data_prints_masked() -> None:
