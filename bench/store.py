@@ -30,6 +30,7 @@ from eventsourcing.domain import Aggregate, event
 
 from bench.common import log
 from eventkit import db
+from eventkit.batching import BatchingEventStore
 from eventkit.events import Actor, CommandContext
 from eventkit.outbox import OutboxRelay, outbox_status
 from eventkit.runtime import wait_until
@@ -111,8 +112,8 @@ async def eventkit_rates(count: int, *, relay_here: bool = True) -> dict[str, An
                 while not relay.is_leader:  # noqa: ASYNC110 (a flag of the relay's own loop)
                     await asyncio.sleep(0.01)
             # Not started, the relay does not lead: the store NOTIFYs the one that would, elsewhere.
-            store = EventStore(pool, service="intake", types=TYPES, relay=relay,
-                               append_batch_max=ServiceSettings().append_batch_max)
+            store = BatchingEventStore(pool, service="intake", types=TYPES, relay=relay,
+                                       append_batch_max=ServiceSettings().append_batch_max)
             one: list[float] = []
             many: list[float] = []
             for _ in range(SAVE_ROUNDS):

@@ -124,7 +124,7 @@ def test_production_profile_refuses_development_keys_and_default_passwords(
 
 async def test_reading_a_case_is_in_the_access_log_only_auditors_read_it_and_nobody_changes_it(
         database: str, rabbitmq_url: str) -> None:
-    from intake.app import build
+    from intake.bootstrap import build
     from intake.settings import IntakeSettings
 
     settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
@@ -165,7 +165,7 @@ async def test_erasing_a_case_key_after_retention_masks_its_personal_data_and_ke
     from datetime import UTC, datetime
 
     from eventkit.testing import EventCollector
-    from intake.app import build
+    from intake.bootstrap import build
     from intake.settings import IntakeSettings
 
     now = [datetime(2026, 12, 1, 1, 0, tzinfo=UTC)]

@@ -13,7 +13,7 @@ from eventkit.runtime import ServiceRuntime, wait_until
 from eventkit.settings import ServiceSettings
 from eventkit.store import EventTypes
 from eventkit.testing import EventCollector, bearer, fresh_database, running_app
-from intake.app import build
+from intake.bootstrap import build
 from intake.settings import IntakeSettings
 from secondopinion_contracts.events.intake import CaseSubmitted
 

@@ -33,7 +33,7 @@ OVERLAYS = ("dev", "prod")
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
 
-# The services and their fixed HTTP ports (DESIGN.md, "Running").
+# The services and their fixed HTTP ports (docs/deployment.md).
 SERVICES: dict[str, int] = {"intake": 8001, "scheduling": 8002, "billing": 8003, "reporting": 8004}
 
 # What containers must bind to, and their only writable path.

@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from billing.app import build as build_billing
+from billing.bootstrap import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
 from billing.payers import IntakeKeys
 from billing.testing import settings_for_tests as billing_settings
@@ -24,11 +24,11 @@ from eventkit.documents import HospitalSettings
 from eventkit.personal_data import IntakePersonalData
 from eventkit.runtime import wait_until
 from eventkit.testing import EventCollector, SettableClock, bearer, fetch, fresh_database, running_app, scalar
-from intake.app import build as build_intake
+from intake.bootstrap import build as build_intake
 from intake.settings import IntakeSettings
-from reporting.app import build as build_reporting
+from reporting.bootstrap import build as build_reporting
 from reporting.settings import ReportingSettings
-from scheduling.app import build as build_scheduling
+from scheduling.bootstrap import build as build_scheduling
 from scheduling.settings import SchedulingSettings
 from secondopinion_contracts import CloudEvent
 

@@ -120,7 +120,7 @@ def main(service: str) -> None:
         raise SystemExit(f"unknown service {service!r}; one of {', '.join(SETTINGS_CLASSES)}")
     settings_type: type[ServiceSettings] = getattr(importlib.import_module(f"{service}.settings"),
                                                    SETTINGS_CLASSES[service])
-    app_module: Any = importlib.import_module(f"{service}.app")
+    app_module: Any = importlib.import_module(f"{service}.bootstrap")
     clock = fixed_clock()
     instrument_consumer(service)
 

@@ -40,25 +40,25 @@ async def service_app(service: str, database: str, rabbitmq_url: str, **settings
     through a gateway simulator served for the duration, as billing's own tests do."""
     common: dict[str, Any] = {"RABBITMQ_URL": rabbitmq_url, "OUTBOX_SWEEP_SECONDS": 0.2, **settings}
     if service == "intake":
-        from intake.app import build as build_intake
+        from intake.bootstrap import build as build_intake
         from intake.settings import IntakeSettings
 
         yield build_intake(IntakeSettings(INTAKE_DATABASE_URL=database, **common))
     elif service == "scheduling":
-        from scheduling.app import build as build_scheduling
+        from scheduling.bootstrap import build as build_scheduling
         from scheduling.settings import SchedulingSettings
 
         yield build_scheduling(SchedulingSettings(SCHEDULING_DATABASE_URL=database, **common),
                                personal_data=intake_stand_in())
     elif service == "billing":
-        from billing.app import build as build_billing
+        from billing.bootstrap import build as build_billing
         from billing.gateway_simulator import running_simulator
         from billing.testing import settings_for_tests
 
         async with running_simulator() as (gateway_url, _):
             yield build_billing(settings_for_tests(database, rabbitmq_url, gateway_url, **settings))
     elif service == "reporting":
-        from reporting.app import build as build_reporting
+        from reporting.bootstrap import build as build_reporting
         from reporting.settings import ReportingSettings
 
         yield build_reporting(ReportingSettings(REPORTING_DATABASE_URL=database, **common),
@@ -67,12 +67,10 @@ async def service_app(service: str, database: str, rabbitmq_url: str, **settings
         raise ValueError(f"no such service: {service}")
 
 
-
-
 def intake_stand_in() -> IntakePersonalData:
     """Intake's document route as it answers for an erased case: the fuzzed service's own inputs are under test,
     not intake (which is fuzzed on its own)."""
-    from intake.store import DOCUMENT_FIELDS
+    from intake.queries import DOCUMENT_FIELDS
 
     def answer(request: httpx.Request) -> httpx.Response:
         document = request.url.path.rsplit("/", 1)[-1]

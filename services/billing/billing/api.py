@@ -3,23 +3,26 @@ and the invoices and the day's takings to read."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from billing.commands import CapturePayment, IssueReceipt, IssueRefund, RetryCharge
 from billing.domain import InvoiceStatus
-from billing.handlers import BillingHandlers
 from billing.payers import IntakeKeys, IntakeUnavailable, sealed_payer
+from billing.queries import InvoiceQueries
 from billing.receipt_pdf import ReceiptFacts, receipt_document, refund_document, render_receipt, render_refund
-from billing.store import InvoiceQueries
 from eventkit.audit import record_access
 from eventkit.auth import allow
-from eventkit.documents import PDF_MEDIA_TYPE, issued_pdf_marking_copies
+from eventkit.bootstrap import Dispatcher
+from eventkit.clock import tokyo_date
+from eventkit.documents import PDF_MEDIA_TYPE, HospitalSettings, issued_pdf_marking_copies
 from eventkit.errors import NotFound
-from eventkit.events import Actor, RecordedEvent
+from eventkit.events import Actor, CommandContext, RecordedEvent
+from eventkit.http import command_context, from_app_state, now, on_pool
 from secondopinion_contracts.codes import PaymentMethod, RefundReason
 
 router = APIRouter(tags=["invoices"])
@@ -49,24 +52,26 @@ class CommandResult(BaseModel):
     invoice: dict[str, Any]
 
 
-# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def handlers(request: Request) -> BillingHandlers:
-    billing: BillingHandlers = request.app.state.handlers
-    return billing
-
-
-async def queries(request: Request) -> InvoiceQueries:
-    return InvoiceQueries(request.app.state.runtime.pool)
-
-
-Handlers = Annotated[BillingHandlers, Depends(handlers)]
-Queries = Annotated[InvoiceQueries, Depends(queries)]
+Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
+Queries = Annotated[InvoiceQueries, Depends(on_pool(InvoiceQueries))]
+Now = Annotated[datetime, Depends(now)]
+Hospital = Annotated[HospitalSettings, Depends(from_app_state("hospital", HospitalSettings))]
+# The hospital's registration number as configured: printed on a receipt issued before it was recorded on it.
+RegistrationNumber = Annotated[str, Depends(from_app_state("qualified_invoice_number", str))]
 # Who does what: the cashier handles money; the desk (coordinators) takes receipt requests and retries a
 # declined online charge; auditors read.
 Cashier = Annotated[Actor, Depends(allow("cashier"))]
 Desk = Annotated[Actor, Depends(allow("cashier", "coordinator"))]
 Reader = Annotated[Actor, Depends(allow("cashier", "coordinator", "auditor"))]
 Accounts = Annotated[Actor, Depends(allow("cashier", "auditor"))]
+
+
+async def _context(q: InvoiceQueries, invoice_id: UUID, actor: Actor, command: str) -> CommandContext:
+    """The context of a command on an issued invoice: its events are correlated with the invoice's case."""
+    case_id = await q.case_of(invoice_id)
+    if case_id is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    return command_context(actor, case_id, command)
 
 
 async def _result(invoice_id: UUID, recorded: list[RecordedEvent], q: InvoiceQueries) -> CommandResult:
@@ -77,31 +82,35 @@ async def _result(invoice_id: UUID, recorded: list[RecordedEvent], q: InvoiceQue
 
 
 @router.post("/invoices/{invoice_id}/payments", status_code=201, response_model=CommandResult)
-async def capture_payment(invoice_id: UUID, body: PaymentIn, actor: Cashier, h: Handlers,
-                          q: Queries) -> CommandResult:
+async def capture_payment(invoice_id: UUID, body: PaymentIn, actor: Cashier, handle: Handle, q: Queries,
+                          now: Now) -> CommandResult:
     """The cashier records the fee paid at the counter (in person, on the consultation day)."""
-    recorded = await h.capture_payment(invoice_id, PaymentMethod(body.method), body.amount, actor)
+    command = CapturePayment(invoice_id=invoice_id, method=PaymentMethod(body.method), amount=body.amount,
+                             today=tokyo_date(now), at=now)
+    recorded = await handle(command, await _context(q, invoice_id, actor, "CapturePayment"))
     return await _result(invoice_id, recorded, q)
 
 
 @router.post("/invoices/{invoice_id}/charge-retries", status_code=202, response_model=CommandResult)
-async def retry_charge(invoice_id: UUID, actor: Desk, h: Handlers, q: Queries) -> CommandResult:
+async def retry_charge(invoice_id: UUID, actor: Desk, handle: Handle, q: Queries) -> CommandResult:
     """Charge the online fee again after a failure; the charge itself happens in the background."""
-    recorded = await h.retry_charge(invoice_id, actor)
+    recorded = await handle(RetryCharge(invoice_id=invoice_id), await _context(q, invoice_id, actor, "RetryCharge"))
     return await _result(invoice_id, recorded, q)
 
 
 @router.post("/invoices/{invoice_id}/refunds", status_code=201, response_model=CommandResult)
-async def issue_refund(invoice_id: UUID, body: RefundIn, actor: Cashier, h: Handlers,
-                       q: Queries) -> CommandResult:
-    recorded = await h.issue_refund(invoice_id, body.amount, body.reason, actor)
+async def issue_refund(invoice_id: UUID, body: RefundIn, actor: Cashier, handle: Handle, q: Queries,
+                       now: Now) -> CommandResult:
+    command = IssueRefund(invoice_id=invoice_id, refund_id=uuid4(), amount=body.amount, reason=body.reason, at=now)
+    recorded = await handle(command, await _context(q, invoice_id, actor, "IssueRefund"))
     return await _result(invoice_id, recorded, q)
 
 
 @router.post("/invoices/{invoice_id}/receipt", status_code=201, response_model=CommandResult)
-async def issue_receipt(invoice_id: UUID, actor: Desk, h: Handlers, q: Queries) -> CommandResult:
+async def issue_receipt(invoice_id: UUID, actor: Desk, handle: Handle, q: Queries, now: Now) -> CommandResult:
     """Issue the receipt for the payment (once; the invoice shows its number afterwards)."""
-    recorded = await h.issue_receipt(invoice_id, actor)
+    command = IssueReceipt(invoice_id=invoice_id, issued_on=tokyo_date(now))
+    recorded = await handle(command, await _context(q, invoice_id, actor, "IssueReceipt"))
     return await _result(invoice_id, recorded, q)
 
 
@@ -122,23 +131,23 @@ async def _payer_name(request: Request, q: InvoiceQueries, actor: Actor, case_id
     return payer_name
 
 
-async def _paid_invoice(invoice_id: UUID, h: BillingHandlers, q: InvoiceQueries) -> tuple[ReceiptFacts, UUID]:
+async def _paid_invoice(invoice_id: UUID, registration_number: str,
+                        q: InvoiceQueries) -> tuple[ReceiptFacts, UUID]:
     view = await q.get(invoice_id)
     if view is None:
         raise NotFound(f"no invoice {invoice_id}")
-    return ReceiptFacts.from_view(view, h.qualified_invoice_number), view["case_id"]
+    return ReceiptFacts.from_view(view, registration_number), view["case_id"]
 
 
 @router.get("/invoices/{invoice_id}/receipt.pdf", tags=["invoices"], response_class=Response,
             responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The receipt, A4 PDF"}})
-async def print_receipt_pdf(invoice_id: UUID, actor: Cashier, request: Request, h: Handlers,
-                            q: Queries) -> Response:
+async def print_receipt_pdf(invoice_id: UUID, actor: Cashier, request: Request, q: Queries, hospital: Hospital,
+                            registration_number: RegistrationNumber) -> Response:
     """The issued receipt as a qualified invoice (適格請求書) to hand over or post. The first print is the
     original; every later print of it says 再発行 (reissued)."""
-    facts, case_id = await _paid_invoice(invoice_id, h, q)
-    receipt_document(facts, None, request.app.state.hospital, reissue=False)  # 404 before intake is asked
+    facts, case_id = await _paid_invoice(invoice_id, registration_number, q)
+    receipt_document(facts, None, hospital, reissue=False)  # 404 before intake is asked
     payer_name = await _payer_name(request, q, actor, case_id)
-    hospital = request.app.state.hospital
     return await issued_pdf_marking_copies(
         q.pool, "receipt", facts.receipt_reference,
         lambda reissue: render_receipt(facts, payer_name, hospital, reissue), f"receipt-{facts.receipt_number}.pdf")
@@ -146,14 +155,13 @@ async def print_receipt_pdf(invoice_id: UUID, actor: Cashier, request: Request, 
 
 @router.get("/invoices/{invoice_id}/refund.pdf", tags=["invoices"], response_class=Response,
             responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The refund note, A4 PDF"}})
-async def print_refund_pdf(invoice_id: UUID, actor: Cashier, request: Request, h: Handlers,
-                           q: Queries) -> Response:
+async def print_refund_pdf(invoice_id: UUID, actor: Cashier, request: Request, q: Queries, hospital: Hospital,
+                           registration_number: RegistrationNumber) -> Response:
     """The refund note (返金明細書, a qualified return invoice) for everything refunded on the invoice so far;
     printed again, it says 再発行."""
-    facts, case_id = await _paid_invoice(invoice_id, h, q)
-    refund_document(facts, None, request.app.state.hospital, reissue=False)  # 404 before intake is asked
+    facts, case_id = await _paid_invoice(invoice_id, registration_number, q)
+    refund_document(facts, None, hospital, reissue=False)  # 404 before intake is asked
     payer_name = await _payer_name(request, q, actor, case_id)
-    hospital = request.app.state.hospital
     return await issued_pdf_marking_copies(
         q.pool, "refund", facts.refund_reference,
         lambda reissue: render_refund(facts, payer_name, hospital, reissue), f"refund-{invoice_id}.pdf")
@@ -196,8 +204,8 @@ async def list_invoices(_: Reader, q: Queries, case_id: UUID | None = None, stat
 
 
 @router.get("/takings")
-async def takings(_: Accounts, h: Handlers, q: Queries,
+async def takings(_: Accounts, q: Queries, now: Now,
                   day: Annotated[date | None, Query(alias="date", description="Asia/Tokyo; today if omitted")] = None,
                   ) -> dict[str, Any]:
     """The day's takings: captured minus refunded, by payment method (Asia/Tokyo business date)."""
-    return await q.takings(day or h.today())
+    return await q.takings(day or tokyo_date(now))

@@ -16,18 +16,23 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
+from datetime import UTC
 
 import asyncpg
 from prometheus_client import Counter
 
-from billing.commands import ChargeCaptured, ChargeOutcome, ChargeUnavailable
+from billing.charge_queue import ChargeQueue, DueCharge
+from billing.commands import ChargeCaptured, ChargeOutcome, ChargeUnavailable, RecordChargeOutcome
 from billing.gateway import ChargeRequest, GatewayUnavailable, PaymentGateway
-from billing.handlers import BillingHandlers
-from billing.store import CHARGES_CHANNEL, ChargeQueue, DueCharge
+from billing.projections import CHARGES_CHANNEL
+from eventkit.bootstrap import Dispatcher
+from eventkit.clock import Clock
+from eventkit.events import Actor, CommandContext
 from eventkit.worker import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
+SERVICE = "billing"
 GATEWAY_CALLS = Counter("billing_gateway_calls_total", "Payment gateway calls by outcome", ["outcome"])
 
 
@@ -44,12 +49,13 @@ class RetryPolicy:
 
 
 class ChargeWorker(BackgroundWorker):
-    def __init__(self, queue: ChargeQueue, handlers: BillingHandlers, gateway: PaymentGateway, *, dsn: str,
+    def __init__(self, queue: ChargeQueue, handle: Dispatcher, clock: Clock, gateway: PaymentGateway, *, dsn: str,
                  policy: RetryPolicy, gateway_timeout: float, sweep_seconds: float = 1.0,
                  concurrency: int = 4) -> None:
         super().__init__("billing-charge-worker", sweep_interval=sweep_seconds, retry_delay=sweep_seconds)
         self.queue = queue
-        self.handlers = handlers
+        self.handle = handle
+        self.clock = clock
         self.gateway = gateway
         self.dsn = dsn
         self.policy = policy
@@ -102,7 +108,10 @@ class ChargeWorker(BackgroundWorker):
             outcome = ChargeUnavailable(reason=error.reason)
         else:
             GATEWAY_CALLS.labels("captured" if isinstance(outcome, ChargeCaptured) else "declined").inc()
-        recorded = await self.handlers.record_charge_outcome(charge.invoice_id, charge.case_id, charge.attempt,
-                                                             charge.idempotency_key, outcome)
+        command = RecordChargeOutcome(invoice_id=charge.invoice_id, attempt=charge.attempt, outcome=outcome,
+                                      at=self.clock().astimezone(UTC))
+        context = CommandContext(actor=Actor.service(SERVICE), correlation_id=str(charge.case_id),
+                                 causation_id=f"charge:{charge.idempotency_key}", command="RecordChargeOutcome")
+        recorded = await self.handle(command, context)
         if not recorded:
             await self.queue.discard(charge)  # the attempt was settled already: nothing left to do

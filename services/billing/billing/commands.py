@@ -43,13 +43,14 @@ class NoteReschedule:
 
 @dataclass(frozen=True)
 class NoteCancellation:
+    """AppointmentCancelled: before payment the invoice is voided, after it the hospital's cancellation refunds."""
+
     invoice_id: UUID
     case_id: UUID
     appointment_id: UUID
     cancelled_by: CancelledBy
     reason: CancellationReason
     refund_id: UUID
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,15 @@ class IssueRefund:
 
 @dataclass(frozen=True)
 class IssueReceipt:
+    """The desk issues the payment's receipt; its number is taken from the year's counter when it is recorded."""
+
     invoice_id: UUID
-    receipt_number: str
     issued_on: date
-    qualified_invoice_registration_number: str
+
+
+@dataclass(frozen=True)
+class KeepSealedPayer:
+    """CaseSubmitted: the payer's name as intake sealed it with the case's key, for printing on a receipt."""
+
+    case_id: UUID
+    payer_name_sealed: str

@@ -1,6 +1,6 @@
 """The Invoice aggregate and the fee schedule: decide(command, state) -> events, evolve(state, event). Pure.
 
-Rules (DOMAIN.md, fees table): the self-pay fee is 30,000 JPY in person and 40,000 JPY online, plus 10%
+Rules (docs/domain.md, the fees): the self-pay fee is 30,000 JPY in person and 40,000 JPY online, plus 10%
 consumption tax (33,000 / 44,000 JPY). In person it is paid at the counter on the consultation day, before
 the consultation; online it is charged to the card registered on the telemedicine platform.
 
@@ -340,7 +340,7 @@ def _void_reason(reason: CancellationReason) -> InvoiceVoidReason:
     return InvoiceVoidReason.APPOINTMENT_CANCELLED
 
 
-def cancel(command: NoteCancellation, invoice: Invoice) -> list[Event]:
+def cancel(command: NoteCancellation, invoice: Invoice, *, at: datetime) -> list[Event]:
     """Before payment the invoice is voided; after payment a cancellation by the hospital refunds in full.
 
     A patient who cancels after paying is refunded only if the desk decides so (POST .../refunds). After
@@ -357,7 +357,7 @@ def cancel(command: NoteCancellation, invoice: Invoice) -> list[Event]:
     if invoice.captured_amount > 0:
         if command.cancelled_by is CancelledBy.HOSPITAL and invoice.refundable > 0:
             events.append(_refund(invoice, command.refund_id, invoice.refundable, RefundReason.CANCELLED_BY_HOSPITAL,
-                                  command.at))
+                                  at))
         return events
     if invoice.completed_at is None:
         events.append(InvoiceVoided(case_id=command.case_id, invoice_id=command.invoice_id,
@@ -500,12 +500,15 @@ def check_receipt(invoice: Invoice) -> None:
         raise CommandRejected("the payment was refunded in full", code="fully_refunded")
 
 
-def issue_receipt(command: IssueReceipt, invoice: Invoice) -> list[Event]:
+def issue_receipt(command: IssueReceipt, invoice: Invoice, *, receipt_number: str,
+                  registration_number: str) -> list[Event]:
+    """`receipt_number`: the next of the year's counter; `registration_number`: the hospital's qualified-invoice
+    issuer registration number."""
     check_receipt(invoice)
     invoice_id, case_id = _issued(invoice)
-    return [ReceiptIssued(case_id=case_id, invoice_id=invoice_id, receipt_number=command.receipt_number,
+    return [ReceiptIssued(case_id=case_id, invoice_id=invoice_id, receipt_number=receipt_number,
                           issued_on=command.issued_on, total=invoice.total, tax=invoice.tax,
-                          qualified_invoice_registration_number=command.qualified_invoice_registration_number)]
+                          qualified_invoice_registration_number=registration_number)]
 
 
 # --- Evolve ----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 from uuid import UUID
 
 import httpx
@@ -17,6 +18,7 @@ from cryptography.exceptions import InvalidTag
 
 from eventkit.crypto import MASK, from_text, open_with
 from eventkit.db import Conn
+from eventkit.unit_of_work import UnitOfWork, connection_of
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,20 @@ async def save_sealed_payer(conn: Conn, case_id: UUID, sealed: str) -> None:
 async def sealed_payer(conn: Conn, case_id: UUID) -> str | None:
     sealed: str | None = await conn.fetchval("SELECT payer_name_sealed FROM case_payers WHERE case_id = $1", case_id)
     return sealed
+
+
+class SealedPayers(Protocol):
+    """The payers' names as intake sealed them, kept in the handler's unit of work. `PostgresSealedPayers` in the
+    service; a fake in handler tests."""
+
+    async def keep(self, uow: UnitOfWork, case_id: UUID, sealed: str) -> None:
+        """Kept once per case (a repeat keeps the first)."""
+        ...
+
+
+class PostgresSealedPayers:
+    async def keep(self, uow: UnitOfWork, case_id: UUID, sealed: str) -> None:
+        await save_sealed_payer(await connection_of(uow), case_id, sealed)
 
 
 @dataclass(frozen=True)

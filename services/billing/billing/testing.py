@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from billing.app import build
+from billing.bootstrap import build
 from billing.domain import invoice_id_for
 from billing.gateway_simulator import GatewaySimulator, running_simulator
 from billing.settings import BillingSettings

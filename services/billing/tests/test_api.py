@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from billing.app import build
-from billing.store import STREAM_TYPE
+from billing.bootstrap import build
+from billing.repository import STREAM_TYPE
 from billing.testing import (
     QUALIFIED_INVOICE_NUMBER,
     SchedulingEvents,
@@ -31,14 +31,10 @@ from eventkit.testing import (
     fetch,
     running_app,
     scalar,
-    streams_loaded_one_by_one,
 )
 from secondopinion_contracts import CloudEvent
-from secondopinion_contracts.codes import CancellationReason, CancelledBy, Mode, RescheduleReason
+from secondopinion_contracts.codes import CancellationReason, CancelledBy, Mode
 from secondopinion_contracts.events.scheduling import (
-    AppointmentCancelled,
-    AppointmentRescheduled,
-    ConsultationCompleted,
     SlotConfirmed,
 )
 
@@ -463,32 +459,3 @@ async def test_money_is_handled_by_the_cashier_and_every_command_records_who(
 async def test_commands_on_an_unknown_invoice_are_404(billing: httpx.AsyncClient, path: str) -> None:
     response = await billing.post(path.format(id=uuid.uuid4()))
     assert response.status_code == 404
-
-
-async def test_a_batch_of_schedulings_events_reads_the_invoices_it_touches_in_one_statement(
-        billing: httpx.AsyncClient) -> None:
-    # Each handler names the invoice stream it loads (LoadsStreams): a batch of deliveries reads them all at once.
-    consumer = billing._transport.app.state.runtime.consumer  # type: ignore[attr-defined]
-    confirmed = [SlotConfirmed(case_id=uuid.uuid4(), appointment_id=uuid.uuid4(), slot_id=uuid.uuid4(),
-                               start=CONSULTATION, end=CONSULTATION + timedelta(hours=1), department="cardiology",
-                               physician_id="dr-sato", mode=mode)
-                 for mode in (Mode.IN_PERSON, Mode.ONLINE, Mode.ONLINE)]
-    assert await streams_loaded_one_by_one(consumer, confirmed) == 0
-    moved, cancelled, completed = confirmed
-    later = [
-        AppointmentRescheduled(case_id=moved.case_id, appointment_id=moved.appointment_id,
-                               previous_slot_id=moved.slot_id, slot_id=uuid.uuid4(),
-                               start=CONSULTATION + timedelta(days=1), end=CONSULTATION + timedelta(days=1, hours=1),
-                               physician_id="dr-sato", reason=RescheduleReason.PATIENT_REQUEST),
-        AppointmentCancelled(case_id=cancelled.case_id, appointment_id=cancelled.appointment_id,
-                             slot_id=cancelled.slot_id, reason=CancellationReason.PATIENT_REQUEST,
-                             cancelled_by=CancelledBy.PATIENT),
-        ConsultationCompleted(case_id=completed.case_id, appointment_id=completed.appointment_id, mode=completed.mode,
-                              department=completed.department, physician_id=completed.physician_id,
-                              completed_at=completed.end),
-    ]
-    assert await streams_loaded_one_by_one(consumer, later) == 0
-    invoices = [(await billing.get(f"/invoices/{invoice_of(event)}")).json() for event in confirmed]
-    assert [invoice["status"] for invoice in invoices] == ["issued", "void", "issued"]
-    assert invoices[0]["consultation"]["date"] == "2026-12-02", "moved a day by the reschedule"
-    assert invoices[2]["consultation"]["completed_at"] is not None

@@ -1,23 +1,24 @@
-"""Event-sourced aggregates: state is folded from the stream; a command decides the new events."""
+"""Event-sourced aggregates: state is folded from the stream; a command decides the new events.
+
+`AggregateType` says what an aggregate is (its stream type, its initial state, how an event changes it); a unit of
+work loads one by it (`await uow.load(cases, case_id)`). `AggregateRepository` is the same bound to an event store,
+for code that works on the store directly."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from eventkit.db import Conn
 from eventkit.events import CommandContext, Event, RecordedEvent
+from eventkit.retry import jittered, retrying
 from eventkit.store import ConcurrencyError, EventStore
 
 S = TypeVar("S")
 
 
-class AggregateRepository(Generic[S]):
-    def __init__(self, store: EventStore, stream_type: str, initial: Callable[[], S],
-                 evolve: Callable[[S, Event], S]) -> None:
-        self.store = store
+class AggregateType(Generic[S]):
+    def __init__(self, stream_type: str, initial: Callable[[], S], evolve: Callable[[S, Event], S]) -> None:
         self.stream_type = stream_type
         self.initial = initial
         self.evolve = evolve
@@ -31,6 +32,13 @@ class AggregateRepository(Generic[S]):
             state = self.evolve(state, recorded.data)
         return state
 
+
+class AggregateRepository(AggregateType[S]):
+    def __init__(self, store: EventStore, stream_type: str, initial: Callable[[], S],
+                 evolve: Callable[[S, Event], S]) -> None:
+        super().__init__(stream_type, initial, evolve)
+        self.store = store
+
     async def load(self, aggregate_id: object, *, conn: Conn | None = None) -> tuple[S, int]:
         events = await self.store.load(self.stream_id(aggregate_id), conn=conn)
         return self.fold(events), (events[-1].version if events else 0)
@@ -42,15 +50,10 @@ class AggregateRepository(Generic[S]):
         Within a caller's transaction (`conn` given) a conflict is raised at once: the caller's whole
         transaction has to be retried, not just this step.
         """
-        for attempt in range(1, attempts + 1):
-            state, version = await self.load(aggregate_id, conn=conn)
-            events = decide(state)
-            try:
-                return await self.store.append(self.stream_id(aggregate_id), self.stream_type, version, events,
-                                               context, conn=conn)
-            except ConcurrencyError:
-                if conn is not None or attempt == attempts:
-                    raise
-                # Jitter, so that writers who collided do not collide again in lockstep.
-                await asyncio.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311
+        async for attempt in retrying(attempts=1 if conn is not None else attempts, on=ConcurrencyError,
+                                      wait=jittered(0.005)):
+            with attempt:
+                state, version = await self.load(aggregate_id, conn=conn)
+                return await self.store.append(self.stream_id(aggregate_id), self.stream_type, version,
+                                               decide(state), context, conn=conn)
         raise AssertionError("unreachable")

@@ -1,5 +1,5 @@
-"""The desk's business-day calendar (DOMAIN.md "The flow", step 1), shared by every service that counts or
-schedules in business days (scheduling's slots, reporting's KPIs). Pure, no I/O.
+"""The desk's business-day calendar (docs/domain.md: the desk takes calls on business days, 8:30-17:00), shared by
+every service that counts or schedules in business days (scheduling's slots, reporting's KPIs). Pure, no I/O.
 
 Business days are Monday to Friday in Asia/Tokyo, except Japanese national holidays (substitute and
 citizens' holidays included, from `jpholiday`, which is maintained as the Cabinet Office announces

@@ -9,12 +9,11 @@ that raises is retried (republished with an attempt count in a header, then acke
 `max_attempts`, then dead-lettered. A database outage is not the message's fault: it is requeued
 after a pause, without counting, so good messages are never dead-lettered for it.
 
-Deliveries that are in hand together (up to `batch_max`) are handled in one transaction, a group commit: one
-BEGIN, one inbox statement and one COMMIT for all of them instead of one each, which is most of what a delivery
-costs. If anything in such a batch fails, it is rolled back and each delivery is handled again on its own, so a
-bad one never takes good ones with it. A lone delivery is handled at once: nothing waits for a batch to fill.
-The runtime hands the event store's `appends_written_together` in as the batch's scope, so the handlers' appends
-are written in one statement when the batch's last handler has run, not one by one.
+Handlers come in two forms: a `Reaction` (the delivery and a unit of work joined to its transaction; built from
+the service's event -> command table by `reactions_by_command`), or a `Handler` of the connection and the delivery.
+
+This consumer handles each delivery in a transaction of its own. eventkit.batching's `BatchingConsumer` (what the
+runtime runs) handles the deliveries in hand together in one transaction: the same effects, fewer round trips.
 """
 
 from __future__ import annotations
@@ -25,11 +24,10 @@ import enum
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 from faststream import AckPolicy
@@ -40,11 +38,17 @@ from pydantic import ValidationError
 from eventkit import db, metrics
 from eventkit.db import Conn, is_transient
 from eventkit.events import Actor, CommandContext
-from eventkit.group_commit import GroupCommitter, Pending
-from eventkit.store import ConcurrencyError
+from eventkit.inbox import record_in_inbox
+from eventkit.retry import retrying
+from eventkit.store import ConcurrencyError, EventStore
 from eventkit.telemetry import continued_from
 from eventkit.topology import dead_letter_queue, inbox_arguments, inbox_queue
+from eventkit.unit_of_work import PostgresUnitOfWork, UnitOfWork
 from secondopinion_contracts import BY_TYPE, CONTENT_TYPE, CloudEvent, EventData
+
+if TYPE_CHECKING:  # compatibility: the batching hints lived here before eventkit.batching (see `__getattr__`)
+    from eventkit.batching import HandledTogether as HandledTogether
+    from eventkit.batching import LoadsStreams as LoadsStreams
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +59,6 @@ SOURCE_QUEUE_HEADER = "x-eventkit-source-queue"
 
 
 Handler = Callable[[Conn, "Delivery"], Awaitable[None]]
-T = TypeVar("T")
-# Wraps the handling of a batch of deliveries in its transaction (the event store's `appends_written_together`),
-# given the streams the batch's handlers will load.
-BatchScope = Callable[[Conn, Sequence[str]], AbstractAsyncContextManager[None]]
-
-
 @dataclass(frozen=True)
 class Delivery:
     envelope: CloudEvent
@@ -68,31 +66,57 @@ class Delivery:
     context: CommandContext
 
 
-@dataclass(frozen=True)
-class LoadsStreams:
-    """A handler with the event streams it loads for a delivery. A batch of deliveries reads all of its handlers'
-    streams in one statement before they run (the batch scope's `load_ahead`) instead of one each; a stream named
-    here that the handler does not load costs a row read, one it loads and is not named here a statement."""
-
-    handler: Handler
-    streams: Callable[[Delivery], Sequence[str]]
-
-    async def __call__(self, conn: Conn, delivery: Delivery) -> None:
-        await self.handler(conn, delivery)
+# A handler that works through a unit of work joined to the delivery's transaction (which holds its inbox row): its
+# appends and its own statements commit with the inbox row, or not at all. See `ServiceRuntime(reactions=...)`.
+Reaction = Callable[[Delivery, UnitOfWork], Awaitable[object]]
 
 
 @dataclass(frozen=True)
-class HandledTogether(Generic[T]):
-    """A handler in two steps: `first` for all of a batch's deliveries at once, before any of them goes on, then
-    `then` for each, with what `first` returned for it. A step every delivery begins with (reporting logs each event)
-    is then one statement for the batch instead of one for each. Handled alone, a delivery is a batch of one."""
+class JoinedReaction:
+    """A reaction as the consumer calls a handler: with a unit of work on the delivery's (or its batch's)
+    transaction."""
 
-    first: Callable[[Conn, Sequence[Delivery]], Awaitable[Sequence[T]]]
-    then: Callable[[Conn, Delivery, T], Awaitable[None]]
+    store: EventStore
+    reaction: Reaction
 
     async def __call__(self, conn: Conn, delivery: Delivery) -> None:
-        [result] = await self.first(conn, [delivery])
-        await self.then(conn, delivery, result)
+        async with PostgresUnitOfWork(self.store, delivery.context, conn=conn) as uow:
+            await self.reaction(delivery, uow)
+
+
+def joined_to_delivery(store: EventStore, reaction: Reaction) -> Handler:
+    return JoinedReaction(store, reaction)
+
+
+@dataclass(frozen=True)
+class CommandReaction:
+    """A reaction that turns the delivery into a command (None: nothing to do for it) and runs the command's
+    handler, the same handler the HTTP API's commands go to."""
+
+    command_of: Callable[[Delivery], Any]
+    handlers: Mapping[type[Any], Callable[[Any, UnitOfWork], Awaitable[object]]]
+
+    async def __call__(self, delivery: Delivery, uow: UnitOfWork) -> None:
+        command = self.command_of(delivery)
+        if command is not None:
+            await self.handlers[type(command)](command, uow)
+
+
+def reactions_by_command(commands: Mapping[type[EventData], Callable[[Delivery], Any]],
+                         handlers: Mapping[type[Any], Callable[[Any, UnitOfWork], Awaitable[object]]],
+                         ) -> dict[type[EventData], Reaction]:
+    """A service's reactions from its two tables: event type -> the command it becomes (None: nothing to do for
+    this delivery), and command type -> its handler."""
+    return {event_type: CommandReaction(command_of, handlers) for event_type, command_of in commands.items()}
+
+
+class ConsumedProjection(Protocol):
+    """A read model of the events consumed (reporting's log of every service's events), kept in the inbox
+    transaction: applied to the deliveries recorded in the inbox for the first time, all those handled together at
+    once (a batch's, or one), before any of their handlers runs. Returns the deliveries whose handlers are to run;
+    the others are done (an event that was in the log already)."""
+
+    async def apply(self, conn: Conn, deliveries: Sequence[Delivery]) -> Sequence[Delivery]: ...
 
 
 class Verdict(enum.Enum):
@@ -117,8 +141,8 @@ class Consumer:
     def __init__(self, service: str, pool: asyncpg.Pool, handlers: Mapping[type[EventData], Handler], *,
                  catch_all: Handler | None = None, extra_bindings: tuple[str, ...] = (),
                  max_attempts: int = 5, retry_base_delay: float = 0.2, retry_max_delay: float = 5.0,
-                 transient_delay: float = 1.0, prefetch: int = 32, batch_max: int = 32,
-                 concurrent_batches: int = 2, batch_scope: BatchScope | None = None) -> None:
+                 transient_delay: float = 1.0, prefetch: int = 32,
+                 projections: Sequence[ConsumedProjection] = ()) -> None:
         self.service = service
         self.pool = pool
         self.handlers = {event.type_name(): handler for event, handler in handlers.items()}
@@ -129,10 +153,7 @@ class Consumer:
         self.retry_max_delay = retry_max_delay
         self.transient_delay = transient_delay
         self.prefetch = prefetch
-        self.batch_max = batch_max
-        self.batch_scope = batch_scope
-        self._batches: GroupCommitter[tuple[Handler, Delivery], Outcome] = GroupCommitter(
-            self._commit_batch, batch_max=batch_max, concurrent_batches=concurrent_batches)
+        self.projections = tuple(projections)
         self._case_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._case_users: Counter[str] = Counter()  # deliveries of each case holding or awaiting its lock
         self.subscriber: Any = None
@@ -196,66 +217,27 @@ class Consumer:
         return outcome
 
     async def _handle(self, handler: Handler, delivery: Delivery) -> Outcome:
-        if self.batch_max == 1:
-            return await self._handle_once(handler, delivery)
-        return await self._batches.run((handler, delivery))
-
-    async def _commit_batch(self, batch: list[Pending[tuple[Handler, Delivery], Outcome]]) -> None:
-        metrics.CONSUMER_BATCH_SIZE.labels(self.service).observe(len(batch))
-        if len(batch) > 1:
-            try:
-                outcomes = await self._handle_together(batch)
-            except Exception as error:
-                if db.is_database_lost(error):
-                    for pending in batch:
-                        pending.fail(error)
-                    return
-                log.info("a batch of %d deliveries failed (%s); handling each on its own", len(batch), _short(error))
-                metrics.CONSUMER_BATCH_FALLBACKS.labels(self.service).inc()
-            else:
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    pending.resolve(outcome)
-                return
-        for pending in batch:
-            try:
-                pending.resolve(await self._handle_once(*pending.work, pending.trace_context))
-            except Exception as error:
-                pending.fail(error)
-
-    async def _handle_together(self, batch: list[Pending[tuple[Handler, Delivery], Outcome]]) -> list[Outcome]:
-        """All of `batch` in one transaction, in the order of their cases (at most one delivery per case is in
-        hand: the case lock), so that replicas' batches take the cases' locks in one order."""
-        batch.sort(key=lambda pending: pending.work[1].envelope.subject)
-        async with db.transaction(self.pool) as conn:
-            work = [(*pending.work, pending.trace_context) for pending in batch]
-            if self.batch_scope is None:
-                return await self._handle_in(conn, work)
-            load_ahead = [stream for handler, delivery, _ in work if isinstance(handler, LoadsStreams)
-                          for stream in handler.streams(delivery)]
-            async with self.batch_scope(conn, load_ahead):
-                return await self._handle_in(conn, work)
+        return await self._handle_once(handler, delivery)
 
     async def _handle_once(self, handler: Handler, delivery: Delivery,
                            trace_context: otel_context.Context | None = None) -> Outcome:
-        for _ in range(5):
-            try:
-                async with db.transaction(self.pool) as conn:
-                    [outcome] = await self._handle_in(conn, [(handler, delivery, trace_context)])
-                return outcome
-            except ConcurrencyError:
-                continue  # another writer touched the same stream: decide again from fresh state
+        try:
+            # Another writer touched the same stream: decide again from fresh state.
+            async for attempt in retrying(attempts=5, on=ConcurrencyError, wait=lambda _: 0):
+                with attempt:
+                    async with db.transaction(self.pool) as conn:
+                        [outcome] = await self._handle_in(conn, [(handler, delivery, trace_context)])
+                    return outcome
+        except ConcurrencyError:
+            pass
         return Outcome(Verdict.RETRY, "concurrency", "stream kept changing under the handler")
 
     async def _handle_in(self, conn: Conn,
                          work: Sequence[tuple[Handler, Delivery, otel_context.Context | None]]) -> list[Outcome]:
         """In `conn`'s transaction: record each delivery in the inbox and run the handler of each one not recorded
         before, under its own delivery's trace when one is given (a committer handles others' deliveries)."""
-        first_times = {row["message_id"] for row in await conn.fetch(
-            "INSERT INTO inbox (message_id, event_type) SELECT * FROM unnest($1::text[], $2::text[])"
-            " ON CONFLICT DO NOTHING RETURNING message_id",
-            [str(delivery.envelope.id) for _, delivery, _ in work],
-            [delivery.envelope.type for _, delivery, _ in work],
-        )}
+        first_times = await record_in_inbox(
+            conn, [(str(delivery.envelope.id), delivery.envelope.type) for _, delivery, _ in work])
         outcomes: list[Outcome] = []
         first_handled: list[tuple[Handler, Delivery, otel_context.Context | None]] = []
         for handler, delivery, trace_context in work:
@@ -266,18 +248,17 @@ class Consumer:
             first_times.discard(message_id)
             first_handled.append((handler, delivery, trace_context))
             outcomes.append(Outcome(Verdict.DONE))
-        first_steps = await _first_steps_together(conn, [(handler, delivery) for handler, delivery, _ in first_handled])
-        for index, (handler, delivery, trace_context) in enumerate(first_handled):
-            token = otel_context.attach(trace_context) if trace_context is not None else None
-            try:
-                if isinstance(handler, HandledTogether):
-                    await handler.then(conn, delivery, first_steps[index])
-                else:
-                    await handler(conn, delivery)
-            finally:
-                if token is not None:
-                    otel_context.detach(token)
+        for projection in self.projections if first_handled else ():
+            going_on = {id(delivery) for delivery in await projection.apply(conn, [d for _, d, _ in first_handled])}
+            first_handled = [work for work in first_handled if id(work[1]) in going_on]
+        await self._run_handlers(conn, first_handled)
         return outcomes
+
+    async def _run_handlers(self, conn: Conn,
+                            work: Sequence[tuple[Handler, Delivery, otel_context.Context | None]]) -> None:
+        for handler, delivery, trace_context in work:
+            with _traced(trace_context):
+                await handler(conn, delivery)
 
     def attach(self, broker: RabbitBroker) -> None:
         """Subscribe on `broker`: declared, bound and acked by this consumer's rules."""
@@ -348,17 +329,24 @@ class Consumer:
         return bool(queue_obj is not None and tag and not queue_obj.channel.is_closed)
 
 
-async def _first_steps_together(conn: Conn, work: Sequence[tuple[Handler, Delivery]]) -> dict[int, Any]:
-    """The first steps of the `HandledTogether` handlers among `work`, one call for each such handler with all of its
-    deliveries; each result under its delivery's index in `work`."""
-    together: dict[int, tuple[HandledTogether[Any], list[int]]] = {}
-    for index, (handler, _) in enumerate(work):
-        if isinstance(handler, HandledTogether):
-            together.setdefault(id(handler), (handler, []))[1].append(index)
-    results: dict[int, Any] = {}
-    for handler, indexes in together.values():
-        results.update(zip(indexes, await handler.first(conn, [work[index][1] for index in indexes]), strict=True))
-    return results
+@contextlib.contextmanager
+def _traced(trace_context: otel_context.Context | None) -> Iterator[None]:
+    """Under a delivery's own trace, when one is given (a batch's committer handles others' deliveries)."""
+    token = otel_context.attach(trace_context) if trace_context is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+
+
+def __getattr__(name: str) -> Any:
+    # Compatibility: the batching hints lived here before eventkit.batching.
+    if name in ("LoadsStreams", "HandledTogether"):
+        from eventkit import batching
+
+        return getattr(batching, name)
+    raise AttributeError(name)
 
 
 async def _undecoded(message: RabbitMessage) -> bytes:

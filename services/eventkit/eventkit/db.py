@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -11,10 +9,12 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from eventkit.retry import doubling, retried
 
 # What handlers and projections receive: a plain connection or one borrowed from the pool.
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -55,29 +55,14 @@ def is_database_lost(error: BaseException) -> bool:
     return is_transient(error) and not isinstance(error, asyncpg.SerializationError | asyncpg.DeadlockDetectedError)
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
 READ_ATTEMPTS = 5  # within about 0.75 s: a connection whose server process was terminated is replaced at once
 
-
-def retried_read(read: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """A read (outside any transaction) that meets a transient error is tried again on another pooled connection.
-
-    For the reads a command's answer is built from after its transaction committed, above all: failing there would
-    answer 503 ("not recorded, try again") for a command that was recorded, and the client's retry would record it
-    twice. A pooled connection can die unseen while idle (its server process terminated or restarted)."""
-
-    @functools.wraps(read)
-    async def retried(*args: P.args, **kwargs: P.kwargs) -> T:
-        for attempt in range(READ_ATTEMPTS - 1):
-            try:
-                return await read(*args, **kwargs)
-            except TRANSIENT_DB_ERRORS as error:
-                log.info("read %s failed (%s), trying again", read.__qualname__, error.__class__.__name__)
-                await asyncio.sleep(0.05 * 2 ** attempt)
-        return await read(*args, **kwargs)
-
-    return retried
+# A read (outside any transaction) that meets a transient error is tried again on another pooled connection.
+#
+# For the reads a command's answer is built from after its transaction committed, above all: failing there would
+# answer 503 ("not recorded, try again") for a command that was recorded, and the client's retry would record it
+# twice. A pooled connection can die unseen while idle (its server process terminated or restarted).
+retried_read = retried(attempts=READ_ATTEMPTS, on=TRANSIENT_DB_ERRORS, wait=doubling(0.05))
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
@@ -104,7 +89,7 @@ class _OpenTransaction:
 
     conn: Conn
     before: dict[BeforeCommit, list[Any]] = field(default_factory=dict)
-    after: list[Callable[[], None]] = field(default_factory=list)
+    after: list[Callable[[], object]] = field(default_factory=list)
 
 
 _open_transaction: ContextVar[_OpenTransaction | None] = ContextVar("eventkit_open_transaction", default=None)
@@ -135,7 +120,7 @@ def _opened_here(conn: Conn) -> _OpenTransaction | None:
     return current if current is not None and current.conn is conn else None
 
 
-def after_commit(conn: Conn, hook: Callable[[], None]) -> bool:
+def after_commit(conn: Conn, hook: Callable[[], object]) -> bool:
     """Runs `hook` (once) after `conn`'s transaction has committed, if `transaction()` opened it; False otherwise, and
     the caller has to find another way."""
     current = _opened_here(conn)

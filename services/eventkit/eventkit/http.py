@@ -1,11 +1,71 @@
-"""What every service's HTTP API shares beyond authentication (eventkit.auth): limits on what a request may carry."""
+"""What every service's HTTP API shares beyond authentication (eventkit.auth): the context a request's command runs
+in, the dependencies that reach what the service's bootstrap built, and limits on what a request may carry.
+
+    Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
+    Queries = Annotated[CaseQueries, Depends(on_pool(CaseQueries))]
+
+    recorded = await handle(command, command_context(actor, case_id, "ScreenCase"))
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+from uuid import uuid4
+
+import asyncpg
+from fastapi import Request
+
+from eventkit.clock import tokyo_date
+from eventkit.events import Actor, CommandContext
+
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+def command_context(actor: Actor, correlation_id: object, command: str) -> CommandContext:
+    """The context of a command a staff member sent over HTTP: its events are correlated with the case (or other
+    subject) and caused by this one request."""
+    return CommandContext(actor=actor, correlation_id=str(correlation_id), causation_id=f"command:{uuid4()}",
+                          command=command)
+
+
+# The dependencies are async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on
+# every request.
+
+def from_app_state(name: str, kind: type[T]) -> Callable[[Request], Awaitable[T]]:
+    """A FastAPI dependency: what the bootstrap put on `app.state.<name>` (the dispatcher, the clock, ...)."""
+
+    async def dependency(request: Request) -> T:
+        value = getattr(request.app.state, name)
+        assert isinstance(value, kind), f"app.state.{name} is {type(value).__name__}, not {kind.__name__}"
+        return value
+
+    return dependency
+
+
+async def now(request: Request) -> datetime:
+    """A FastAPI dependency: the present instant in UTC by the service's clock (`app.state.clock`, set by
+    create_app)."""
+    instant: datetime = request.app.state.clock()
+    return instant.astimezone(UTC)
+
+
+async def today(request: Request) -> date:
+    """A FastAPI dependency: today's date in Tokyo by the service's clock."""
+    return tokyo_date(await now(request))
+
+
+def on_pool(make: Callable[[asyncpg.Pool], T]) -> Callable[[Request], Awaitable[T]]:
+    """A FastAPI dependency: `make` (a service's queries, say) on the running service's database pool."""
+
+    async def dependency(request: Request) -> T:
+        return make(request.app.state.runtime.pool)
+
+    return dependency
 
 
 class BodySizeLimit:

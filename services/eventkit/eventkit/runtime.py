@@ -22,7 +22,10 @@ from pydantic import BaseModel
 
 from eventkit import audit, db, metrics
 from eventkit.auth import AuthSettings, TokenVerifier
-from eventkit.consumer import Consumer, Handler
+from eventkit.batching import BatchingConsumer, BatchingEventStore
+from eventkit.bootstrap import BoundHandler, Dispatcher
+from eventkit.clock import Clock
+from eventkit.consumer import ConsumedProjection, Consumer, Handler, Reaction, joined_to_delivery
 from eventkit.errors import CommandRejected
 from eventkit.http import BodySizeLimit
 from eventkit.outbox import OutboxRelay, outbox_status
@@ -30,6 +33,7 @@ from eventkit.settings import ServiceSettings, production_problems
 from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
 from eventkit.telemetry import configure_tracing, instrument_http
 from eventkit.topology import dead_letter_queue, declare_inbox
+from eventkit.unit_of_work import UnitOfWorkFactory, postgres_units_of_work
 from secondopinion_contracts import EventData
 
 log = logging.getLogger(__name__)
@@ -39,13 +43,20 @@ class UnsafeConfiguration(RuntimeError):
 
 
 HandlersFactory = Callable[["ServiceRuntime"], Mapping[type[EventData], Handler]]
+ReactionsFactory = Callable[["ServiceRuntime"], Mapping[type[EventData], Reaction]]
 
 
 class ServiceRuntime:
     def __init__(self, settings: ServiceSettings, *, types: EventTypes, projections: Sequence[Projection] = (),
                  migrations: Sequence[Path] = (), handlers: HandlersFactory | None = None,
                  catch_all: Callable[[ServiceRuntime], Handler] | None = None,
-                 extra_bindings: tuple[str, ...] = ()) -> None:
+                 extra_bindings: tuple[str, ...] = (), reactions: ReactionsFactory | None = None,
+                 catch_all_reaction: Callable[[ServiceRuntime], Reaction] | None = None,
+                 consumed_projections: Sequence[ConsumedProjection] = ()) -> None:
+        """`reactions` (event type -> handler of the delivery and a unit of work joined to its transaction) and
+        `catch_all_reaction` are what `handlers` and `catch_all` (handlers of a connection and the delivery) were;
+        a service gives one pair or the other. `consumed_projections` are kept from the events consumed, before the
+        handlers run (eventkit.consumer.ConsumedProjection)."""
         self.settings = settings
         self.service = settings.service
         self.types = types
@@ -53,6 +64,9 @@ class ServiceRuntime:
         self.migrations = migrations
         self._handlers = handlers
         self._catch_all = catch_all
+        self._reactions = reactions
+        self._catch_all_reaction = catch_all_reaction
+        self.consumed_projections = consumed_projections
         self.extra_bindings = extra_bindings
         self._pool: asyncpg.Pool | None = None
         self._store: EventStore | None = None
@@ -70,6 +84,11 @@ class ServiceRuntime:
         assert self._store is not None, "runtime not started"
         return self._store
 
+    @property
+    def units_of_work(self) -> UnitOfWorkFactory:
+        """Fresh units of work on the event store, each in a transaction of its own: what command handlers get."""
+        return postgres_units_of_work(self.store)
+
     async def start(self, *, relay: bool = True, consume: bool = True) -> None:
         settings = self.settings
         await db.migrate(settings.database_url, self.migrations)
@@ -79,16 +98,23 @@ class ServiceRuntime:
                                      batch_size=settings.outbox_batch_size,
                                      sweep_interval=settings.outbox_sweep_seconds)
             self.relay.start()
-        self._store = EventStore(self._pool, service=self.service, types=self.types, projections=self.projections,
-                                 relay=self.relay, append_batch_max=settings.append_batch_max)
-        handlers = self._handlers(self) if self._handlers else {}
+        # The batching store and consumer: the same behaviour as the plain ones, in fewer round trips.
+        store = self._store = BatchingEventStore(self._pool, service=self.service, types=self.types,
+                                                 projections=self.projections, relay=self.relay,
+                                                 append_batch_max=settings.append_batch_max)
+        handlers = dict(self._handlers(self)) if self._handlers else {}
+        handlers.update({event_type: joined_to_delivery(store, reaction)
+                         for event_type, reaction in (self._reactions(self) if self._reactions else {}).items()})
         catch_all = self._catch_all(self) if self._catch_all else None
+        if self._catch_all_reaction is not None:
+            catch_all = joined_to_delivery(store, self._catch_all_reaction(self))
         if consume and (handlers or catch_all):
             self.broker = RabbitBroker(settings.rabbitmq_url, logger=None, graceful_timeout=10.0, apply_types=False)
-            self.consumer = Consumer(self.service, self._pool, handlers, catch_all=catch_all,
-                                     extra_bindings=self.extra_bindings, prefetch=settings.consumer_prefetch,
-                                     batch_max=settings.consumer_batch_max, max_attempts=settings.consumer_max_attempts,
-                                     batch_scope=self._store.appends_written_together)
+            self.consumer = BatchingConsumer(
+                self.service, self._pool, handlers, catch_all=catch_all, extra_bindings=self.extra_bindings,
+                prefetch=settings.consumer_prefetch, max_attempts=settings.consumer_max_attempts,
+                projections=self.consumed_projections, batch_max=settings.consumer_batch_max,
+                batch_scope=store.appends_written_together)
             self.consumer.attach(self.broker)
             await self.broker.connect()
             await self._declare_topology(self.consumer.bindings)
@@ -156,12 +182,17 @@ class ServiceRuntime:
 
 
 def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers: Sequence[Any],
-               on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None, version: str = "1.0.0") -> FastAPI:
-    """The service's ASGI app; `on_start` wires handlers once the runtime's adapters exist."""
+               on_start: Callable[[FastAPI, ServiceRuntime], None] | None = None, version: str = "1.0.0",
+               handlers: Mapping[type, BoundHandler] | None = None, clock: Clock | None = None) -> FastAPI:
+    """The service's ASGI app. Once the runtime has started, `app.state.handle` runs a command's handler from
+    `handlers` (a `Dispatcher` on the runtime's units of work) and `on_start` wires anything else; `app.state.clock`
+    is `clock` (what `eventkit.http.now` and `today` read)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        if handlers is not None:
+            app.state.handle = Dispatcher(handlers, runtime.units_of_work)
         if on_start is not None:
             on_start(app, runtime)
         try:
@@ -178,6 +209,8 @@ def create_app(runtime: ServiceRuntime, *, title: str, description: str, routers
     instrument_http(app)
     app.add_middleware(BodySizeLimit)
     app.state.runtime = runtime
+    if clock is not None:
+        app.state.clock = clock
     app.state.token_verifier = TokenVerifier(auth)
     app.include_router(audit.router)
     service = runtime.service

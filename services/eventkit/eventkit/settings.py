@@ -1,4 +1,5 @@
-"""Configuration from the environment, shared by every service (prefix-free, as DESIGN.md names it)."""
+"""Configuration from the environment, shared by every service: the same names in each (RABBITMQ_URL, APP_PROFILE,
+...), without a service prefix except the database's own `<SERVICE>_DATABASE_URL` (docs/architecture.md)."""
 
 from __future__ import annotations
 

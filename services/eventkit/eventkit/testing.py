@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from eventkit import db
+from eventkit.batching import BatchingConsumer
 from eventkit.clock import TOKYO
 from eventkit.consumer import Consumer, Verdict
 from eventkit.db import Conn
@@ -267,6 +268,7 @@ class StatementLog:
 async def statements_of_one_batch(consumer: Consumer, events: Sequence[EventData]) -> list[str]:
     """Hands `events` to `consumer` together, as deliveries in hand are (one batch, for events of different cases),
     and returns the statements the batch sent from its handlers' start to its commit."""
+    assert isinstance(consumer, BatchingConsumer)
     assert consumer.batch_scope is not None
     scope = consumer.batch_scope
     logs: list[StatementLog] = []
@@ -302,7 +304,7 @@ async def statements_of_one_batch(consumer: Consumer, events: Sequence[EventData
 
 async def streams_loaded_one_by_one(consumer: Consumer, events: Sequence[EventData]) -> int:
     """How many streams the handlers of one batch of `events` loaded one statement each: none when every handler
-    names the streams it loads (`LoadsStreams`), which the batch reads ahead in one."""
+    names the streams it loads (`LoadsStreams`) or the batch has learned them, and reads them ahead in one."""
     return (await statements_of_one_batch(consumer, events)).count(LOAD_STREAM)
 
 

@@ -13,13 +13,17 @@ import asyncpg
 import pytest
 
 from eventkit import db
-from eventkit.consumer import Consumer, Delivery, HandledTogether, Outcome, Verdict
+from eventkit.batching import BatchingConsumer, HandledTogether
+from eventkit.consumer import Consumer, Delivery, Outcome, Verdict
 from eventkit.db import Conn
+from eventkit.store import EventStore, EventTypes
 from eventkit.telemetry import current_traceparent
+from eventkit.unit_of_work import PostgresUnitOfWork
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.events.intake import CaseAccepted
 
 from .test_consumer import accepted_event
+from .test_store import context
 
 Handler = Callable[[Conn, Delivery], Awaitable[None]]
 
@@ -54,7 +58,7 @@ async def rows(pool: asyncpg.Pool, query: str) -> list[asyncpg.Record]:
 
 async def test_deliveries_in_hand_together_commit_in_one_transaction_each_with_one_effect(
         pool: asyncpg.Pool) -> None:
-    consumer = Consumer("testsvc", pool, {CaseAccepted: record})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: record})
     events = [accepted_event() for _ in range(20)]
     outcomes = await deliver_together(consumer, events)
     assert [outcome.verdict for outcome in outcomes] == [Verdict.DONE] * 20
@@ -67,7 +71,7 @@ async def test_deliveries_in_hand_together_commit_in_one_transaction_each_with_o
 
 @pytest.mark.parametrize("batch_max", [1, 2])
 async def test_no_transaction_holds_more_deliveries_than_the_batch_limit(pool: asyncpg.Pool, batch_max: int) -> None:
-    consumer = Consumer("testsvc", pool, {CaseAccepted: record}, batch_max=batch_max)
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: record}, batch_max=batch_max)
     outcomes = await deliver_together(consumer, [accepted_event() for _ in range(6)])
     assert {outcome.verdict for outcome in outcomes} == {Verdict.DONE}
     per_transaction = Counter(row["transaction_id"] for row in await rows(pool, "SELECT transaction_id FROM effects"))
@@ -84,7 +88,7 @@ async def test_a_failing_delivery_in_a_batch_is_retried_alone_and_the_others_com
         if delivery.envelope.subject == str(bad_case):
             raise RuntimeError("handler bug")
 
-    consumer = Consumer("testsvc", pool, {CaseAccepted: record_unless_bad})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: record_unless_bad})
     good = [accepted_event() for _ in range(9)]
     bad = accepted_event(bad_case)
     outcomes = await deliver_together(consumer, [*good[:4], bad, *good[4:]])
@@ -104,7 +108,7 @@ async def test_events_already_handled_or_twice_in_one_batch_have_no_second_effec
     async def note(conn: Conn, delivery: Delivery) -> None:
         await conn.execute("INSERT INTO handled VALUES ($1)", delivery.envelope.id)
 
-    consumer = Consumer("testsvc", pool, {CaseAccepted: note})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: note})
     handled_before = accepted_event()
     assert (await consumer.process(handled_before.to_json_bytes())).verdict is Verdict.DONE
     fresh = accepted_event()
@@ -131,7 +135,7 @@ async def test_a_connection_lost_mid_batch_requeues_the_whole_batch_and_writes_n
                 await other.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
             await conn.execute("SELECT 1")  # the server side of this connection is gone
 
-    consumer = Consumer("testsvc", pool, {CaseAccepted: record_and_lose_the_connection_once})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: record_and_lose_the_connection_once})
     outcomes = await deliver_together(consumer, [accepted_event() for _ in range(5)])
     # Handled one by one, each would have passed (the handler cuts only once): a lost database is not the
     # deliveries' fault, and they go back to the queue after a pause instead.
@@ -141,7 +145,7 @@ async def test_a_connection_lost_mid_batch_requeues_the_whole_batch_and_writes_n
 
 
 async def test_each_delivery_in_a_batch_is_handled_under_its_own_trace(pool: asyncpg.Pool) -> None:
-    consumer = Consumer("testsvc", pool, {CaseAccepted: record})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: record})
     trace_ids = [uuid.uuid4().hex for _ in range(8)]
     events = [accepted_event().model_copy(update={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"})
               for trace_id in trace_ids]
@@ -177,7 +181,7 @@ async def test_batches_of_two_replicas_that_deadlock_are_each_handled_alone(pool
         lock_of[str(first.id)], lock_of[str(second.id)] = first_lock, second_lock
         openers.add(str(first.id))
         batches.append([first, second])
-    replicas = [Consumer("testsvc", pool, {CaseAccepted: lock_then_record}) for _ in batches]
+    replicas = [BatchingConsumer("testsvc", pool, {CaseAccepted: lock_then_record}) for _ in batches]
     outcomes = await asyncio.gather(*(deliver_together(replica, batch)
                                       for replica, batch in zip(replicas, batches, strict=True)))
     assert [outcome.verdict for both in outcomes for outcome in both] == [Verdict.DONE] * 4
@@ -194,7 +198,7 @@ async def test_values_postgresql_cannot_store_are_dead_lettered_at_once_and_the_
             "INSERT INTO effects (event_id, transaction_id, note, sequence) VALUES ($1, txid_current(), $2, $3)",
             delivery.envelope.id, delivery.data.screened_by, delivery.envelope.sequence)
 
-    consumer = Consumer("testsvc", pool, {CaseAccepted: record_the_screener})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: record_the_screener})
     good = [accepted_event() for _ in range(3)]
     # Both legal in the contracts: a NUL in a string (PostgreSQL's text cannot hold it) and an integer beyond
     # 64 bits.
@@ -225,7 +229,7 @@ async def test_a_first_step_handled_together_runs_once_for_a_batch_before_any_de
         assert noted == f"noted {delivery.envelope.id}"
         await conn.execute("UPDATE effects SET note = $2 WHERE event_id = $1", delivery.envelope.id, noted)
 
-    consumer = Consumer("testsvc", pool, {CaseAccepted: HandledTogether(note_all, then)})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: HandledTogether(note_all, then)})
     handled_before = accepted_event()
     assert (await consumer.process(handled_before.to_json_bytes())).verdict is Verdict.DONE  # alone: a batch of one
     assert calls == ["first 1", "then"]
@@ -238,3 +242,59 @@ async def test_a_first_step_handled_together_runs_once_for_a_batch_before_any_de
     assert {str(row["event_id"]): row["note"] for row in effects} == {
         str(event.id): f"noted {event.id}" for event in [*events, handled_before]}
     assert len({row["transaction_id"] for row in effects if row["event_id"] != handled_before.id}) == 1
+
+
+@pytest.mark.parametrize("kind", ["plain", "batching"])
+async def test_a_consumed_projection_keeps_the_new_deliveries_before_their_handlers_and_filters_them(
+        pool: asyncpg.Pool, kind: str) -> None:
+    calls: list[str] = []
+    logged_before = accepted_event()
+
+    class Log:
+        async def apply(self, conn: Conn, deliveries: Sequence[Delivery]) -> Sequence[Delivery]:
+            calls.append(f"log {len(deliveries)}")
+            await conn.execute("INSERT INTO effects (event_id, transaction_id, note) SELECT id, txid_current(), 'log'"
+                               " FROM unnest($1::uuid[]) AS id", [delivery.envelope.id for delivery in deliveries])
+            return [delivery for delivery in deliveries if delivery.envelope.subject != logged_before.subject]
+
+    async def react(conn: Conn, delivery: Delivery) -> None:
+        calls.append("react")
+        await conn.execute("UPDATE effects SET note = 'reacted' WHERE event_id = $1", delivery.envelope.id)
+
+    consumer = (Consumer("testsvc", pool, {CaseAccepted: react}, projections=[Log()]) if kind == "plain" else
+                BatchingConsumer("testsvc", pool, {CaseAccepted: react}, projections=[Log()]))
+    events = [accepted_event() for _ in range(4)]
+    assert (await consumer.process(events[0].to_json_bytes())).verdict is Verdict.DONE
+    assert calls == ["log 1", "react"]
+    calls.clear()
+    outcomes = await deliver_together(consumer, [*events, logged_before])
+    assert [outcome.verdict for outcome in outcomes] == [Verdict.DUPLICATE] + [Verdict.DONE] * 4
+    expected = ["log 4", *["react"] * 3] if kind == "batching" else ["log 1", "react"] * 3 + ["log 1"]
+    assert sorted(calls) == sorted(expected), "once for the deliveries handled together, only the new ones"
+    notes = {str(row["event_id"]): row["note"] for row in await rows(pool, "SELECT event_id, note FROM effects")}
+    assert notes == {**{str(event.id): "reacted" for event in events}, str(logged_before.id): "log"}
+
+
+async def test_work_a_unit_of_work_asks_for_before_commit_runs_once_for_the_transaction(pool: asyncpg.Pool) -> None:
+    store = EventStore(pool, service="testsvc", types=EventTypes.of())
+    seen: list[list[str]] = []
+
+    async def refresh(conn: Conn, items: list[str]) -> None:
+        seen.append(sorted(items))
+        await conn.execute("INSERT INTO effects (event_id, transaction_id, note) VALUES ($1, txid_current(), $2)",
+                           uuid.uuid4(), ",".join(sorted(items)))
+
+    async with db.transaction(pool) as conn:
+        for case in ("b", "a"):
+            await PostgresUnitOfWork(store, context(), conn=conn).before_commit(refresh, case)
+        assert seen == []
+    assert seen == [["a", "b"]]
+    async with PostgresUnitOfWork(store, context()) as uow:
+        await uow.before_commit(refresh, "c")
+        await uow.before_commit(refresh, "d")
+        await uow.commit()
+    assert seen[1:] == [["c", "d"]]
+    async with PostgresUnitOfWork(store, context()) as uow:
+        await uow.before_commit(refresh, "rolled back")
+    assert len(seen) == 2
+    assert [row["note"] for row in await rows(pool, "SELECT note FROM effects ORDER BY note")] == ["a,b", "c,d"]

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from eventkit.group_commit import GroupCommitter, Pending
+from eventkit.batching import GroupCommitter, Pending
 
 
 async def answer_at_once(batch: list[Pending[int, int]]) -> None:

@@ -1,11 +1,10 @@
-"""The event store's contract, as an abstract suite run against each backend (PostgreSQL here)."""
+"""The PostgreSQL event store beyond the contract every backend keeps (test_contract.py): a caller's failed
+transaction, rebuilding projections, and the read-model helper `apply_to_rows`."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import ClassVar
 
@@ -15,7 +14,7 @@ import pytest
 from eventkit import db
 from eventkit.db import Conn
 from eventkit.events import Actor, CommandContext, PrivateEvent, RecordedEvent
-from eventkit.store import ConcurrencyError, EventStore, EventTypes, RowChanges, apply_to_rows
+from eventkit.store import EventStore, EventTypes, RowChanges, apply_to_rows
 from secondopinion_contracts.codes import DocumentKind
 from secondopinion_contracts.events.intake import DocumentReceived
 
@@ -48,99 +47,6 @@ def document(case_id: uuid.UUID) -> DocumentReceived:
                             received_on=date(2026, 12, 1))
 
 
-class EventStoreContract:
-    """Every backend must pass these. Subclasses provide the `store` fixture."""
-
-    async def test_append_then_load_returns_events_in_version_order(self, store: EventStore) -> None:
-        case_id = uuid.uuid4()
-        first = await store.append("case-a", "case", 0, [document(case_id), document(case_id)], context())
-        second = await store.append("case-a", "case", 2, [document(case_id)], context())
-        loaded = await store.load("case-a")
-        assert [e.version for e in loaded] == [1, 2, 3]
-        assert [e.event_id for e in loaded] == [e.event_id for e in first + second]
-        assert loaded[0].data == first[0].data
-        assert loaded[0].metadata["actor"] == {"id": "nurse-7", "role": "coordinator"}
-
-    async def test_stale_expected_version_is_a_concurrency_error(self, store: EventStore) -> None:
-        await store.append("case-b", "case", 0, [document(uuid.uuid4())], context())
-        with pytest.raises(ConcurrencyError):
-            await store.append("case-b", "case", 0, [document(uuid.uuid4())], context())
-        with pytest.raises(ConcurrencyError):
-            await store.append("case-b", "case", 5, [document(uuid.uuid4())], context())
-        assert [e.version for e in await store.load("case-b")] == [1]
-
-    async def test_concurrent_appends_at_one_version_have_exactly_one_winner(self, store: EventStore) -> None:
-        await store.append("case-c", "case", 0, [document(uuid.uuid4())], context())
-
-        async def attempt() -> str:
-            try:
-                await store.append("case-c", "case", 1, [document(uuid.uuid4())], context())
-                return "won"
-            except ConcurrencyError:
-                return "conflict"
-
-        outcomes = await asyncio.gather(*(attempt() for _ in range(12)))
-        assert outcomes.count("won") == 1
-        assert outcomes.count("conflict") == 11
-        assert [e.version for e in await store.load("case-c")] == [1, 2]
-
-    async def test_published_events_get_an_outbox_row_in_the_same_transaction(self, store: EventStore) -> None:
-        recorded = await store.append("case-d", "case", 0, [document(uuid.uuid4())], context("case-d"))
-        async with store.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT routing_key, body FROM outbox WHERE event_id = $1", recorded[0].event_id)
-        assert row is not None
-        assert row["routing_key"] == "intake.DocumentReceived.v1"
-        envelope = json.loads(row["body"])
-        assert envelope["id"] == str(recorded[0].event_id)
-        assert envelope["type"] == "secondopinion.intake.DocumentReceived.v1"
-        assert envelope["subject"] == "case-d"
-        assert envelope["sequence"] == 1
-        assert envelope["actorid"] == "nurse-7"
-
-    async def test_a_failed_transaction_leaves_neither_event_nor_outbox_row(self, store: EventStore) -> None:
-        async def crash_before_commit() -> None:
-            async with store.transaction() as conn:
-                await store.append("case-e", "case", 0, [document(uuid.uuid4())], context(), conn=conn)
-                raise RuntimeError("crash after the append, before commit")
-
-        with pytest.raises(RuntimeError):
-            await crash_before_commit()
-        assert await store.load("case-e") == []
-        async with store.pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
-
-    async def test_private_events_are_stored_but_not_published(self, store: EventStore) -> None:
-        await store.append("note-1", "note", 0, [NoteTaken(title="a", body="b")], context())
-        async with store.pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
-        assert [e.name for e in await store.load("note-1")] == ["NoteTaken"]
-
-    async def test_old_event_versions_are_upcast_on_load(self, store: EventStore) -> None:
-        async with store.pool.acquire() as conn:
-            await conn.execute(
-                """INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version,
-                                       data, metadata) VALUES ('note-2', 'note', 1, $1, 'NoteTaken', 1, $2, '{}')""",
-                uuid.uuid4(), json.dumps({"text": "Referral: arrived by post"}))
-        loaded = await store.load("note-2")
-        assert loaded[0].data == NoteTaken(title="Referral", body="arrived by post")
-
-    async def test_rebuild_replays_every_event_through_the_projections(self, store: EventStore) -> None:
-        for index in range(7):
-            await store.append(f"case-r{index}", "case", 0, [document(uuid.uuid4())], context())
-        seen: list[RecordedEvent] = []
-
-        class Counting:
-            name = "counting"
-            tables: tuple[str, ...] = ()
-
-            async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
-                seen.extend(events)
-
-        store.projections = (Counting(),)
-        assert await store.rebuild_projections() == 7
-        assert [e.position for e in seen] == sorted(e.position for e in seen)
-
-
 class KeepingNothing:
     name = "nothing"
     tables: tuple[str, ...] = ()
@@ -149,18 +55,39 @@ class KeepingNothing:
         await conn.execute("SELECT 1")
 
 
-class TestPostgresEventStore(EventStoreContract):
-    # Without projections an append commits by its one statement; with one, in a transaction around it and the
-    # projection's writes: both ways keep the contract.
-    @pytest.fixture(params=["without projections", "with a projection"])
-    async def store(self, database: str, request: pytest.FixtureRequest) -> AsyncIterator[EventStore]:
-        await db.migrate(database, [])
-        pool = await db.create_pool(database)
-        projections = [KeepingNothing()] if request.param == "with a projection" else []
-        try:
-            yield EventStore(pool, service="intake", types=TYPES, projections=projections)
-        finally:
-            await pool.close()
+@pytest.fixture
+async def store(pool: asyncpg.Pool) -> EventStore:
+    return EventStore(pool, service="intake", types=TYPES)
+
+
+async def test_a_failed_transaction_leaves_neither_event_nor_outbox_row(store: EventStore) -> None:
+    async def crash_before_commit() -> None:
+        async with store.transaction() as conn:
+            await store.append("case-e", "case", 0, [document(uuid.uuid4())], context(), conn=conn)
+            raise RuntimeError("crash after the append, before commit")
+
+    with pytest.raises(RuntimeError):
+        await crash_before_commit()
+    assert await store.load("case-e") == []
+    async with store.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_rebuild_replays_every_event_through_the_projections(store: EventStore) -> None:
+    for index in range(7):
+        await store.append(f"case-r{index}", "case", 0, [document(uuid.uuid4())], context())
+    seen: list[RecordedEvent] = []
+
+    class Counting:
+        name = "counting"
+        tables: tuple[str, ...] = ()
+
+        async def apply(self, conn: Conn, events: Sequence[RecordedEvent]) -> None:
+            seen.extend(events)
+
+    store.projections = (Counting(),)
+    assert await store.rebuild_projections() == 7
+    assert [e.position for e in seen] == sorted(e.position for e in seen)
 
 
 async def test_rows_kept_by_apply_to_rows_take_each_version_once(pool: asyncpg.Pool) -> None:

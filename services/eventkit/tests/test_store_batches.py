@@ -16,9 +16,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from eventkit import db
+from eventkit.batching import BatchingEventStore
 from eventkit.db import Conn
 from eventkit.events import Actor, CommandContext, RecordedEvent
-from eventkit.store import ConcurrencyError, EventStore, EventTypes, Projection
+from eventkit.store import ConcurrencyError, EventTypes, Projection
 from eventkit.telemetry import continued_from
 from secondopinion_contracts.codes import DeclineReason, Screening
 from secondopinion_contracts.events.intake import CaseDeclined, CaseDeclinedV2, DocumentReceived
@@ -28,10 +29,11 @@ from .test_store import document
 TYPES = EventTypes.of(DocumentReceived, CaseDeclined, CaseDeclinedV2)
 
 
-def store_of(pool: asyncpg.Pool, *projections: Projection, batch_max: int = 32) -> EventStore:
+def store_of(pool: asyncpg.Pool, *projections: Projection, batch_max: int = 32) -> BatchingEventStore:
     # Each test its own service label, so that the metrics it reads are its own.
     service = "svc" + "".join(random.choices(string.ascii_lowercase, k=10))
-    return EventStore(pool, service=service, types=TYPES, projections=projections, append_batch_max=batch_max)
+    return BatchingEventStore(pool, service=service, types=TYPES, projections=projections,
+                              append_batch_max=batch_max)
 
 
 def context(stream_id: str) -> CommandContext:
@@ -39,7 +41,7 @@ def context(stream_id: str) -> CommandContext:
                           causation_id=f"command:{uuid.uuid4()}", command="Test")
 
 
-async def append_together(store: EventStore, appends: Sequence[tuple[str, int]]) -> list[object]:
+async def append_together(store: BatchingEventStore, appends: Sequence[tuple[str, int]]) -> list[object]:
     """Started together, as concurrent commands' appends are: all are handed in before the first batch commits.
     Each result is the append's recorded events or the error it raised."""
     return await asyncio.gather(*(
@@ -57,7 +59,7 @@ async def transactions_of_events(pool: asyncpg.Pool) -> Counter[int]:
     return Counter(int(row["xmin"]) for row in await rows(pool, "SELECT xmin::text::bigint AS xmin FROM events"))
 
 
-def fallbacks(store: EventStore) -> float:
+def fallbacks(store: BatchingEventStore) -> float:
     return REGISTRY.get_sample_value("secondopinion_append_batch_fallbacks_total", {"service": store.service}) or 0.0
 
 

@@ -1,21 +1,25 @@
-"""Appends made inside `EventStore.appends_written_together` (a consumer's batch of deliveries) wait and are written
-in one statement when the block ends, and still read as written through the store while they wait."""
+"""Appends made inside `BatchingEventStore.appends_written_together` (a consumer's batch of deliveries) wait and are
+written in one statement when the block ends, and still read as written through the store while they wait."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
 from eventkit import db
-from eventkit.consumer import Consumer, Delivery, LoadsStreams, Verdict
+from eventkit.aggregate import AggregateType
+from eventkit.batching import BatchingConsumer, BatchingEventStore, LoadsStreams
+from eventkit.consumer import Delivery, Verdict, joined_to_delivery, reactions_by_command
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
-from eventkit.store import ConcurrencyError, EventStore
+from eventkit.store import ConcurrencyError
 from eventkit.testing import StatementLog, streams_loaded_one_by_one
+from eventkit.unit_of_work import UnitOfWork
 from secondopinion_contracts.codes import Mode
 from secondopinion_contracts.events.intake import CaseAccepted
 
@@ -37,7 +41,7 @@ class Recording:
         self.calls.append([event.stream_id for event in events])
 
 
-async def append_one(store: EventStore, conn: Conn, stream_id: str, expected: int = 0) -> list[RecordedEvent]:
+async def append_one(store: BatchingEventStore, conn: Conn, stream_id: str, expected: int = 0) -> list[RecordedEvent]:
     return await store.append(stream_id, "case", expected, [document(uuid.uuid4())], context(stream_id), conn=conn)
 
 
@@ -153,7 +157,7 @@ async def test_a_consumers_batch_writes_its_handlers_appends_at_once_and_a_refus
     async def open_the_case(conn: Conn, delivery: Delivery) -> None:
         await append_one(store, conn, f"case-{delivery.envelope.subject}")
 
-    consumer = Consumer("testsvc", pool, {CaseAccepted: open_the_case},
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: open_the_case},
                         batch_scope=store.appends_written_together)
     good = [accepted_event() for _ in range(8)]
     refused = accepted_event(refused_case)
@@ -213,10 +217,48 @@ async def test_a_consumers_batch_loads_the_streams_its_handlers_name_in_one_stat
 
     named = LoadsStreams(open_the_case_once, lambda delivery: [f"case-{delivery.envelope.subject}"])
     for handler, alone in ((named, 0), (open_the_case_once, 6)):
-        consumer = Consumer("testsvc", pool, {CaseAccepted: handler}, batch_scope=store.appends_written_together)
+        consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: handler},
+                                    batch_scope=store.appends_written_together)
         events = [CaseAccepted(case_id=case, department="cardiology", mode=Mode.ONLINE, screened_by="dr-1")
                   for case in cases]
         assert await streams_loaded_one_by_one(consumer, events) == alone
     versions = {row["stream_id"]: row["n"] for row in await rows(
         pool, "SELECT stream_id, count(*) AS n FROM events GROUP BY stream_id")}
     assert versions == {f"case-{case}": 1 for case in cases}, "the stream that existed was seen as existing"
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    case_id: uuid.UUID
+    department: str
+
+
+CASES = AggregateType[int]("case", int, lambda count, _: count + 1)
+
+
+async def open_case(command: OpenCase, uow: UnitOfWork) -> None:
+    await uow.execute(CASES, command.case_id, lambda opened: [] if opened else [document(command.case_id)])
+
+
+async def test_a_batch_reads_ahead_the_streams_it_saw_a_command_reaction_load(pool: asyncpg.Pool) -> None:
+    store = store_of(pool)
+
+    def to_command(delivery: Delivery) -> OpenCase:
+        assert isinstance(delivery.data, CaseAccepted)
+        return OpenCase(delivery.data.case_id, delivery.data.department)
+
+    reactions = reactions_by_command({CaseAccepted: to_command}, {OpenCase: open_case})
+    consumer = BatchingConsumer("testsvc", pool, {CaseAccepted: joined_to_delivery(store, reactions[CaseAccepted])},
+                                batch_scope=store.appends_written_together)
+
+    def accepted(count: int) -> list[CaseAccepted]:
+        return [CaseAccepted(case_id=uuid.uuid4(), department="cardiology", mode=Mode.ONLINE, screened_by="dr-1")
+                for _ in range(count)]
+
+    first, later = accepted(5), accepted(5)
+    assert await streams_loaded_one_by_one(consumer, first) == 5, "not seen yet: each loaded alone"
+    assert await streams_loaded_one_by_one(consumer, later) == 0, "learned: the command's case_id names its stream"
+    assert await streams_loaded_one_by_one(consumer, first) == 0
+    counts = {row["stream_id"]: row["n"] for row in await rows(
+        pool, "SELECT stream_id, count(*) AS n FROM events GROUP BY stream_id")}
+    assert counts == {f"case-{event.case_id}": 1 for event in first + later}, "read ahead, decided the same"

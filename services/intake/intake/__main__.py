@@ -1,5 +1,5 @@
 from eventkit.cli import main
-from intake.app import build, runtime_for
+from intake.bootstrap import build, runtime_for
 from intake.settings import IntakeSettings
 
 main(IntakeSettings, runtime_for, build)

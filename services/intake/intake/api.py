@@ -6,22 +6,35 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
+from eventkit.bootstrap import Dispatcher
 from eventkit.crypto import to_text
 from eventkit.errors import Gone, NotFound
-from eventkit.events import Actor, CommandContext, RecordedEvent
-from intake.commands import Person, PostalAddress, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from eventkit.events import Actor, RecordedEvent
+from eventkit.http import command_context, from_app_state, on_pool, today
+from eventkit.personal_data import PrintedDocument
+from intake.commands import (
+    ErasePersonalData,
+    Person,
+    PostalAddress,
+    ReceiveDocument,
+    ScreenCase,
+    SubmitCase,
+    WithdrawCase,
+)
 from intake.domain import CaseStatus
-from intake.handlers import IntakeHandlers
-from intake.store import CASE_KEYS, DOCUMENT_FIELDS, CaseQueries, personal_data
+from intake.queries import CaseQueries
+from intake.repository import CASE_KEYS
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
 from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
 
 router = APIRouter(tags=["cases"])
+Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
+Queries = Annotated[CaseQueries, Depends(on_pool(CaseQueries))]
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Phone = Annotated[str, Field(min_length=3, max_length=30, pattern=r"^[0-9+\-() ]+$")]
@@ -102,21 +115,6 @@ class CommandResult(BaseModel):
     document_id: UUID | None = None
 
 
-# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def handlers(request: Request) -> IntakeHandlers:
-    handlers: IntakeHandlers = request.app.state.handlers
-    return handlers
-
-
-async def queries(request: Request) -> CaseQueries:
-    return CaseQueries(request.app.state.runtime.pool)
-
-
-def _context(actor: Actor, case_id: UUID, command: str) -> CommandContext:
-    return CommandContext(actor=actor, correlation_id=str(case_id), causation_id=f"command:{uuid4()}",
-                          command=command)
-
-
 async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:
     view = await q.get(case_id)
     assert view is not None
@@ -126,8 +124,9 @@ async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, 
 
 @router.post("/cases", status_code=201, response_model=CommandResult)
 async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                      h: Annotated[IntakeHandlers, Depends(handlers)],
-                      q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                      submitted_on: Annotated[date, Depends(today)],
+                      handle: Handle,
+                      q: Queries) -> CommandResult:
     case_id = uuid4()
     command = SubmitCase(
         case_id=case_id, requester_relationship=body.requester.relationship,
@@ -142,53 +141,55 @@ async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow(
         attending_institution=body.attending_physician.institution,
         attending_physician_consents=body.attending_physician.consents,
         wants_treatment_here=body.wants_treatment_here, complaint_or_litigation=body.complaint_or_litigation,
-        submitted_on=h.today(),
+        submitted_on=submitted_on,
     )
-    recorded = await h.submit_case(command, _context(actor, case_id, "SubmitCase"))
+    recorded = await handle(command, command_context(actor, case_id, "SubmitCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/documents", status_code=201, response_model=CommandResult)
 async def receive_document(case_id: UUID, body: DocumentIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                           h: Annotated[IntakeHandlers, Depends(handlers)],
-                           q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                           handle: Handle,
+                           q: Queries) -> CommandResult:
     document_id = uuid4()
     command = ReceiveDocument(case_id=case_id, document_id=document_id, kind=body.kind, received_on=body.received_on)
-    recorded = await h.receive_document(command, _context(actor, case_id, "ReceiveDocument"))
+    recorded = await handle(command, command_context(actor, case_id, "ReceiveDocument"))
     return await _result(case_id, recorded, q, document_id=document_id)
 
 
 @router.post("/cases/{case_id}/screening", response_model=CommandResult)
 async def screen_case(case_id: UUID, body: ScreeningIn, actor: Annotated[Actor, Depends(allow("physician"))],
-                      h: Annotated[IntakeHandlers, Depends(handlers)],
-                      q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                      handle: Handle,
+                      q: Queries) -> CommandResult:
     command = ScreenCase(case_id=case_id, accept=body.decision == "accept", physician=body.physician,
                          reasons=tuple(body.reasons))
-    recorded = await h.screen_case(command, _context(actor, case_id, "ScreenCase"))
+    recorded = await handle(command, command_context(actor, case_id, "ScreenCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/withdrawal", response_model=CommandResult)
 async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
-                        h: Annotated[IntakeHandlers, Depends(handlers)],
-                        q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
-    recorded = await h.withdraw_case(WithdrawCase(case_id=case_id, reason=body.reason),
-                                     _context(actor, case_id, "WithdrawCase"))
+                        handle: Handle,
+                        q: Queries) -> CommandResult:
+    recorded = await handle(WithdrawCase(case_id=case_id, reason=body.reason),
+                            command_context(actor, case_id, "WithdrawCase"))
     return await _result(case_id, recorded, q)
 
 
 @router.post("/cases/{case_id}/personal-data/erasure", response_model=CommandResult)
 async def erase_personal_data(case_id: UUID, actor: Annotated[Actor, Depends(allow("auditor"))],
-                              h: Annotated[IntakeHandlers, Depends(handlers)],
-                              q: Annotated[CaseQueries, Depends(queries)]) -> CommandResult:
+                              requested_on: Annotated[date, Depends(today)],
+                              handle: Handle,
+                              q: Queries) -> CommandResult:
     """After the retention period: destroy the case's key; its personal data becomes unreadable everywhere."""
-    recorded = await h.erase_personal_data(case_id, _context(actor, case_id, "ErasePersonalData"))
+    recorded = await handle(ErasePersonalData(case_id=case_id, requested_on=requested_on),
+                            command_context(actor, case_id, "ErasePersonalData"))
     return await _result(case_id, recorded, q)
 
 
 @router.get("/cases/{case_id}")
 async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
-                   q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+                   q: Queries) -> dict[str, Any]:
     view = await q.get(case_id)
     if view is None:
         raise NotFound(f"no case {case_id}")
@@ -199,7 +200,7 @@ async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordin
 
 @router.get("/cases/{case_id}/personal-data/key")
 async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow("cashier"))],
-                            q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+                            q: Queries) -> dict[str, Any]:
     """The case's key, for billing to open the payer's name it received sealed in CaseSubmitted and print it on a
     receipt (billing relays the cashier's token, so the access log names the cashier). 410 once erased."""
     if await q.get(case_id) is None:
@@ -217,30 +218,27 @@ DOCUMENT_READERS = {"slip": frozenset({"coordinator"}), "report": frozenset({"co
 
 
 @router.get("/cases/{case_id}/personal-data/documents/{document}")
-async def personal_data_for_document(case_id: UUID, document: Literal["slip", "report"],
+async def personal_data_for_document(case_id: UUID, document: PrintedDocument,
                                      actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
-                                     q: Annotated[CaseQueries, Depends(queries)]) -> dict[str, Any]:
+                                     q: Queries) -> dict[str, Any]:
     """Only the fields one printed document shows (the appointment slip: the patient's name and postal address;
     the report letter: the patient's name and birth date, the attending physician, their institution and its
     address), with the kinds of the documents already received, for scheduling or reporting printing it with
     the staff member's token relayed. Every read is in the access log; after erasure every field is ***."""
     if actor.role not in DOCUMENT_READERS[document]:
         raise HTTPException(403, f"the {document} is printed by {', '.join(sorted(DOCUMENT_READERS[document]))}")
-    received = await q.received_documents(case_id)
-    if received is None:
+    printed = await q.for_document(case_id, document)
+    if printed is None:
         raise NotFound(f"no case {case_id}")
     async with q.pool.acquire() as conn:
-        person = await personal_data(conn, case_id)
         await record_access(conn, actor, case_id, f"read_personal_data_for_{document}")
-    # The documents already posted (kinds, no personal data): the slip asks only for what is still missing.
-    return {"case_id": str(case_id), "document": document, "received_documents": received,
-            "fields": {name: person.get(name) for name in DOCUMENT_FIELDS[document]}}
+    return {"case_id": str(case_id), "document": document, **printed}
 
 
 # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
 @router.get("/cases")
 async def list_cases(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
-                     q: Annotated[CaseQueries, Depends(queries)],
+                     q: Queries,
                      status: CaseStatus | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
     rows = await q.list(status.value if status else None, limit, offset)

@@ -64,10 +64,10 @@ class ScreenCase:
 
 @dataclass(frozen=True)
 class ErasePersonalData:
+    """After the retention period: destroy the case's key, so its personal data is unreadable everywhere."""
+
     case_id: UUID
     requested_on: date
-    last_activity_on: date
-    retention_years: int
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The Case aggregate: decide(command, state) -> events, evolve(state, event) -> state. Pure.
 
-Rules from DOMAIN.md: who may ask and the refusal reasons, the documents a request needs, and when
+Rules (docs/domain.md): who may ask and the refusal reasons, the documents a request needs, and when
 the patient's consent counts as verified.
 """
 
@@ -195,13 +195,14 @@ def retention_ends(last_activity_on: date, years: int) -> date:
         return last_activity_on.replace(year=last_activity_on.year + years, day=28)
 
 
-def erase_personal_data(command: ErasePersonalData, case: Case) -> list[Event]:
-    """Allowed once the legal retention period after the case's last activity has passed."""
+def erase_personal_data(command: ErasePersonalData, case: Case, *, last_activity_on: date,
+                        retention_years: int) -> list[Event]:
+    """Allowed once the legal retention period (`retention_years`) after the case's last activity has passed."""
     if case.status is CaseStatus.NEW:
         raise CommandRejected("no such case", code="not_found")
     if case.personal_data_erased:
         raise CommandRejected("the case's personal data was already erased", code="already_erased")
-    ends = retention_ends(command.last_activity_on, command.retention_years)
+    ends = retention_ends(last_activity_on, retention_years)
     if command.requested_on < ends:
         raise CommandRejected(f"the retention period runs until {ends.isoformat()}; personal data is kept until then",
                               code="retention_period")

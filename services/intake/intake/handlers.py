@@ -1,72 +1,57 @@
-"""One handler per intake command: load the case, let the domain decide, append (with side data)."""
+"""One handler per intake command: load the case, let the domain decide, append (with the sealed personal data).
+
+Each is `(command, uow)` plus what bootstrap binds to it; the table of command -> handler is at the bottom. The case's
+personal data and keys, kept beside its events, go through `personal_data` (repository.PersonalData).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import date, datetime
-from uuid import UUID
+from dataclasses import replace
+from typing import Any
 
-from eventkit.aggregate import AggregateRepository
-from eventkit.clock import tokyo_date
-from eventkit.crypto import to_text
+from eventkit.clock import Clock, tokyo_date
 from eventkit.errors import NotFound
-from eventkit.events import CommandContext, Event, RecordedEvent
-from eventkit.store import EventStore
+from eventkit.events import Event, RecordedEvent
+from eventkit.unit_of_work import Loaded, UnitOfWork
 from intake import domain
 from intake.commands import ErasePersonalData, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
-from intake.store import CASE_KEYS, case_repository, save_personal_data
+from intake.repository import CASES, PersonalData
 
 
-@dataclass
-class IntakeHandlers:
-    store: EventStore
-    departments: frozenset[str]
-    clock: Callable[[], datetime]
-    retention_years: int = 5
+async def submit_case(command: SubmitCase, uow: UnitOfWork, *, departments: frozenset[str],
+                      personal_data: PersonalData) -> list[RecordedEvent]:
+    payer_name_sealed = await personal_data.keep(uow, command)
+    case = await uow.load(CASES, command.case_id)
+    uow.save(case, domain.submit(replace(command, payer_name_sealed=payer_name_sealed), case.state, departments))
+    return await uow.commit()
 
-    def today(self) -> date:
-        return tokyo_date(self.clock())
 
-    @property
-    def cases(self) -> AggregateRepository[domain.Case]:
-        return case_repository(self.store)
+async def receive_document(command: ReceiveDocument, uow: UnitOfWork) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id, _existing(lambda case: domain.receive_document(command, case)))
 
-    async def submit_case(self, command: SubmitCase, context: CommandContext) -> list[RecordedEvent]:
-        async with self.store.transaction() as conn:
-            payer = await CASE_KEYS.seal(conn, command.case_id, {"payer_name": command.requester.name})
-            sealed_command = replace(command, payer_name_sealed=to_text(payer))
-            recorded = await self.cases.execute(
-                command.case_id, lambda case: domain.submit(sealed_command, case, self.departments), context,
-                conn=conn)
-            await save_personal_data(conn, command)
-        return recorded
 
-    async def receive_document(self, command: ReceiveDocument, context: CommandContext) -> list[RecordedEvent]:
-        return await self.cases.execute(command.case_id, _existing(lambda case: domain.receive_document(command, case)),
-                                        context)
+async def screen_case(command: ScreenCase, uow: UnitOfWork, *, departments: frozenset[str]) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id,
+                             _existing(lambda case: domain.screen(command, case, departments)))
 
-    async def screen_case(self, command: ScreenCase, context: CommandContext) -> list[RecordedEvent]:
-        return await self.cases.execute(
-            command.case_id, _existing(lambda case: domain.screen(command, case, self.departments)), context)
 
-    async def withdraw_case(self, command: WithdrawCase, context: CommandContext) -> list[RecordedEvent]:
-        return await self.cases.execute(command.case_id, _existing(lambda case: domain.withdraw(command, case)),
-                                        context)
+async def withdraw_case(command: WithdrawCase, uow: UnitOfWork) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id, _existing(lambda case: domain.withdraw(command, case)))
 
-    async def erase_personal_data(self, case_id: UUID, context: CommandContext) -> list[RecordedEvent]:
-        """Record the erasure and destroy the case's key in one transaction: both happen or neither."""
-        async with self.store.transaction() as conn:
-            history = await self.store.load(self.cases.stream_id(case_id), conn=conn)
-            if not history:
-                raise NotFound("no such case")
-            command = ErasePersonalData(case_id=case_id, requested_on=self.today(),
-                                        last_activity_on=tokyo_date(history[-1].recorded_at),
-                                        retention_years=self.retention_years)
-            recorded = await self.cases.execute(
-                case_id, lambda case: domain.erase_personal_data(command, case), context, conn=conn)
-            await CASE_KEYS.erase(conn, case_id, context.actor.id, self.clock())
-        return recorded
+
+async def erase_personal_data(command: ErasePersonalData, uow: UnitOfWork, *, retention_years: int, clock: Clock,
+                              personal_data: PersonalData) -> list[RecordedEvent]:
+    """Record the erasure and destroy the case's key in one transaction: both happen or neither."""
+    stream_id = CASES.stream_id(command.case_id)
+    history = await uow.load_stream(stream_id)
+    if not history:
+        raise NotFound("no such case")
+    case = Loaded(stream_id, CASES.stream_type, CASES.fold(history), history[-1].version)
+    uow.save(case, domain.erase_personal_data(command, case.state, last_activity_on=tokyo_date(history[-1].recorded_at),
+                                              retention_years=retention_years))
+    await personal_data.erase(uow, command.case_id, uow.context.actor.id, clock())
+    return await uow.commit()
 
 
 def _existing(decide: Callable[[domain.Case], list[Event]]) -> Callable[[domain.Case], list[Event]]:
@@ -76,3 +61,12 @@ def _existing(decide: Callable[[domain.Case], list[Event]]) -> Callable[[domain.
         return decide(case)
 
     return checked
+
+
+HANDLERS: dict[type, Callable[..., Any]] = {
+    SubmitCase: submit_case,
+    ReceiveDocument: receive_document,
+    ScreenCase: screen_case,
+    WithdrawCase: withdraw_case,
+    ErasePersonalData: erase_personal_data,
+}

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, running_app
-from intake.app import build
+from intake.bootstrap import build
 from intake.settings import IntakeSettings
 
 PATIENT_NAME = "Hanako Zzyzx-Canary"

@@ -16,19 +16,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
-from eventkit.documents import PDF_MEDIA_TYPE, issued_pdf
+from eventkit.bootstrap import Dispatcher
+from eventkit.documents import PDF_MEDIA_TYPE, HospitalSettings, issued_pdf
 from eventkit.errors import InvalidCommand, NotFound
-from eventkit.events import Actor, CommandContext, RecordedEvent
+from eventkit.events import Actor, RecordedEvent
+from eventkit.http import command_context, from_app_state, on_pool
+from eventkit.personal_data import IntakePersonalData
+from eventkit.runtime import ServiceRuntime
 from reporting import domain
 from reporting.commands import DraftReport, FinalizeReport, RecordDelivery
-from reporting.handlers import ReportingHandlers
 from reporting.letter import LetterFacts, render_letter
-from reporting.store import ReportingQueries
+from reporting.queries import ReportingQueries
+from reporting.repository import REPORTS
 from secondopinion_contracts.codes import DeliveryChannel
 
 router = APIRouter()
 
-# Who does what (DESIGN.md roles): the physician writes the report, the desk records its delivery; the
+# Who does what: the physician writes the report, the desk records its delivery; the
 # read side serves the desk, the physicians and the auditors (it holds ids and codes, no personal data).
 Physician = Annotated[Actor, Depends(allow("physician"))]
 Coordinator = Annotated[Actor, Depends(allow("coordinator"))]
@@ -62,23 +66,21 @@ class ReportResult(BaseModel):
     events: list[str]
 
 
-# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def handlers(request: Request) -> ReportingHandlers:
-    handlers: ReportingHandlers = request.app.state.handlers
-    return handlers
+Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
+Queries = Annotated[ReportingQueries, Depends(on_pool(ReportingQueries))]
+Runtime = Annotated[ServiceRuntime, Depends(from_app_state("runtime", ServiceRuntime))]
+PersonalData = Annotated[IntakePersonalData, Depends(from_app_state("personal_data", IntakePersonalData))]
+Hospital = Annotated[HospitalSettings, Depends(from_app_state("hospital", HospitalSettings))]
 
 
-async def queries(request: Request) -> ReportingQueries:
-    return ReportingQueries(request.app.state.runtime.pool)
+async def _report(runtime: ServiceRuntime, case_id: UUID) -> tuple[domain.OpinionReport, int]:
+    """The case's report as its stream has it now, and the stream's version."""
+    events = await runtime.store.load(REPORTS.stream_id(case_id))
+    return REPORTS.fold(events), events[-1].version if events else 0
 
 
-def _context(actor: Actor, case_id: UUID, command: str) -> CommandContext:
-    return CommandContext(actor=actor, correlation_id=str(case_id), causation_id=f"command:{uuid4()}",
-                          command=command)
-
-
-async def _result(h: ReportingHandlers, case_id: UUID, recorded: list[RecordedEvent]) -> ReportResult:
-    report, _ = await h.reports.load(case_id)
+async def _result(runtime: ServiceRuntime, case_id: UUID, recorded: list[RecordedEvent]) -> ReportResult:
+    report, _ = await _report(runtime, case_id)
     return ReportResult(case_id=case_id, report_id=report.report_id, status=report.status.value,
                         draft_number=report.draft_number, case_closed=report.closed,
                         events=[event.name for event in recorded])
@@ -87,36 +89,33 @@ async def _result(h: ReportingHandlers, case_id: UUID, recorded: list[RecordedEv
 # --- the opinion report --------------------------------------------------------------------------------------
 
 @router.post("/cases/{case_id}/report", status_code=201, response_model=ReportResult, tags=["report"])
-async def draft_report(case_id: UUID, body: DraftIn, actor: Physician,
-                       h: Annotated[ReportingHandlers, Depends(handlers)]) -> ReportResult:
+async def draft_report(case_id: UUID, body: DraftIn, actor: Physician, handle: Handle,
+                       runtime: Runtime) -> ReportResult:
     """Draft (or redraft) the opinion report; allowed once the consultation was completed, until it is final."""
     command = DraftReport(case_id=case_id, report_id=uuid4(), physician_id=body.physician, summary=body.summary)
-    recorded = await h.draft_report(command, _context(actor, case_id, "DraftReport"))
-    return await _result(h, case_id, recorded)
+    recorded = await handle(command, command_context(actor, case_id, "DraftReport"))
+    return await _result(runtime, case_id, recorded)
 
 
 @router.post("/cases/{case_id}/report/finalize", response_model=ReportResult, tags=["report"])
-async def finalize_report(case_id: UUID, actor: Physician,
-                          h: Annotated[ReportingHandlers, Depends(handlers)]) -> ReportResult:
-    recorded = await h.finalize_report(FinalizeReport(case_id=case_id), _context(actor, case_id, "FinalizeReport"))
-    return await _result(h, case_id, recorded)
+async def finalize_report(case_id: UUID, actor: Physician, handle: Handle, runtime: Runtime) -> ReportResult:
+    recorded = await handle(FinalizeReport(case_id=case_id), command_context(actor, case_id, "FinalizeReport"))
+    return await _result(runtime, case_id, recorded)
 
 
 @router.post("/cases/{case_id}/report/delivery", response_model=ReportResult, tags=["report"])
-async def record_delivery(case_id: UUID, body: DeliveryIn, actor: Coordinator,
-                          h: Annotated[ReportingHandlers, Depends(handlers)]) -> ReportResult:
+async def record_delivery(case_id: UUID, body: DeliveryIn, actor: Coordinator, handle: Handle,
+                          runtime: Runtime) -> ReportResult:
     """Record how the final report reached its reader: handed to the patient at the end of an in-person
     consultation, or posted to the attending physician (always, for online consultations)."""
-    recorded = await h.record_delivery(RecordDelivery(case_id=case_id, channel=body.channel),
-                                       _context(actor, case_id, "RecordDelivery"))
-    return await _result(h, case_id, recorded)
+    recorded = await handle(RecordDelivery(case_id=case_id, channel=body.channel),
+                            command_context(actor, case_id, "RecordDelivery"))
+    return await _result(runtime, case_id, recorded)
 
 
 @router.get("/cases/{case_id}/report", tags=["report"])
-async def get_report(case_id: UUID, actor: ReportReader,
-                     h: Annotated[ReportingHandlers, Depends(handlers)],
-                     q: Annotated[ReportingQueries, Depends(queries)]) -> dict[str, Any]:
-    report, version = await h.reports.load(case_id)
+async def get_report(case_id: UUID, actor: ReportReader, runtime: Runtime, q: Queries) -> dict[str, Any]:
+    report, version = await _report(runtime, case_id)
     if report.status is domain.ReportStatus.NOT_STARTED:
         raise NotFound(f"no report has been drafted for case {case_id}")
     draft = await q.latest_draft(case_id)
@@ -136,21 +135,20 @@ async def get_report(case_id: UUID, actor: ReportReader,
 
 @router.get("/cases/{case_id}/report.pdf", tags=["report"], response_class=Response,
             responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The report letter, A4 PDF"}})
-async def print_report(case_id: UUID, actor: ReportReader, request: Request,
-                       h: Annotated[ReportingHandlers, Depends(handlers)],
-                       q: Annotated[ReportingQueries, Depends(queries)]) -> Response:
+async def print_report(case_id: UUID, actor: ReportReader, request: Request, runtime: Runtime, q: Queries,
+                       personal_data: PersonalData, hospital: Hospital) -> Response:
     """The final report as a letter to the attending physician, to hand to the patient or to post (record that
     with POST /cases/{id}/report/delivery). Names and addresses are read from intake with the caller's token for
     this print only; after erasure they and the opinion print as ***."""
-    report, _ = await h.reports.load(case_id)
+    report, _ = await _report(runtime, case_id)
     draft = await q.latest_draft(case_id) if report.status is not domain.ReportStatus.NOT_STARTED else None
     board = await q.case(case_id)
     facts = LetterFacts.of(case_id, report, board["department"] if board else None,
                            draft["summary"] if draft else None)
-    person = await request.app.state.personal_data.for_document(case_id, "report", request.headers["authorization"])
+    person = await personal_data.for_document(case_id, "report", request.headers["authorization"])
     async with q.pool.acquire() as conn:
         await record_access(conn, actor, case_id, "print_opinion_report")
-    content = await run_in_threadpool(render_letter, facts, person, request.app.state.hospital)
+    content = await run_in_threadpool(render_letter, facts, person, hospital)
     return await issued_pdf(q.pool, "opinion_report", facts.reference, content, facts.filename)
 
 
@@ -158,7 +156,7 @@ async def print_report(case_id: UUID, actor: ReportReader, request: Request,
 
 @router.get("/cases/{case_id}/timeline", tags=["read models"])
 async def case_timeline(case_id: UUID, _: DeskReader,
-                        q: Annotated[ReportingQueries, Depends(queries)]) -> dict[str, Any]:
+                        q: Queries) -> dict[str, Any]:
     """Every event of the case across the services, in the order they happened (envelope time, then
     service and stream sequence), with who caused it."""
     events = await q.timeline(case_id)
@@ -168,7 +166,7 @@ async def case_timeline(case_id: UUID, _: DeskReader,
 
 
 @router.get("/board", tags=["read models"])
-async def case_board(_: DeskReader, q: Annotated[ReportingQueries, Depends(queries)],
+async def case_board(_: DeskReader, q: Queries,
                      per_column: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     """The case board: a column per stage, the most recently active cases first. `revision` changes
     whenever an event arrives (the dashboard polls it)."""
@@ -176,7 +174,7 @@ async def case_board(_: DeskReader, q: Annotated[ReportingQueries, Depends(queri
 
 
 @router.get("/kpis", tags=["read models"])
-async def kpis(_: DeskReader, q: Annotated[ReportingQueries, Depends(queries)],
+async def kpis(_: DeskReader, q: Queries,
                first: Annotated[date | None, Query(alias="from")] = None,
                last: Annotated[date | None, Query(alias="to")] = None) -> dict[str, Any]:
     """Desk KPIs over the cases submitted from `from` to `to` (inclusive, Tokyo dates; open-ended when

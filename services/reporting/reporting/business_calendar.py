@@ -1,5 +1,5 @@
 """The desk's business days, for the KPIs: Monday to Friday, except Japanese national holidays and the
-year-end/new-year closure (29 Dec - 3 Jan), as DOMAIN.md states the reception hours. Pure.
+year-end/new-year closure (29 Dec - 3 Jan), the days the desk receives requests on (docs/domain.md). Pure.
 
 The calendar is stored as (day, business day?, ordinal) where the ordinal counts business days up to and
 including the day, so "business days from A to B" is ordinal(B) - ordinal(A) in one join, set-based.

@@ -50,3 +50,12 @@ class NoteRefund:
     invoice_id: UUID
     amount: int
     fully_refunded: bool
+
+
+@dataclass(frozen=True)
+class EraseReportTexts:
+    """PersonalDataErased: the opinion is about the patient, so its text goes with their personal data."""
+
+    case_id: UUID
+    erased_on: date
+

@@ -1,39 +1,52 @@
-"""Reporting consumes every event of every service (its inbox is bound to `#`): each one is logged once,
-drives the report's reactions, and refreshes its case's board row, all in the inbox transaction. A batch of
-deliveries logs its events in one statement before any of them drives a reaction."""
+"""What reporting reacts to: every event of every service reaches it (its inbox is bound to `#`) and is logged
+(projections.ReceivedEventsLog); four of them also become a command on the case's report, handled in the delivery's
+inbox transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from eventkit.consumer import Delivery, HandledTogether, Handler
-from eventkit.db import Conn
-from eventkit.runtime import ServiceRuntime
-from reporting.handlers import ReportingHandlers
-from reporting.store import LoggedEvent, log_events, recompute_case
+from eventkit.clock import tokyo_date
+from eventkit.consumer import Delivery
+from reporting.commands import EraseReportTexts, NoteConsultation, NotePayment, NoteRefund
+from secondopinion_contracts import EventData
+from secondopinion_contracts.events.billing import PaymentCaptured, RefundIssued
+from secondopinion_contracts.events.intake import PersonalDataErased
+from secondopinion_contracts.events.scheduling import ConsultationCompleted
 
 EVERY_EVENT = ("#",)
 
 
-def log_and_react(handlers_of: Callable[[ServiceRuntime], ReportingHandlers]) -> Callable[[ServiceRuntime], Handler]:
-    """The catch-all handler factory for ServiceRuntime(catch_all=...)."""
+def note_consultation(delivery: Delivery) -> NoteConsultation:
+    event = delivery.data
+    assert isinstance(event, ConsultationCompleted)
+    return NoteConsultation(case_id=event.case_id, appointment_id=event.appointment_id, mode=event.mode,
+                            consulted_on=tokyo_date(event.completed_at))
 
-    def factory(runtime: ServiceRuntime) -> Handler:
-        handlers = handlers_of(runtime)
 
-        async def log(conn: Conn, deliveries: Sequence[Delivery]) -> list[LoggedEvent | None]:
-            """Each delivery's event as logged now, or None where it was in the log already (one of reporting's own
-            events, logged when it was appended)."""
-            logged = [LoggedEvent.from_envelope(delivery.envelope, delivery.data) for delivery in deliveries]
-            newly_logged = await log_events(conn, logged)
-            return [event if event.event_id in newly_logged else None for event in logged]
+def note_payment(delivery: Delivery) -> NotePayment:
+    event = delivery.data
+    assert isinstance(event, PaymentCaptured)
+    return NotePayment(case_id=event.case_id, invoice_id=event.invoice_id, amount=event.amount)
 
-        async def react(conn: Conn, delivery: Delivery, logged: LoggedEvent | None) -> None:
-            if logged is None:
-                return
-            await handlers.react(conn, delivery.data, delivery.context)
-            await recompute_case(conn, logged.case_id)
 
-        return HandledTogether(log, react)
+def note_refund(delivery: Delivery) -> NoteRefund:
+    event = delivery.data
+    assert isinstance(event, RefundIssued)
+    return NoteRefund(case_id=event.case_id, invoice_id=event.invoice_id, amount=event.amount,
+                      fully_refunded=event.fully_refunded)
 
-    return factory
+
+def erase_report_texts(delivery: Delivery) -> EraseReportTexts:
+    event = delivery.data
+    assert isinstance(event, PersonalDataErased)
+    return EraseReportTexts(case_id=event.case_id, erased_on=event.erased_on)
+
+
+COMMANDS: Mapping[type[EventData], Callable[[Delivery], Any]] = {
+    ConsultationCompleted: note_consultation,
+    PaymentCaptured: note_payment,
+    RefundIssued: note_refund,
+    PersonalDataErased: erase_report_texts,
+}

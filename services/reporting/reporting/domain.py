@@ -1,6 +1,6 @@
 """The OpinionReport aggregate (one stream per case): decide(command, state) -> events, evolve. Pure.
 
-Rules from DOMAIN.md step 4 and the reporting issue:
+Rules (docs/domain.md, the report):
 - a report is expected once the consultation was completed; the physician drafts it (again and again)
   until it is final;
 - the desk records how the final report was delivered: handed to the patient (in person only, at the

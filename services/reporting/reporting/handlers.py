@@ -1,110 +1,109 @@
-"""One handler per reporting command, and the reactions to other services' events. Every one locks the
-case first (store.lock_case), then loads the report, lets the domain decide and appends, in one
-transaction: the lock makes the order of writers about one case explicit, so the report stream never
-sees a concurrent append and the close decision is taken once."""
+"""One handler per reporting command, the desk's and those other services' events become (consumers.py): each
+`(command, uow)` plus what bootstrap binds to it, with the table of command -> handler at the bottom.
+
+Every one locks the case first (repository.lock_case), then loads the report, lets the domain decide and appends, in
+one transaction: the lock makes the order of writers about one case explicit, so the report stream never sees a
+concurrent append and the close decision is taken once. What they keep beside the stream goes through `files`
+(repository.CaseFiles, bound by bootstrap; a fake in handler tests)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
-from eventkit.aggregate import AggregateRepository
-from eventkit.clock import tokyo_date
-from eventkit.db import Conn
+from eventkit.clock import Clock, tokyo_date
 from eventkit.errors import NotFound
-from eventkit.events import CommandContext, Event, RecordedEvent
-from eventkit.store import EventStore
+from eventkit.events import Event, RecordedEvent
+from eventkit.unit_of_work import Loaded, UnitOfWork
 from reporting import domain
-from reporting.commands import DraftReport, FinalizeReport, NoteConsultation, NotePayment, NoteRefund, RecordDelivery
-from reporting.store import ReportingQueries, erase_report_texts, lock_case, report_repository, save_draft
-from secondopinion_contracts import EventData
-from secondopinion_contracts.events.billing import PaymentCaptured, RefundIssued
-from secondopinion_contracts.events.intake import PersonalDataErased
+from reporting.commands import (
+    DraftReport,
+    EraseReportTexts,
+    FinalizeReport,
+    NoteConsultation,
+    NotePayment,
+    NoteRefund,
+    RecordDelivery,
+)
+from reporting.repository import REPORTS, CaseFiles
 from secondopinion_contracts.events.reporting import ReportDrafted
-from secondopinion_contracts.events.scheduling import ConsultationCompleted
 
 Decide = Callable[[domain.OpinionReport], list[Event]]
 
 
-@dataclass
-class ReportingHandlers:
-    store: EventStore
-    queries: ReportingQueries
-    clock: Callable[[], datetime]
+async def _locked_report(uow: UnitOfWork, files: CaseFiles, case_id: UUID, *,
+                         known_case: bool) -> Loaded[domain.OpinionReport]:
+    """The case's lock taken, then its report loaded. `known_case`: refuse a case reporting never heard of (the
+    desk's commands; a fact from another service always belongs to a known case)."""
+    await files.lock(uow, case_id)
+    report = await uow.load(REPORTS, case_id)
+    if known_case and not report.state.expected and not await files.known(uow, case_id):
+        raise NotFound(f"no case {case_id} is known to reporting")
+    return report
 
-    def today(self) -> date:
-        return tokyo_date(self.clock())
 
-    @property
-    def reports(self) -> AggregateRepository[domain.OpinionReport]:
-        return report_repository(self.store)
+async def _decide(uow: UnitOfWork, files: CaseFiles, case_id: UUID, decide: Decide, *,
+                  known_case: bool = False) -> list[RecordedEvent]:
+    report = await _locked_report(uow, files, case_id, known_case=known_case)
+    uow.save(report, decide(report.state))
+    return await uow.commit()
 
-    async def _execute(self, conn: Conn, case_id: UUID, decide: Decide, context: CommandContext) -> list[RecordedEvent]:
-        await lock_case(conn, case_id)
-        return await self.reports.execute(case_id, decide, context, conn=conn)
 
-    async def _command(self, conn: Conn, case_id: UUID, decide: Decide,
-                       context: CommandContext) -> list[RecordedEvent]:
-        await lock_case(conn, case_id)
-        report, _ = await self.reports.load(case_id, conn=conn)
-        if not report.expected and not await self.queries.case_known(case_id, conn):
-            raise NotFound(f"no case {case_id} is known to reporting")
-        return await self.reports.execute(case_id, decide, context, conn=conn)
+# --- the desk's commands -----------------------------------------------------------------------------------------
 
-    # --- commands from the desk --------------------------------------------------------------------------
+async def draft_report(command: DraftReport, uow: UnitOfWork, *, files: CaseFiles) -> list[RecordedEvent]:
+    report = await _locked_report(uow, files, command.case_id, known_case=True)
+    events = domain.draft(command, report.state)
+    drafted = next(event for event in events if isinstance(event, ReportDrafted))
+    await files.save_draft(uow, command.case_id, drafted.draft_number, drafted.report_id, command.physician_id,
+                           command.summary)
+    uow.save(report, events)
+    return await uow.commit()
 
-    async def draft_report(self, command: DraftReport, context: CommandContext) -> list[RecordedEvent]:
-        async with self.store.transaction() as conn:
-            recorded = await self._command(conn, command.case_id, lambda r: domain.draft(command, r), context)
-            drafted = next(r.data for r in recorded if isinstance(r.data, ReportDrafted))
-            await save_draft(conn, command.case_id, drafted.draft_number, drafted.report_id, command.physician_id,
-                             command.summary)
-        return recorded
 
-    async def finalize_report(self, command: FinalizeReport, context: CommandContext) -> list[RecordedEvent]:
-        async with self.store.transaction() as conn:
-            return await self._command(conn, command.case_id, lambda r: domain.finalize(command, r, self.today()),
-                                       context)
+async def finalize_report(command: FinalizeReport, uow: UnitOfWork, *, files: CaseFiles,
+                          clock: Clock) -> list[RecordedEvent]:
+    return await _decide(uow, files, command.case_id,
+                         lambda report: domain.finalize(command, report, tokyo_date(clock())), known_case=True)
 
-    async def record_delivery(self, command: RecordDelivery, context: CommandContext) -> list[RecordedEvent]:
-        async with self.store.transaction() as conn:
-            return await self._command(conn, command.case_id,
-                                       lambda r: domain.record_delivery(command, r, self.today()), context)
 
-    # --- reactions to other services' events (inside the consumer's inbox transaction) --------------------
+async def record_delivery(command: RecordDelivery, uow: UnitOfWork, *, files: CaseFiles,
+                          clock: Clock) -> list[RecordedEvent]:
+    return await _decide(uow, files, command.case_id,
+                         lambda report: domain.record_delivery(command, report, tokyo_date(clock())), known_case=True)
 
-    async def react(self, conn: Conn, data: EventData, context: CommandContext) -> list[RecordedEvent]:
-        match data:
-            case ConsultationCompleted():
-                return await self.note_consultation_when_consultation_completed(conn, data, context)
-            case PaymentCaptured():
-                return await self.close_case_when_payment_captured(conn, data, context)
-            case RefundIssued():
-                return await self.note_refund_when_refund_issued(conn, data, context)
-            case PersonalDataErased():
-                await self.erase_report_text_when_personal_data_erased(conn, data)
-        return []
 
-    async def note_consultation_when_consultation_completed(self, conn: Conn, event: ConsultationCompleted,
-                                                            context: CommandContext) -> list[RecordedEvent]:
-        command = NoteConsultation(case_id=event.case_id, appointment_id=event.appointment_id, mode=event.mode,
-                                   consulted_on=tokyo_date(event.completed_at))
-        return await self._execute(conn, event.case_id, lambda r: domain.note_consultation(command, r), context)
+# --- what other services' events become (consumers.py) -----------------------------------------------------------
 
-    async def close_case_when_payment_captured(self, conn: Conn, event: PaymentCaptured,
-                                               context: CommandContext) -> list[RecordedEvent]:
-        command = NotePayment(case_id=event.case_id, invoice_id=event.invoice_id, amount=event.amount)
-        return await self._execute(conn, event.case_id, lambda r: domain.note_payment(command, r, self.today()),
-                                   context)
+async def note_consultation_when_consultation_completed(command: NoteConsultation, uow: UnitOfWork, *,
+                                                        files: CaseFiles) -> list[RecordedEvent]:
+    return await _decide(uow, files, command.case_id, lambda report: domain.note_consultation(command, report))
 
-    async def note_refund_when_refund_issued(self, conn: Conn, event: RefundIssued,
-                                             context: CommandContext) -> list[RecordedEvent]:
-        command = NoteRefund(case_id=event.case_id, invoice_id=event.invoice_id, amount=event.amount,
-                             fully_refunded=event.fully_refunded)
-        return await self._execute(conn, event.case_id, lambda r: domain.note_refund(command, r), context)
 
-    async def erase_report_text_when_personal_data_erased(self, conn: Conn, event: PersonalDataErased) -> None:
-        # The opinion is about the patient: it goes with their personal data. Ids, codes and events stay.
-        await erase_report_texts(conn, event.case_id, event.erased_on)
+async def close_case_when_payment_captured(command: NotePayment, uow: UnitOfWork, *, files: CaseFiles,
+                                           clock: Clock) -> list[RecordedEvent]:
+    return await _decide(uow, files, command.case_id,
+                         lambda report: domain.note_payment(command, report, tokyo_date(clock())))
+
+
+async def note_refund_when_refund_issued(command: NoteRefund, uow: UnitOfWork, *,
+                                         files: CaseFiles) -> list[RecordedEvent]:
+    return await _decide(uow, files, command.case_id, lambda report: domain.note_refund(command, report))
+
+
+async def erase_report_text_when_personal_data_erased(command: EraseReportTexts, uow: UnitOfWork, *,
+                                                      files: CaseFiles) -> None:
+    # The opinion is about the patient: it goes with their personal data. Ids, codes and events stay.
+    await files.erase_texts(uow, command.case_id, command.erased_on)
+
+
+HANDLERS: dict[type, Callable[..., Any]] = {
+    DraftReport: draft_report,
+    FinalizeReport: finalize_report,
+    RecordDelivery: record_delivery,
+    NoteConsultation: note_consultation_when_consultation_completed,
+    NotePayment: close_case_when_payment_captured,
+    NoteRefund: note_refund_when_refund_issued,
+    EraseReportTexts: erase_report_text_when_personal_data_erased,
+}

@@ -20,7 +20,8 @@ from eventkit.clock import TOKYO
 from eventkit.runtime import wait_until
 from eventkit.testing import SettableClock, bearer, fetch, make_envelope, running_app, scalar
 from eventkit.topology import declare_exchange
-from reporting.app import build
+from eventkit.unit_of_work import UnitOfWork
+from reporting.bootstrap import build
 from reporting.settings import ReportingSettings
 from secondopinion_contracts import EXCHANGE, CloudEvent, EventData
 from secondopinion_contracts.codes import (
@@ -407,3 +408,27 @@ def shuffled_with_duplicates(envelopes: list[CloudEvent], seed: int) -> list[Clo
 async def settle_quietly(seconds: float = 0.3) -> None:
     """A short pause where a test must show that nothing more happens (never a correctness assert on time)."""
     await asyncio.sleep(seconds)
+
+
+@dataclass
+class InMemoryCaseFiles:
+    """reporting.repository.CaseFiles for handler tests: the cases known, the drafts and the locks taken."""
+
+    known_cases: set[uuid.UUID] = field(default_factory=set)
+    drafts: dict[tuple[uuid.UUID, int], str | None] = field(default_factory=dict)
+    locked: list[uuid.UUID] = field(default_factory=list)
+
+    async def lock(self, uow: UnitOfWork, case_id: uuid.UUID) -> None:
+        self.locked.append(case_id)
+
+    async def known(self, uow: UnitOfWork, case_id: uuid.UUID) -> bool:
+        return case_id in self.known_cases
+
+    async def save_draft(self, uow: UnitOfWork, case_id: uuid.UUID, draft_number: int, report_id: uuid.UUID,
+                         physician_id: str, summary: str) -> None:
+        self.drafts[case_id, draft_number] = summary
+
+    async def erase_texts(self, uow: UnitOfWork, case_id: uuid.UUID, erased_on: date) -> None:
+        for key in self.drafts:
+            if key[0] == case_id:
+                self.drafts[key] = None

@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 
-import asyncpg
 import httpx
 import pytest
 
-from eventkit.testing import EventCollector, SettableClock, assert_valid, fetch, scalar, statements_of_one_batch
+from eventkit.testing import EventCollector, SettableClock, assert_valid, fetch, scalar
 from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, reporting_app, settle_quietly
 from secondopinion_contracts import CloudEvent
 from secondopinion_contracts.codes import Mode
@@ -291,48 +290,3 @@ async def test_the_dashboard_page_health_and_readiness(reporting: Reporting) -> 
     ready = await reporting.client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["consumer_attached"] is True
-
-
-async def test_a_batch_of_events_is_logged_in_one_statement_before_any_of_them_drives_a_reaction(
-        reporting: Reporting) -> None:
-    consumer = reporting.client._transport.app.state.runtime.consumer  # type: ignore[attr-defined]
-    cases = [Case("cardiology", Mode.ONLINE) for _ in range(4)]
-
-    def logging(statements: list[str]) -> list[str]:
-        return [statement for statement in statements if "INSERT INTO received_events" in statement]
-
-    submitted = await statements_of_one_batch(consumer, [case.submitted(date(2026, 10, 1)) for case in cases])
-    assert len(logging(submitted)) == 1, "one statement for the batch, not one per event"
-    # A consultation makes reporting append to the report stream; its own event is logged with the append, and the
-    # copy that comes back from the bus is found in the log and drives nothing a second time.
-    completed = await statements_of_one_batch(consumer, [case.completed(CONSULTATION_DAY) for case in cases])
-    assert logging(completed)[0].lstrip().startswith("WITH locked"), "the deliveries' events first, together"
-    conn = await asyncpg.connect(reporting.database)
-    try:
-        logged = await conn.fetch("SELECT case_id, event_name FROM received_events ORDER BY position")
-    finally:
-        await conn.close()
-    for case in cases:
-        names = [row["event_name"] for row in logged if row["case_id"] == case.case_id]
-        assert names.count("CaseSubmitted") == 1
-        assert names.count("ConsultationCompleted") == 1
-
-
-async def test_a_batch_of_events_refreshes_the_board_rows_of_its_cases_in_one_statement(
-        reporting: Reporting) -> None:
-    # Each event's case row is due for a refresh; done once for the batch, as its transaction ends.
-    consumer = reporting.client._transport.app.state.runtime.consumer  # type: ignore[attr-defined]
-    cases = [Case("cardiology", Mode.ONLINE) for _ in range(4)]
-
-    async def board() -> dict[str, set[str]]:
-        shown = (await reporting.client.get("/board")).json()
-        return {column["column"]: {card["case_id"] for card in column["cards"]} for column in shown["columns"]}
-
-    submitted = await statements_of_one_batch(consumer, [case.submitted(date(2026, 10, 1)) for case in cases])
-    assert sum(statement.lstrip().startswith("WITH stepped") for statement in submitted) == 1
-    assert (await board())["submitted"] == {str(case.case_id) for case in cases}
-    # A consultation also makes reporting append to the case's report stream: its own event is logged and due for
-    # the same refresh, still one for the batch.
-    completed = await statements_of_one_batch(consumer, [case.completed(CONSULTATION_DAY) for case in cases])
-    assert sum(statement.lstrip().startswith("WITH stepped") for statement in completed) == 1
-    assert (await board())["consulted"] == {str(case.case_id) for case in cases}

@@ -25,9 +25,9 @@ from playwright.async_api import Page, async_playwright, expect
 from eventkit.auth import mint_development_token
 from eventkit.runtime import wait_until
 from eventkit.testing import SettableClock, bearer, fresh_database, running_app
-from intake.app import build as build_intake
+from intake.bootstrap import build as build_intake
 from intake.settings import IntakeSettings
-from reporting.app import build as build_reporting
+from reporting.bootstrap import build as build_reporting
 from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, reporting_settings
 from secondopinion_contracts.codes import Mode
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from eventkit.testing import EventCollector, SettableClock, fetch, fresh_database, fresh_vhost
-from reporting.store import rebuild_case_board
+from reporting.projections import rebuild_case_board
 from reporting.testing import (
     Bus,
     Desk,

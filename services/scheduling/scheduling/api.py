@@ -3,7 +3,7 @@ appointments and the day's list."""
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
@@ -13,11 +13,14 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventkit.auth import allow
-from eventkit.business_calendar import RECEPTION_CLOSES, RECEPTION_OPENS, Closure
+from eventkit.bootstrap import Dispatcher
+from eventkit.business_calendar import RECEPTION_CLOSES, RECEPTION_OPENS, BusinessCalendar, Closure
 from eventkit.clock import tokyo_date
-from eventkit.documents import PDF_MEDIA_TYPE, issued_pdf
+from eventkit.documents import PDF_MEDIA_TYPE, HospitalSettings, issued_pdf
 from eventkit.errors import NotFound
-from eventkit.events import Actor, CommandContext, RecordedEvent
+from eventkit.events import Actor, RecordedEvent
+from eventkit.http import command_context, from_app_state, now, on_pool
+from eventkit.personal_data import IntakePersonalData
 from scheduling.commands import (
     CancelAppointment,
     CompleteConsultation,
@@ -30,9 +33,10 @@ from scheduling.commands import (
     RescheduleAppointment,
 )
 from scheduling.events import SlotOpened
-from scheduling.handlers import SchedulingHandlers
+from scheduling.handlers import OpenedSlots
+from scheduling.queries import ScheduleQueries
+from scheduling.repository import CASE_STREAM
 from scheduling.slip import SlipFacts, render_slip
-from scheduling.store import CASE_STREAM, ScheduleQueries
 from secondopinion_contracts.codes import CancellationReason, CancelledBy, RescheduleReason
 from secondopinion_contracts.events.intake import DEPARTMENT_PATTERN
 
@@ -106,16 +110,6 @@ class CancellationIn(Strict):
         return value
 
 
-# async, though nothing is awaited: FastAPI runs a plain `def` dependency in a worker thread on every request.
-async def handlers(request: Request) -> SchedulingHandlers:
-    handlers: SchedulingHandlers = request.app.state.handlers
-    return handlers
-
-
-async def queries(request: Request) -> ScheduleQueries:
-    return ScheduleQueries(request.app.state.runtime.pool)
-
-
 # Scheduling holds no personal data (ids, codes and dates only), so every staff role may read it.
 Reader = Annotated[Actor, Depends(allow("coordinator", "physician", "cashier", "auditor"))]
 # The desk arranges dates with the physicians: either may open a physician's slots.
@@ -123,21 +117,20 @@ Scheduler = Annotated[Actor, Depends(allow("coordinator", "physician"))]
 Coordinator = Annotated[Actor, Depends(allow("coordinator"))]
 # Whether the consultation took place (or the patient failed to come) is known to the physician and the desk.
 Attending = Annotated[Actor, Depends(allow("physician", "coordinator"))]
-Handlers = Annotated[SchedulingHandlers, Depends(handlers)]
-Queries = Annotated[ScheduleQueries, Depends(queries)]
-
-
-def _context(actor: Actor, correlation_id: object, command: str) -> CommandContext:
-    return CommandContext(actor=actor, correlation_id=str(correlation_id), causation_id=f"command:{uuid4()}",
-                          command=command)
+Handling = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
+Calendar = Annotated[BusinessCalendar, Depends(from_app_state("calendar", BusinessCalendar))]
+Now = Annotated[datetime, Depends(now)]
+Queries = Annotated[ScheduleQueries, Depends(on_pool(ScheduleQueries))]
+PersonalData = Annotated[IntakePersonalData, Depends(from_app_state("personal_data", IntakePersonalData))]
+Hospital = Annotated[HospitalSettings, Depends(from_app_state("hospital", HospitalSettings))]
 
 
 def _invalid(location: tuple[str, ...], message: str) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": location, "msg": message, "input": None}])
 
 
-def _range(h: SchedulingHandlers, first: date | None, last: date | None, default_days: int) -> tuple[date, date]:
-    first = first or tokyo_date(h.now())
+def _range(now: datetime, first: date | None, last: date | None, default_days: int) -> tuple[date, date]:
+    first = first or tokyo_date(now)
     last = last or first + timedelta(days=default_days)
     if last < first:
         raise _invalid(("query", "to"), f"must not be before from ({first})")
@@ -172,28 +165,31 @@ async def _appointment(q: ScheduleQueries, appointment_id: UUID) -> dict[str, An
 # --- calendar ---------------------------------------------------------------------------------------
 
 @router.get("/calendar/business-days", tags=["calendar"])
-async def business_days(_: Reader, h: Handlers, first: FromDate = None, last: ToDate = None) -> dict[str, Any]:
+async def business_days(_: Reader, calendar: Calendar, now: Now, first: FromDate = None,
+                        last: ToDate = None) -> dict[str, Any]:
     """The desk's business days in the range, and why every other day is closed."""
-    first, last = _range(h, first, last, 30)
+    first, last = _range(now, first, last, 30)
     return {
         "from": first, "to": last, "time_zone": "Asia/Tokyo",
         "reception_hours": {"opens": RECEPTION_OPENS.strftime("%H:%M"), "closes": RECEPTION_CLOSES.strftime("%H:%M")},
-        "business_days": h.calendar.business_days(first, last),
-        "closed_days": [_closure(closure) for closure in h.calendar.closures(first, last)],
+        "business_days": calendar.business_days(first, last),
+        "closed_days": [_closure(closure) for closure in calendar.closures(first, last)],
     }
 
 
 # --- department slots -------------------------------------------------------------------------------
 
 @router.post("/departments/{department}/slots", status_code=201, tags=["slots"])
-async def open_slots(department: Department, body: OpenSlotsIn, actor: Scheduler, h: Handlers) -> dict[str, Any]:
+async def open_slots(department: Department, body: OpenSlotsIn, actor: Scheduler,
+                     handle: Handling) -> dict[str, Any]:
     """Open a physician's consultation slots on every business day of the range at the given times."""
     if actor.role == "physician" and actor.id != body.physician_id:
         raise HTTPException(403, "a physician opens their own slots; the desk opens any physician's")
     command = OpenSlots(department=department, physician_id=body.physician_id, first_day=body.first_day,
                         last_day=body.last_day, start_times=tuple(body.start_times),
                         duration_minutes=body.duration_minutes)
-    opened = await h.open_slots(command, _context(actor, f"slots:{department}:{body.physician_id}", "OpenSlots"))
+    opened: OpenedSlots = await handle(command, command_context(actor, f"slots:{department}:{body.physician_id}",
+                                                                "OpenSlots"))
     slots = [event.data for event in opened.recorded if isinstance(event.data, SlotOpened)]
     return {
         "department": department, "physician_id": body.physician_id,
@@ -204,21 +200,22 @@ async def open_slots(department: Department, body: OpenSlotsIn, actor: Scheduler
 
 
 @router.get("/departments/{department}/slots", tags=["slots"])
-async def list_slots(department: Department, _: Reader, h: Handlers, q: Queries, first: FromDate = None,
+async def list_slots(department: Department, _: Reader, now: Now, q: Queries, first: FromDate = None,
                      last: ToDate = None, status: Literal["open", "held", "booked"] | None = None) -> dict[str, Any]:
     """The department's slots by day; a held slot whose hold has expired is listed as open."""
-    first, last = _range(h, first, last, 30)
+    first, last = _range(now, first, last, 30)
     return {"department": department, "from": first, "to": last, "status": status,
-            "slots": await q.slots(department, first, last, status, h.now())}
+            "slots": await q.slots(department, first, last, status, now)}
 
 
 # --- a case's candidate dates and appointment ---------------------------------------------------------
 
 @router.post("/cases/{case_id}/proposals", status_code=201, tags=["cases"])
-async def propose_slots(case_id: UUID, body: ProposalIn, actor: Coordinator, h: Handlers, q: Queries) -> dict[str, Any]:
+async def propose_slots(case_id: UUID, body: ProposalIn, actor: Coordinator, handle: Handling,
+                        q: Queries) -> dict[str, Any]:
     """Offer the patient one to three candidate dates; they are held for the case until the hold expires."""
-    recorded = await h.propose_slots(ProposeSlots(case_id=case_id, slot_ids=tuple(body.slot_ids)),
-                                     _context(actor, case_id, "ProposeSlots"))
+    recorded = await handle(ProposeSlots(case_id=case_id, slot_ids=tuple(body.slot_ids)),
+                            command_context(actor, case_id, "ProposeSlots"))
     view = await q.case_schedule(case_id)
     assert view is not None
     return {**view, "events": _case_events(recorded)}
@@ -234,12 +231,12 @@ async def get_case_schedule(case_id: UUID, _: Reader, q: Queries) -> dict[str, A
 
 
 @router.post("/cases/{case_id}/appointment", status_code=201, tags=["cases"])
-async def confirm_slot(case_id: UUID, body: ConfirmationIn, actor: Coordinator, h: Handlers,
+async def confirm_slot(case_id: UUID, body: ConfirmationIn, actor: Coordinator, handle: Handling,
                        q: Queries) -> dict[str, Any]:
     """The patient picked one of the proposed dates: it becomes the case's appointment."""
     appointment_id = uuid4()
-    recorded = await h.confirm_slot(ConfirmSlot(case_id=case_id, slot_id=body.slot_id, appointment_id=appointment_id),
-                                    _context(actor, case_id, "ConfirmSlot"))
+    recorded = await handle(ConfirmSlot(case_id=case_id, slot_id=body.slot_id, appointment_id=appointment_id),
+                            command_context(actor, case_id, "ConfirmSlot"))
     return {**await _appointment(q, appointment_id), "events": _case_events(recorded)}
 
 
@@ -254,12 +251,12 @@ async def get_case_appointment(case_id: UUID, _: Reader, q: Queries) -> dict[str
 # --- appointments -----------------------------------------------------------------------------------
 
 @router.get("/appointments", tags=["appointments"])
-async def day_list(_: Reader, h: Handlers, q: Queries,
+async def day_list(_: Reader, now: Now, q: Queries,
                    day: Annotated[date | None, Query(alias="date", description="Asia/Tokyo; default today")] = None,
                    department: Annotated[str | None, Query(pattern=DEPARTMENT_PATTERN)] = None,
                    status: Literal["booked", "cancelled", "completed", "no_show"] | None = None) -> dict[str, Any]:
     """The day's appointments for the desk, in start order."""
-    day = day or tokyo_date(h.now())
+    day = day or tokyo_date(now)
     return {"date": day, "appointments": await q.day(day, department, status)}
 
 
@@ -273,73 +270,73 @@ async def _after(q: ScheduleQueries, appointment_id: UUID, recorded: list[Record
 
 
 @router.post("/appointments/{appointment_id}/slip", tags=["appointments"])
-async def issue_slip(appointment_id: UUID, actor: Coordinator, h: Handlers, q: Queries) -> dict[str, Any]:
+async def issue_slip(appointment_id: UUID, actor: Coordinator, handle: Handling, q: Queries) -> dict[str, Any]:
     """Post the appointment slip again (in person); the first one is issued when the date is confirmed."""
     case_id = await _case_of(q, appointment_id)
-    recorded = await h.issue_appointment_slip(IssueAppointmentSlip(case_id=case_id, appointment_id=appointment_id),
-                                              _context(actor, case_id, "IssueAppointmentSlip"))
+    recorded = await handle(IssueAppointmentSlip(case_id=case_id, appointment_id=appointment_id),
+                            command_context(actor, case_id, "IssueAppointmentSlip"))
     return await _after(q, appointment_id, recorded)
 
 
 @router.get("/appointments/{appointment_id}/slip.pdf", tags=["appointments"], response_class=Response,
             responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The slip, A4 PDF"}})
-async def print_slip(appointment_id: UUID, _: Coordinator, request: Request, q: Queries) -> Response:
+async def print_slip(appointment_id: UUID, _: Coordinator, request: Request, q: Queries,
+                     personal_data: PersonalData, hospital: Hospital) -> Response:
     """The appointment slip as posted to the patient (in person), the latest one issued: after a reschedule it
     is marked as replacing the earlier one. The patient's name and address are read from intake with the
     caller's token for this print only; after erasure they print as ***."""
     facts = SlipFacts.from_view(await _appointment(q, appointment_id))
-    person = await request.app.state.personal_data.for_document(facts.case_id, "slip",
-                                                                request.headers["authorization"])
-    content = await run_in_threadpool(render_slip, facts, person, request.app.state.hospital)
+    person = await personal_data.for_document(facts.case_id, "slip", request.headers["authorization"])
+    content = await run_in_threadpool(render_slip, facts, person, hospital)
     return await issued_pdf(q.pool, "appointment_slip", facts.reference, content, facts.filename)
 
 
 @router.post("/appointments/{appointment_id}/online-booking", tags=["appointments"])
-async def register_online_booking(appointment_id: UUID, body: OnlineBookingIn, actor: Coordinator, h: Handlers,
+async def register_online_booking(appointment_id: UUID, body: OnlineBookingIn, actor: Coordinator, handle: Handling,
                                   q: Queries) -> dict[str, Any]:
     """Online: the patient booked the confirmed date on CLINICS."""
     case_id = await _case_of(q, appointment_id)
     command = RegisterOnlineBooking(case_id=case_id, appointment_id=appointment_id,
                                     clinics_booking_ref=body.clinics_booking_ref)
-    recorded = await h.register_online_booking(command, _context(actor, case_id, "RegisterOnlineBooking"))
+    recorded = await handle(command, command_context(actor, case_id, "RegisterOnlineBooking"))
     return await _after(q, appointment_id, recorded)
 
 
 @router.post("/appointments/{appointment_id}/reschedule", tags=["appointments"])
-async def reschedule(appointment_id: UUID, body: RescheduleIn, actor: Coordinator, h: Handlers,
+async def reschedule(appointment_id: UUID, body: RescheduleIn, actor: Coordinator, handle: Handling,
                      q: Queries) -> dict[str, Any]:
     """Move the appointment to another open slot; the previous slot is freed."""
     case_id = await _case_of(q, appointment_id)
     command = RescheduleAppointment(case_id=case_id, appointment_id=appointment_id, slot_id=body.slot_id,
                                     reason=body.reason)
-    recorded = await h.reschedule_appointment(command, _context(actor, case_id, "RescheduleAppointment"))
+    recorded = await handle(command, command_context(actor, case_id, "RescheduleAppointment"))
     return await _after(q, appointment_id, recorded)
 
 
 @router.post("/appointments/{appointment_id}/cancel", tags=["appointments"])
-async def cancel(appointment_id: UUID, body: CancellationIn, actor: Coordinator, h: Handlers,
+async def cancel(appointment_id: UUID, body: CancellationIn, actor: Coordinator, handle: Handling,
                  q: Queries) -> dict[str, Any]:
     """Cancel the appointment with a coded reason; its slot is freed."""
     case_id = await _case_of(q, appointment_id)
     command = CancelAppointment(case_id=case_id, appointment_id=appointment_id, reason=body.reason_code,
                                 cancelled_by=body.by)
-    recorded = await h.cancel_appointment(command, _context(actor, case_id, "CancelAppointment"))
+    recorded = await handle(command, command_context(actor, case_id, "CancelAppointment"))
     return await _after(q, appointment_id, recorded)
 
 
 @router.post("/appointments/{appointment_id}/complete", tags=["appointments"])
-async def complete(appointment_id: UUID, actor: Attending, h: Handlers, q: Queries) -> dict[str, Any]:
+async def complete(appointment_id: UUID, actor: Attending, handle: Handling, q: Queries) -> dict[str, Any]:
     """The consultation took place (in person: only after the fee was paid at the counter)."""
     case_id = await _case_of(q, appointment_id)
-    recorded = await h.complete_consultation(CompleteConsultation(case_id=case_id, appointment_id=appointment_id),
-                                             _context(actor, case_id, "CompleteConsultation"))
+    recorded = await handle(CompleteConsultation(case_id=case_id, appointment_id=appointment_id),
+                            command_context(actor, case_id, "CompleteConsultation"))
     return await _after(q, appointment_id, recorded)
 
 
 @router.post("/appointments/{appointment_id}/no-show", tags=["appointments"])
-async def no_show(appointment_id: UUID, actor: Attending, h: Handlers, q: Queries) -> dict[str, Any]:
+async def no_show(appointment_id: UUID, actor: Attending, handle: Handling, q: Queries) -> dict[str, Any]:
     """The patient did not come to the appointment."""
     case_id = await _case_of(q, appointment_id)
-    recorded = await h.record_no_show(RecordNoShow(case_id=case_id, appointment_id=appointment_id),
-                                      _context(actor, case_id, "RecordNoShow"))
+    recorded = await handle(RecordNoShow(case_id=case_id, appointment_id=appointment_id),
+                            command_context(actor, case_id, "RecordNoShow"))
     return await _after(q, appointment_id, recorded)

@@ -1,25 +1,22 @@
-"""One handler per scheduling command, and the reactions to other services' events
-(<effect>_when_<event>). Commands that touch slots write the case's stream and every slot stream they
-change in ONE transaction, each at the version it was loaded at: both or neither are written, and a
-slot confirmed at the same moment by another desk makes this append fail rather than double-book."""
+"""One handler per scheduling command, the desk's and those other services' events become (consumers.py): each
+`(command, uow)` plus what bootstrap binds to it, with the table of command -> handler at the bottom.
+
+Commands that touch slots write the case's stream and every slot stream they change in ONE unit of work, each at the
+version it was loaded at: both or neither are written, and a slot confirmed at the same moment by another desk makes
+the commit fail (and the command be decided again from fresh state) rather than double-book."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
-
-from eventkit.aggregate import AggregateRepository
 from eventkit.business_calendar import BusinessCalendar
 from eventkit.clock import Clock
-from eventkit.db import Conn
-from eventkit.events import CommandContext, Event, RecordedEvent
-from eventkit.store import ConcurrencyError, EventStore
+from eventkit.events import RecordedEvent
+from eventkit.unit_of_work import Loaded, UnitOfWork
 from scheduling import domain
 from scheduling.commands import (
     CancelAppointment,
@@ -35,16 +32,7 @@ from scheduling.commands import (
     RescheduleAppointment,
     StartScheduling,
 )
-from scheduling.store import (
-    CASE_STREAM,
-    SLOT_STREAM,
-    case_repository,
-    lock_physician_schedule,
-    physician_slot_times,
-    slot_repository,
-)
-
-ATTEMPTS = 10
+from scheduling.repository import CASES, SLOT_STREAM, SLOTS, PhysicianSchedules
 
 CaseDecision = Callable[[domain.CaseSchedule, Mapping[UUID, domain.Slot | None]], domain.Decision]
 
@@ -55,138 +43,104 @@ class OpenedSlots:
     plan: domain.SlotPlan
 
 
-@dataclass
-class SchedulingHandlers:
-    store: EventStore
-    calendar: BusinessCalendar
-    clock: Clock
-    hold_for: timedelta
-    booking_horizon: timedelta
+async def open_slots(command: OpenSlots, uow: UnitOfWork, *, calendar: BusinessCalendar, clock: Clock,
+                     booking_horizon: timedelta, schedules: PhysicianSchedules) -> OpenedSlots:
+    now = clock()
+    existing = await schedules.taken(uow, command.physician_id, now - timedelta(days=1),
+                                     now + booking_horizon + timedelta(days=1))
+    plan = domain.open_slots(command, calendar, now, booking_horizon, existing, uuid4)
+    for opened in plan.opened:
+        uow.append(SLOTS.stream_id(opened.slot_id), SLOT_STREAM, 0, [opened])
+    return OpenedSlots(recorded=await uow.commit(), plan=plan)
 
-    @property
-    def cases(self) -> AggregateRepository[domain.CaseSchedule]:
-        return case_repository(self.store)
 
-    @property
-    def slots(self) -> AggregateRepository[domain.Slot | None]:
-        return slot_repository(self.store)
+async def propose_slots(command: ProposeSlots, uow: UnitOfWork, *, clock: Clock,
+                        hold_for: timedelta) -> list[RecordedEvent]:
+    return await _decide(uow, command.case_id, lambda case: (*command.slot_ids, *case.candidate_slot_ids),
+                         lambda case, slots: domain.propose(command, case, slots, clock(), hold_for))
 
-    def now(self) -> datetime:
-        return self.clock()
 
-    async def open_slots(self, command: OpenSlots, context: CommandContext) -> OpenedSlots:
-        now = self.now()
-        async with self.store.transaction() as conn:
-            await lock_physician_schedule(conn, command.physician_id)
-            existing = await physician_slot_times(conn, command.physician_id, now - timedelta(days=1),
-                                                  now + self.booking_horizon + timedelta(days=1))
-            plan = domain.open_slots(command, self.calendar, now, self.booking_horizon, existing, uuid4)
-            recorded: list[RecordedEvent] = []
-            for opened in plan.opened:
-                recorded += await self.store.append(self.slots.stream_id(opened.slot_id), SLOT_STREAM, 0, [opened],
-                                                    context, conn=conn)
-        return OpenedSlots(recorded=recorded, plan=plan)
+async def confirm_slot(command: ConfirmSlot, uow: UnitOfWork, *, clock: Clock) -> list[RecordedEvent]:
+    return await _decide(uow, command.case_id, lambda case: (command.slot_id, *case.candidate_slot_ids),
+                         lambda case, slots: domain.confirm(command, case, slots, clock()))
 
-    async def propose_slots(self, command: ProposeSlots, context: CommandContext) -> list[RecordedEvent]:
-        return await self._decide(
-            command.case_id, lambda case: (*command.slot_ids, *case.candidate_slot_ids),
-            lambda case, slots: domain.propose(command, case, slots, self.now(), self.hold_for), context)
 
-    async def confirm_slot(self, command: ConfirmSlot, context: CommandContext) -> list[RecordedEvent]:
-        return await self._decide(
-            command.case_id, lambda case: (command.slot_id, *case.candidate_slot_ids),
-            lambda case, slots: domain.confirm(command, case, slots, self.now()), context)
+async def reschedule_appointment(command: RescheduleAppointment, uow: UnitOfWork, *,
+                                 clock: Clock) -> list[RecordedEvent]:
+    return await _decide(uow, command.case_id, lambda case: (command.slot_id, *_appointment_slot(case)),
+                         lambda case, slots: domain.reschedule(command, case, slots, clock()))
 
-    async def reschedule_appointment(self, command: RescheduleAppointment,
-                                     context: CommandContext) -> list[RecordedEvent]:
-        return await self._decide(
-            command.case_id, lambda case: (command.slot_id, *_appointment_slot(case)),
-            lambda case, slots: domain.reschedule(command, case, slots, self.now()), context)
 
-    async def cancel_appointment(self, command: CancelAppointment, context: CommandContext) -> list[RecordedEvent]:
-        return await self._decide(command.case_id, _appointment_slot,
-                                  lambda case, _: domain.cancel(command, case), context)
+async def cancel_appointment(command: CancelAppointment, uow: UnitOfWork) -> list[RecordedEvent]:
+    return await _decide(uow, command.case_id, _appointment_slot, lambda case, _: domain.cancel(command, case))
 
-    async def issue_appointment_slip(self, command: IssueAppointmentSlip,
-                                     context: CommandContext) -> list[RecordedEvent]:
-        return await self.cases.execute(command.case_id, lambda case: domain.issue_slip(command, case, self.now()),
-                                        context)
 
-    async def register_online_booking(self, command: RegisterOnlineBooking,
-                                      context: CommandContext) -> list[RecordedEvent]:
-        return await self.cases.execute(command.case_id,
-                                        lambda case: domain.register_online_booking(command, case), context)
+async def issue_appointment_slip(command: IssueAppointmentSlip, uow: UnitOfWork, *,
+                                 clock: Clock) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id, lambda case: domain.issue_slip(command, case, clock()))
 
-    async def complete_consultation(self, command: CompleteConsultation,
-                                    context: CommandContext) -> list[RecordedEvent]:
-        return await self.cases.execute(command.case_id, lambda case: domain.complete(command, case, self.now()),
-                                        context)
 
-    async def record_no_show(self, command: RecordNoShow, context: CommandContext) -> list[RecordedEvent]:
-        return await self.cases.execute(command.case_id,
-                                        lambda case: domain.record_no_show(command, case, self.now()), context)
+async def register_online_booking(command: RegisterOnlineBooking, uow: UnitOfWork) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id, lambda case: domain.register_online_booking(command, case))
 
-    # --- reactions to other services' events (run inside the consumer's inbox transaction) ---------
 
-    async def start_scheduling_when_case_accepted(self, command: StartScheduling, context: CommandContext,
-                                                  conn: Conn) -> list[RecordedEvent]:
-        return await self.cases.execute(command.case_id, lambda case: domain.start_scheduling(command, case),
-                                        context, conn=conn)
+async def complete_consultation(command: CompleteConsultation, uow: UnitOfWork, *,
+                                clock: Clock) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id, lambda case: domain.complete(command, case, clock()))
 
-    async def record_payment_when_payment_captured(self, command: RecordFeePayment, context: CommandContext,
-                                                   conn: Conn) -> list[RecordedEvent]:
-        return await self.cases.execute(command.case_id, lambda case: domain.record_fee_payment(command, case),
-                                        context, conn=conn)
 
-    async def cancel_appointment_when_case_withdrawn(self, command: RecordWithdrawal, context: CommandContext,
-                                                     conn: Conn) -> list[RecordedEvent]:
-        return await self._decide(
-            command.case_id, lambda case: (*case.candidate_slot_ids, *_appointment_slot(case)),
-            lambda case, slots: domain.record_withdrawal(command, case, slots), context, conn=conn)
+async def record_no_show(command: RecordNoShow, uow: UnitOfWork, *, clock: Clock) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id, lambda case: domain.record_no_show(command, case, clock()))
 
-    # --- the case and its slots in one transaction --------------------------------------------------
 
-    async def _decide(self, case_id: UUID, slot_ids_of: Callable[[domain.CaseSchedule], Iterable[UUID]],
-                      decide: CaseDecision, context: CommandContext, *,
-                      conn: Conn | None = None) -> list[RecordedEvent]:
-        """Load the case and the slots it needs, decide, append every stream at its loaded version.
+# --- what other services' events become (consumers.py) ---------------------------------------------------------
 
-        A concurrent append to any of them (two desks booking one slot) fails the whole transaction; it
-        is decided again from fresh state, so the loser gets the domain's reason (409), not a retry
-        message. Inside a caller's transaction (`conn`), the caller retries instead.
-        """
-        attempts = 1 if conn is not None else ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            try:
-                async with self.store.transaction(conn) as tx:
-                    return await self._decide_once(tx, case_id, slot_ids_of, decide, context)
-            except (ConcurrencyError, asyncpg.DeadlockDetectedError):
-                if attempt == attempts:
-                    raise
-                # Jitter, so that writers who collided do not collide again in lockstep.
-                await asyncio.sleep(random.uniform(0, 0.005 * attempt))  # noqa: S311
-        raise AssertionError("unreachable")
+async def start_scheduling_when_case_accepted(command: StartScheduling, uow: UnitOfWork) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id, lambda case: domain.start_scheduling(command, case))
 
-    async def _decide_once(self, conn: Conn, case_id: UUID,
-                           slot_ids_of: Callable[[domain.CaseSchedule], Iterable[UUID]], decide: CaseDecision,
-                           context: CommandContext) -> list[RecordedEvent]:
-        case, case_version = await self.cases.load(case_id, conn=conn)
-        # Slots in a fixed order, so two transactions touching the same slots wait for each other
-        # instead of deadlocking.
-        slot_ids = sorted(set(slot_ids_of(case)))
-        slots: dict[UUID, domain.Slot | None] = {}
-        versions: dict[UUID, int] = {}
-        for slot_id in slot_ids:
-            slots[slot_id], versions[slot_id] = await self.slots.load(slot_id, conn=conn)
-        decision = decide(case, slots)
-        recorded = await self.store.append(self.cases.stream_id(case_id), CASE_STREAM, case_version,
-                                           decision.case_events, context, conn=conn)
-        for slot_id in sorted(decision.slot_events):
-            events: list[Event] = decision.slot_events[slot_id]
-            recorded += await self.store.append(self.slots.stream_id(slot_id), SLOT_STREAM, versions[slot_id], events,
-                                                context, conn=conn)
-        return recorded
+
+async def record_payment_when_payment_captured(command: RecordFeePayment, uow: UnitOfWork) -> list[RecordedEvent]:
+    return await uow.execute(CASES, command.case_id, lambda case: domain.record_fee_payment(command, case))
+
+
+async def cancel_appointment_when_case_withdrawn(command: RecordWithdrawal, uow: UnitOfWork) -> list[RecordedEvent]:
+    return await _decide(uow, command.case_id, lambda case: (*case.candidate_slot_ids, *_appointment_slot(case)),
+                         lambda case, slots: domain.record_withdrawal(command, case, slots))
+
+
+# --- the case and its slots in one unit of work ------------------------------------------------------------------
+
+async def _decide(uow: UnitOfWork, case_id: UUID, slot_ids_of: Callable[[domain.CaseSchedule], Iterable[UUID]],
+                  decide: CaseDecision) -> list[RecordedEvent]:
+    """Load the case and the slots it needs, decide, append every stream at its loaded version."""
+    case = await uow.load(CASES, case_id)
+    # Slots in a fixed order, so two transactions touching the same slots wait for each other instead of
+    # deadlocking.
+    slots: dict[UUID, Loaded[domain.Slot | None]] = {}
+    for slot_id in sorted(set(slot_ids_of(case.state))):
+        slots[slot_id] = await uow.load(SLOTS, slot_id)
+    decision = decide(case.state, {slot_id: slot.state for slot_id, slot in slots.items()})
+    uow.save(case, decision.case_events)
+    for slot_id in sorted(decision.slot_events):
+        uow.save(slots[slot_id], decision.slot_events[slot_id])
+    return await uow.commit()
 
 
 def _appointment_slot(case: domain.CaseSchedule) -> tuple[UUID, ...]:
     return (case.appointment.slot_id,) if case.appointment is not None else ()
+
+
+HANDLERS: dict[type, Callable[..., Any]] = {
+    OpenSlots: open_slots,
+    ProposeSlots: propose_slots,
+    ConfirmSlot: confirm_slot,
+    RescheduleAppointment: reschedule_appointment,
+    CancelAppointment: cancel_appointment,
+    IssueAppointmentSlip: issue_appointment_slip,
+    RegisterOnlineBooking: register_online_booking,
+    CompleteConsultation: complete_consultation,
+    RecordNoShow: record_no_show,
+    StartScheduling: start_scheduling_when_case_accepted,
+    RecordFeePayment: record_payment_when_payment_captured,
+    RecordWithdrawal: cancel_appointment_when_case_withdrawn,
+}

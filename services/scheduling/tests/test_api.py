@@ -25,13 +25,12 @@ from eventkit.testing import (
     bearer,
     publish_event,
     running_app,
-    statements_of_one_batch,
-    streams_loaded_one_by_one,
 )
-from scheduling.app import build
+from scheduling.bootstrap import build
 from scheduling.events import SlotBooked
+from scheduling.projections import PROJECTIONS
+from scheduling.repository import EVENT_TYPES, SLOT_STREAM
 from scheduling.settings import SchedulingSettings
-from scheduling.store import EVENT_TYPES, PROJECTIONS, SLOT_STREAM
 from secondopinion_contracts import CloudEvent, EventData
 from secondopinion_contracts.codes import Mode, PaymentMethod, WithdrawalReason
 from secondopinion_contracts.events.billing import PaymentCaptured
@@ -599,48 +598,3 @@ async def test_health_and_readiness(desk: Desk) -> None:
     assert ready.json()["checks"]["consumer_attached"] is True
 
 
-async def test_a_batch_of_other_services_events_reads_the_cases_it_touches_in_one_statement(desk: Desk) -> None:
-    # Each handler names the case stream it loads (LoadsStreams): a batch of deliveries reads them all at once.
-    consumer = desk.client._transport.app.state.runtime.consumer  # type: ignore[attr-defined]
-    cases = [uuid.uuid4() for _ in range(3)]
-    accepted = [CaseAccepted(case_id=case, department="cardiology", mode=Mode.ONLINE, screened_by="dr-screen")
-                for case in cases]
-    assert await streams_loaded_one_by_one(consumer, accepted) == 0
-    paid, withdrawn, _ = cases
-    later: list[EventData] = [
-        PaymentCaptured(case_id=paid, invoice_id=uuid.uuid4(), amount=44_000, method=PaymentMethod.CARD,
-                        captured_at=desk.clock.now),
-        CaseWithdrawn(case_id=withdrawn, reason=WithdrawalReason.PATIENT_REQUEST),
-    ]
-    assert await streams_loaded_one_by_one(consumer, later) == 0
-    await desk.wait_for_schedule(str(paid), "awaiting_proposals", fee_paid=True)
-    await desk.wait_for_schedule(str(withdrawn), "withdrawn")
-    await desk.wait_for_schedule(str(cases[2]), "awaiting_proposals", fee_paid=False)
-
-
-async def test_a_batch_of_events_writes_the_schedule_rows_of_its_cases_in_one_statement(desk: Desk) -> None:
-    # Each case's row is folded from its events and written with the others': new cases without a read, the others
-    # read together and written together (one statement per event and case before, two for a case's later events).
-    consumer = desk.client._transport.app.state.runtime.consumer  # type: ignore[attr-defined]
-    cases = [uuid.uuid4() for _ in range(4)]
-
-    def touching_the_view(statements: list[str]) -> list[str]:
-        return [statement for statement in statements if "case_schedule_view" in statement]
-
-    accepted = await statements_of_one_batch(consumer, [
-        CaseAccepted(case_id=case, department="cardiology", mode=Mode.ONLINE, screened_by="dr-screen")
-        for case in cases])
-    assert len(touching_the_view(accepted)) == 1, touching_the_view(accepted)
-    paid, withdrawn, *_ = cases
-    later = await statements_of_one_batch(consumer, [
-        PaymentCaptured(case_id=paid, invoice_id=uuid.uuid4(), amount=44_000, method=PaymentMethod.CARD,
-                        captured_at=desk.clock.now),
-        CaseWithdrawn(case_id=withdrawn, reason=WithdrawalReason.PATIENT_REQUEST),
-    ])
-    assert len(touching_the_view(later)) == 2, touching_the_view(later)
-    paid_row = await desk.wait_for_schedule(str(paid), "awaiting_proposals", fee_paid=True, department="cardiology",
-                                            mode="online")
-    assert paid_row["candidates"] == []
-    await desk.wait_for_schedule(str(withdrawn), "withdrawn", fee_paid=False)
-    for untouched in cases[2:]:
-        await desk.wait_for_schedule(str(untouched), "awaiting_proposals", fee_paid=False)

@@ -1,12 +1,9 @@
-"""Billing's persistence: the Invoice repository over eventkit, its projections, the receipt counter and
-the charge queue the charge worker takes its work from."""
+"""Billing's read models, kept in the transaction of the events they reflect: the invoices with their receipts, the
+takings ledger, and the charge queue the charge worker takes its work from."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -14,25 +11,14 @@ import asyncpg
 import pydantic_core
 
 from billing import domain
-from eventkit.aggregate import AggregateRepository
+from billing.repository import STREAM_TYPE, invoice_id_of
 from eventkit.clock import tokyo_date
-from eventkit.db import Conn, retried_read
+from eventkit.db import Conn
 from eventkit.events import RecordedEvent
-from eventkit.store import EventStore, EventTypes, RowChanges, apply_to_rows
-from secondopinion_contracts.codes import PaymentMethod
+from eventkit.store import RowChanges, apply_to_rows
 from secondopinion_contracts.events import billing as events
 
-EVENT_TYPES = EventTypes.of(*events.EVENTS, *domain.PRIVATE_EVENTS)
-STREAM_TYPE = "invoice"
 CHARGES_CHANNEL = "billing_charges"
-
-
-def invoice_repository(store: EventStore) -> AggregateRepository[domain.Invoice]:
-    return AggregateRepository(store, STREAM_TYPE, domain.Invoice, domain.evolve)
-
-
-def invoice_id_of(stream_id: str) -> UUID:
-    return UUID(stream_id.removeprefix(f"{STREAM_TYPE}-"))
 
 
 def _invoice_events(recorded: Sequence[RecordedEvent]) -> list[RecordedEvent]:
@@ -164,139 +150,3 @@ class ChargeQueueProjection:
 
 
 PROJECTIONS = (InvoiceViewProjection(), TakingsProjection(), ChargeQueueProjection())
-
-
-async def take_receipt_number(conn: Conn, year: int) -> int:
-    """The next receipt number of `year`, in the caller's transaction.
-
-    A counter row, not a sequence: its row lock is held until the receipt's transaction ends, so a
-    rolled-back receipt gives its number back and the numbers have no gaps (a sequence would skip one).
-    """
-    number: int = await conn.fetchval(
-        """INSERT INTO receipt_counters (year, last_number) VALUES ($1, 1)
-           ON CONFLICT (year) DO UPDATE SET last_number = receipt_counters.last_number + 1
-           RETURNING last_number""",
-        year)
-    return number
-
-
-def receipt_number(year: int, number: int) -> str:
-    return f"R{year}-{number:06d}"
-
-
-@dataclass(frozen=True)
-class DueCharge:
-    invoice_id: UUID
-    case_id: UUID
-    attempt: int
-    idempotency_key: str
-    amount: int
-    tries: int
-
-
-@dataclass(frozen=True)
-class ChargeQueue:
-    pool: asyncpg.Pool
-
-    async def claim(self, limit: int, lease_seconds: float) -> list[DueCharge]:
-        """Lease due charges, so that one replica's worker calls the gateway for each at a time."""
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """UPDATE charge_queue q
-                   SET leased_until = now() + make_interval(secs => $2), tries = q.tries + 1
-                   FROM (SELECT invoice_id FROM charge_queue
-                         WHERE next_try_at <= now() AND (leased_until IS NULL OR leased_until < now())
-                         ORDER BY next_try_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
-                   WHERE q.invoice_id = due.invoice_id
-                   RETURNING q.invoice_id, q.case_id, q.attempt, q.idempotency_key, q.amount, q.tries""",
-                limit, lease_seconds)
-        return [DueCharge(**dict(row)) for row in rows]
-
-    async def retry_later(self, charge: DueCharge, delay_seconds: float, error: str) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                """UPDATE charge_queue SET leased_until = NULL, last_error = $3,
-                       next_try_at = now() + make_interval(secs => $4)
-                   WHERE invoice_id = $1 AND attempt = $2""",
-                charge.invoice_id, charge.attempt, error[:500], delay_seconds)
-
-    async def discard(self, charge: DueCharge) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute("DELETE FROM charge_queue WHERE invoice_id = $1 AND attempt = $2",
-                               charge.invoice_id, charge.attempt)
-
-
-@dataclass(frozen=True)
-class InvoiceQueries:
-    pool: asyncpg.Pool
-
-    @retried_read
-    async def get(self, invoice_id: UUID) -> dict[str, Any] | None:
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM invoices WHERE invoice_id = $1 AND issued", invoice_id)
-        return invoice_view(row, with_history=True) if row else None
-
-    async def list(self, case_id: UUID | None, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT * FROM invoices
-                   WHERE issued AND ($1::uuid IS NULL OR case_id = $1) AND ($2::text IS NULL OR status = $2)
-                   ORDER BY issued_at DESC, invoice_id LIMIT $3 OFFSET $4""",
-                case_id, status, limit, offset)
-        return [invoice_view(row, with_history=False) for row in rows]
-
-    async def takings(self, day: date) -> dict[str, Any]:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT method, sum(captured) AS captured, sum(refunded) AS refunded
-                   FROM takings_entries WHERE business_date = $1 GROUP BY method""",
-                day)
-        sums = {row["method"]: (int(row["captured"]), int(row["refunded"])) for row in rows}
-        by_method = {}
-        for method in PaymentMethod:
-            captured, refunded = sums.get(method.value, (0, 0))
-            by_method[method.value] = {"captured": captured, "refunded": refunded, "net": captured - refunded}
-        captured = sum(line["captured"] for line in by_method.values())
-        refunded = sum(line["refunded"] for line in by_method.values())
-        return {"date": day, "currency": "JPY", "by_method": by_method,
-                "total": {"captured": captured, "refunded": refunded, "net": captured - refunded}}
-
-
-def invoice_view(row: asyncpg.Record, *, with_history: bool) -> dict[str, Any]:
-    invoice = domain.Invoice.model_validate_json(row["state"])
-    view: dict[str, Any] = {
-        "invoice_id": row["invoice_id"],
-        "case_id": invoice.case_id,
-        "appointment_id": invoice.appointment_id,
-        "status": invoice.status.value,
-        "mode": invoice.mode,
-        "payment_channel": invoice.payment_channel,
-        "currency": "JPY",
-        "amount_excl_tax": invoice.amount_excl_tax,
-        "tax": invoice.tax,
-        "total": invoice.total,
-        "tax_rate_percent": invoice.tax_rate_percent,
-        "tax_rule": domain.TAX_RULE,
-        "fee_schedule_effective_from": invoice.fee_schedule_effective_from,
-        "consultation": {"start": invoice.consultation_start, "end": invoice.consultation_end,
-                         "date": invoice.consultation_date, "completed_at": invoice.completed_at},
-        "payment": ({"amount": invoice.captured_amount, "method": invoice.payment_method,
-                     "captured_at": invoice.captured_at, "gateway_charge_id": invoice.gateway_charge_id}
-                    if invoice.captured_amount else None),
-        "refunded_total": invoice.refunded_total,
-        "refundable": invoice.refundable,
-        "online_charge": ({"attempt": invoice.charge_attempt, "status": invoice.charge_status,
-                           "failure": invoice.charge_failure} if invoice.charge_attempt else None),
-        "receipt": ({"receipt_number": invoice.receipt_number, "issued_on": invoice.receipt_issued_on,
-                     "qualified_invoice_registration_number": invoice.receipt_registration_number}
-                    if invoice.receipt_number else None),
-        "cancellation": ({"cancelled_by": invoice.cancelled_by, "reason": invoice.cancellation_reason,
-                          "void_reason": invoice.void_reason} if invoice.cancelled_by else None),
-        "issued_at": row["issued_at"],
-        "updated_at": row["updated_at"],
-        "version": row["version"],
-    }
-    if with_history:
-        view["history"] = json.loads(row["history"])
-    return view
-

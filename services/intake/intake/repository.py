@@ -1,0 +1,67 @@
+"""Intake's write side: the Case stream over eventkit's store, and the personal data sealed beside it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from eventkit.aggregate import AggregateType
+from eventkit.crypto import CaseKeys, to_text
+from eventkit.db import Conn
+from eventkit.store import EventTypes
+from eventkit.unit_of_work import UnitOfWork, connection_of
+from intake import domain
+from intake.commands import SubmitCase
+from secondopinion_contracts.events import intake as events
+
+EVENT_TYPES = EventTypes.of(*events.EVENTS, upcasters={("CaseDeclined", 1): events.CaseDeclinedV2.upcast_v1})
+STREAM_TYPE = "case"
+CASE_KEYS = CaseKeys()
+CASES = AggregateType(STREAM_TYPE, domain.Case, domain.evolve)
+
+
+def case_id_of(stream_id: str) -> UUID:
+    return UUID(stream_id.removeprefix(f"{STREAM_TYPE}-"))
+
+
+async def save_personal_data(conn: Conn, command: SubmitCase) -> None:
+    """Names, phone, birth date, postal addresses and the question, sealed with the case's own key (never in
+    events)."""
+    patient_address, attending_address = command.patient_postal_address, command.attending_institution_address
+    sealed = await CASE_KEYS.seal(conn, command.case_id, {
+        "patient_postal_code": patient_address.postal_code if patient_address else None,
+        "patient_address": patient_address.address if patient_address else None,
+        "attending_postal_code": attending_address.postal_code if attending_address else None,
+        "attending_address": attending_address.address if attending_address else None,
+        "requester_name": command.requester.name, "requester_phone": command.requester.phone,
+        "patient_name": command.patient_name, "patient_birth_date": command.patient_birth_date.isoformat(),
+        "attending_name": command.attending_physician_name, "attending_institution": command.attending_institution,
+        "question": command.question,
+    })
+    await conn.execute("INSERT INTO case_personal_data (case_id, sealed) VALUES ($1, $2)", command.case_id, sealed)
+
+
+class PersonalData(Protocol):
+    """A case's personal data beside its stream, in the handler's unit of work: sealed with the case's own key
+    (never in events), and unreadable for good once that key is erased. `PostgresPersonalData` in the service; a
+    fake in handler tests (intake.testing.InMemoryPersonalData)."""
+
+    async def keep(self, uow: UnitOfWork, command: SubmitCase) -> str:
+        """Seals and keeps the submission's personal data; returns the payer's name sealed for billing's receipts."""
+        ...
+
+    async def erase(self, uow: UnitOfWork, case_id: UUID, erased_by: str, erased_at: datetime) -> None:
+        """Destroys the case's key."""
+        ...
+
+
+class PostgresPersonalData:
+    async def keep(self, uow: UnitOfWork, command: SubmitCase) -> str:
+        conn = await connection_of(uow)
+        payer = await CASE_KEYS.seal(conn, command.case_id, {"payer_name": command.requester.name})
+        await save_personal_data(conn, command)
+        return to_text(payer)
+
+    async def erase(self, uow: UnitOfWork, case_id: UUID, erased_by: str, erased_at: datetime) -> None:
+        await CASE_KEYS.erase(await connection_of(uow), case_id, erased_by, erased_at)

@@ -1,0 +1,141 @@
+"""Intake's handlers on fakes (an in-memory event store and unit of work, in-memory personal data): given events, when
+a command, then the events appended, what the outbox would publish and what happened to the personal data."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from uuid import UUID
+
+import pytest
+
+from eventkit.errors import CommandRejected, NotFound
+from eventkit.events import Actor, CommandContext
+from eventkit.memory import InMemoryEventStore, InMemoryUnitOfWork
+from eventkit.unit_of_work import UnitOfWork
+from intake.bootstrap import bind_handlers
+from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from intake.repository import CASES, EVENT_TYPES, STREAM_TYPE
+from intake.settings import IntakeSettings
+from secondopinion_contracts.codes import DocumentKind, Mode, Relationship, WithdrawalReason
+from secondopinion_contracts.events.intake import CaseSubmitted, CaseWithdrawn, DocumentReceived, PersonalDataErased
+
+CASE_ID = uuid.uuid4()
+NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+
+
+@dataclass
+class InMemoryPersonalData:
+    """intake.repository.PersonalData in memory: what was kept, and the keys erased."""
+
+    kept: dict[UUID, SubmitCase] = field(default_factory=dict)
+    erased: dict[UUID, tuple[str, datetime]] = field(default_factory=dict)
+
+    async def keep(self, uow: UnitOfWork, command: SubmitCase) -> str:
+        self.kept[command.case_id] = command
+        return "c2VhbGVk"
+
+    async def erase(self, uow: UnitOfWork, case_id: UUID, erased_by: str, erased_at: datetime) -> None:
+        self.erased[case_id] = (erased_by, erased_at)
+
+
+PERSONAL_DATA = InMemoryPersonalData()
+HANDLERS = bind_handlers(IntakeSettings(), lambda: NOW, PERSONAL_DATA)
+CONTEXT = CommandContext(actor=Actor(id="coord-1", role="coordinator"), correlation_id=str(CASE_ID))
+
+
+def submitted() -> CaseSubmitted:
+    return CaseSubmitted(case_id=CASE_ID, mode=Mode.IN_PERSON, department="cardiology",
+                         requester_relationship=Relationship.SELF, patient_is_minor=False, patient_deceased=False,
+                         attending_physician_consents=True, wants_treatment_here=False, complaint_or_litigation=False,
+                         submitted_on=date(2026, 12, 1))
+
+
+@pytest.fixture
+def store() -> InMemoryEventStore:
+    return InMemoryEventStore("intake", EVENT_TYPES)
+
+
+async def handle(store: InMemoryEventStore, command: object) -> None:
+    await HANDLERS[type(command)](command, InMemoryUnitOfWork(store, CONTEXT))
+
+
+async def test_a_withdrawal_appends_the_event_and_publishes_it_with_the_desks_context(
+        store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    await handle(store, WithdrawCase(case_id=CASE_ID, reason=WithdrawalReason.PATIENT_REQUEST))
+    assert store.new_events() == [CaseWithdrawn(case_id=CASE_ID, reason=WithdrawalReason.PATIENT_REQUEST)]
+    [published] = store.outbox
+    assert (published.type, published.actorid, published.correlationid) == (
+        CaseWithdrawn.type_name(), "coord-1", str(CASE_ID))
+
+
+async def test_a_withdrawn_case_refuses_a_second_withdrawal_and_appends_nothing(store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE,
+                [submitted(), CaseWithdrawn(case_id=CASE_ID, reason=WithdrawalReason.PATIENT_REQUEST)])
+    with pytest.raises(CommandRejected):
+        await handle(store, WithdrawCase(case_id=CASE_ID, reason=WithdrawalReason.OTHER))
+    assert store.new_events() == []
+    assert store.outbox == []
+
+
+@pytest.mark.parametrize("command", [
+    ReceiveDocument(case_id=CASE_ID, document_id=uuid.uuid4(), kind=DocumentKind.REFERRAL_LETTER,
+                    received_on=date(2026, 12, 1)),
+    ScreenCase(case_id=CASE_ID, accept=True, physician="dr-screen"),
+    WithdrawCase(case_id=CASE_ID, reason=WithdrawalReason.PATIENT_REQUEST),
+])
+async def test_commands_on_a_case_never_submitted_are_not_found(store: InMemoryEventStore, command: object) -> None:
+    with pytest.raises(NotFound):
+        await handle(store, command)
+    assert store.new_events() == []
+
+
+async def test_a_document_is_appended_after_the_submission(store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    document = ReceiveDocument(case_id=CASE_ID, document_id=uuid.uuid4(), kind=DocumentKind.REFERRAL_LETTER,
+                               received_on=date(2026, 12, 2))
+    await handle(store, document)
+    received = [event for event in store.new_events() if isinstance(event, DocumentReceived)]
+    assert received == [DocumentReceived(case_id=CASE_ID, document_id=document.document_id,
+                                         kind=DocumentKind.REFERRAL_LETTER, received_on=date(2026, 12, 2))]
+
+
+def submission(department: str = "cardiology") -> SubmitCase:
+    return SubmitCase(
+        case_id=CASE_ID, requester_relationship=Relationship.SELF, requester=Person(name="Hanako Zzyzx"),
+        patient_name="Hanako Zzyzx", patient_birth_date=date(1968, 4, 1), patient_deceased=False,
+        patient_consents=None, mode=Mode.IN_PERSON, department=department, question="Surgery or catheter?",
+        attending_physician_name="Dr. Sato", attending_institution="Minato Clinic",
+        attending_physician_consents=True, wants_treatment_here=False, complaint_or_litigation=False,
+        submitted_on=date(2026, 12, 1))
+
+
+async def test_a_submission_keeps_the_personal_data_aside_and_publishes_the_sealed_payer_name_only(
+        store: InMemoryEventStore) -> None:
+    await handle(store, submission())
+    [submitted_event, *_] = store.new_events()
+    assert isinstance(submitted_event, CaseSubmitted)
+    assert submitted_event.payer_name_sealed == "c2VhbGVk"
+    assert PERSONAL_DATA.kept[CASE_ID] == submission()
+    assert "Hanako" not in store.outbox[0].model_dump_json()
+
+
+async def test_the_erasure_after_the_retention_period_destroys_the_key_with_the_event(
+        store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    await handle(store, ErasePersonalData(case_id=CASE_ID, requested_on=date(2036, 12, 2)))
+    assert store.new_events() == [PersonalDataErased(case_id=CASE_ID, erased_on=date(2036, 12, 2))]
+    assert PERSONAL_DATA.erased[CASE_ID] == ("coord-1", NOW)
+
+
+async def test_an_erasure_within_the_retention_period_is_refused_and_keeps_the_key(
+        store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    PERSONAL_DATA.erased.pop(CASE_ID, None)
+    with pytest.raises(CommandRejected) as refused:
+        await handle(store, ErasePersonalData(case_id=CASE_ID, requested_on=date(2027, 12, 1)))
+    assert refused.value.code == "retention_period"
+    assert CASE_ID not in PERSONAL_DATA.erased
+    assert store.new_events() == []

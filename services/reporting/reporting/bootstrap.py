@@ -1,0 +1,85 @@
+"""The one place that builds reporting from its settings and adapters: the handlers with their dependencies bound
+(one table for the desk's commands and those other services' events become), the log every received event goes
+into first, and the ASGI app around them. Tests call `bind_handlers` or `build` with their own settings and clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI
+
+from eventkit import db
+from eventkit.bootstrap import BoundHandler, bind
+from eventkit.clock import Clock, tokyo_date, utc_now
+from eventkit.consumer import Delivery, reactions_by_command
+from eventkit.documents import HospitalSettings
+from eventkit.personal_data import IntakePersonalData
+from eventkit.runtime import ServiceRuntime, create_app
+from eventkit.settings import ServiceSettings
+from eventkit.unit_of_work import UnitOfWork
+from reporting import api
+from reporting.business_calendar import default_range
+from reporting.consumers import COMMANDS, EVERY_EVENT
+from reporting.handlers import HANDLERS
+from reporting.projections import OwnEventsLog, ReceivedEventsLog, rebuild_case_board, sync_business_calendar
+from reporting.repository import EVENT_TYPES, CaseFiles, PostgresCaseFiles
+from reporting.settings import ReportingSettings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class ReportingRuntime(ServiceRuntime):
+    """The shared runtime, plus the business-day calendar filled before the first event is consumed."""
+
+    async def start(self, *, relay: bool = True, consume: bool = True) -> None:
+        await db.migrate(self.settings.database_url, self.migrations)
+        conn = await asyncpg.connect(self.settings.database_url)
+        try:
+            await sync_business_calendar(conn, *default_range(tokyo_date(utc_now())))
+        finally:
+            await conn.close()
+        await super().start(relay=relay, consume=consume)
+
+    async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Reporting's read models come from the log of every service's received events, not its own store."""
+        return await rebuild_case_board(self.pool, progress)
+
+
+def bind_handlers(clock: Clock, files: CaseFiles | None = None) -> dict[type, BoundHandler]:
+    """The handlers' table with their dependencies bound: `(command, uow)` each (tests pass fake case files)."""
+    return bind(HANDLERS, clock=clock, files=files or PostgresCaseFiles())
+
+
+async def only_logged(delivery: Delivery, uow: UnitOfWork) -> None:
+    """Every event without a command is only logged (projections.ReceivedEventsLog, before any reaction)."""
+
+
+def runtime_for(settings: ServiceSettings, *, clock: Clock | None = None) -> ReportingRuntime:
+    assert isinstance(settings, ReportingSettings), f"reporting needs ReportingSettings, not {type(settings).__name__}"
+    handlers = bind_handlers(clock or utc_now)
+    return ReportingRuntime(settings, types=EVENT_TYPES, projections=[OwnEventsLog()], migrations=[MIGRATIONS],
+                            consumed_projections=[ReceivedEventsLog()],
+                            reactions=lambda _: reactions_by_command(COMMANDS, handlers),
+                            catch_all_reaction=lambda _: only_logged, extra_bindings=EVERY_EVENT)
+
+
+def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
+          personal_data: IntakePersonalData | None = None, hospital: HospitalSettings | None = None) -> FastAPI:
+    settings = settings or ReportingSettings()
+    assert isinstance(settings, ReportingSettings), f"reporting needs ReportingSettings, not {type(settings).__name__}"
+    clock = clock or utc_now
+    handlers = bind_handlers(clock)
+    app = create_app(
+        runtime_for(settings, clock=clock), title="Second opinion — reporting",
+        description="The opinion report (draft, finalize, deliver), case timelines across every service, desk KPIs "
+                    "and the coordinator dashboard.",
+        routers=[api.router],
+        handlers=handlers, clock=clock,
+    )
+    app.state.dashboard_poll_seconds = settings.dashboard_poll_seconds
+    # The report letter: names and addresses from intake, the hospital's identity from configuration.
+    app.state.personal_data = personal_data or IntakePersonalData(settings.intake_url)
+    app.state.hospital = hospital or HospitalSettings()
+    return app
