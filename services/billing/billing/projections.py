@@ -15,7 +15,7 @@ from billing.repository import STREAM_TYPE, invoice_id_of
 from eventkit.clock import tokyo_date
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
-from eventkit.store import RowChanges, apply_to_rows
+from eventkit.read_models import RowChanges, apply_to_rows
 from secondopinion_contracts.events import billing as events
 
 CHARGES_CHANNEL = "billing_charges"

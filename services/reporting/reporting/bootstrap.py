@@ -4,8 +4,9 @@ into first, and the ASGI app around them. Tests call `bind_handlers` or `build` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -56,13 +57,17 @@ async def only_logged(delivery: Delivery, uow: UnitOfWork) -> None:
     """Every event without a command is only logged (projections.ReceivedEventsLog, before any reaction)."""
 
 
-def runtime_for(settings: ServiceSettings, *, clock: Clock | None = None) -> ReportingRuntime:
+def runtime_for(settings: ServiceSettings, handlers: Mapping[type, BoundHandler] | None = None) -> ReportingRuntime:
+    """The running parts; with `handlers`, consuming every event (logged, and turned into its command where
+    consumers.COMMANDS has one); without: for `migrate` and `rebuild`."""
     assert isinstance(settings, ReportingSettings), f"reporting needs ReportingSettings, not {type(settings).__name__}"
-    handlers = bind_handlers(clock or utc_now)
+    consuming: dict[str, Any] = {}
+    if handlers is not None:
+        reactions = reactions_by_command(COMMANDS, handlers)
+        consuming = {"consumed_projections": [ReceivedEventsLog()], "reactions": lambda _: reactions,
+                     "catch_all_reaction": lambda _: only_logged, "extra_bindings": EVERY_EVENT}
     return ReportingRuntime(settings, types=EVENT_TYPES, projections=[OwnEventsLog()], migrations=[MIGRATIONS],
-                            consumed_projections=[ReceivedEventsLog()],
-                            reactions=lambda _: reactions_by_command(COMMANDS, handlers),
-                            catch_all_reaction=lambda _: only_logged, extra_bindings=EVERY_EVENT)
+                            **consuming)
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
@@ -72,7 +77,7 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
     clock = clock or utc_now
     handlers = bind_handlers(clock)
     app = create_app(
-        runtime_for(settings, clock=clock), title="Second opinion — reporting",
+        runtime_for(settings, handlers), title="Second opinion — reporting",
         description="The opinion report (draft, finalize, deliver), case timelines across every service, desk KPIs "
                     "and the coordinator dashboard.",
         routers=[api.router],

@@ -4,6 +4,7 @@ around them. Tests call `bind_handlers` (then give the handlers fake units of wo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,10 +44,12 @@ def bind_handlers(settings: SchedulingSettings, clock: Clock,
                 schedules=schedules or PostgresPhysicianSchedules())
 
 
-def runtime_for(settings: ServiceSettings, *, clock: Clock | None = None) -> ServiceRuntime:
-    handlers = bind_handlers(_scheduling_settings(settings), clock or utc_now)
-    return ServiceRuntime(settings, types=EVENT_TYPES, projections=PROJECTIONS, migrations=[MIGRATIONS],
-                          reactions=lambda _: reactions_by_command(COMMANDS, handlers))
+def runtime_for(settings: ServiceSettings, handlers: Mapping[type, BoundHandler] | None = None) -> ServiceRuntime:
+    """The running parts; with `handlers`, consuming the events consumers.COMMANDS turns into their commands (without:
+    for `migrate` and `rebuild`)."""
+    reactions = (lambda _: reactions_by_command(COMMANDS, handlers)) if handlers is not None else None
+    return ServiceRuntime(_scheduling_settings(settings), types=EVENT_TYPES, projections=PROJECTIONS,
+                          migrations=[MIGRATIONS], reactions=reactions)
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
@@ -55,7 +58,7 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
     clock = clock or utc_now
     handlers = bind_handlers(settings, clock)
     app = create_app(
-        runtime_for(settings, clock=clock), title="Second opinion — scheduling",
+        runtime_for(settings, handlers), title="Second opinion — scheduling",
         description="Business-day calendar, department slots, candidate dates and appointments.",
         routers=[api.router],
         handlers=handlers, clock=clock,

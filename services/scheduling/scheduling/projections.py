@@ -14,7 +14,7 @@ import asyncpg
 from eventkit.clock import tokyo_date
 from eventkit.db import Conn
 from eventkit.events import RecordedEvent
-from eventkit.store import RowChanges, apply_to_rows
+from eventkit.read_models import RowChanges, apply_to_rows
 from scheduling.events import (
     CaseWithdrawalRecorded,
     FeePaymentRecorded,
