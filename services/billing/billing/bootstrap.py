@@ -27,6 +27,7 @@ from billing.settings import BillingSettings
 from eventkit.bootstrap import BoundHandler, Dispatcher, bind
 from eventkit.clock import Clock, utc_now
 from eventkit.consumer import reactions_by_command
+from eventkit.documents import HospitalSettings
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
 
@@ -97,7 +98,8 @@ def _charge_worker(settings: BillingSettings, runtime: ServiceRuntime, handle: D
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
-          gateway: PaymentGateway | None = None, intake_keys: IntakeKeys | None = None) -> FastAPI:
+          gateway: PaymentGateway | None = None, intake_keys: IntakeKeys | None = None,
+          hospital: HospitalSettings | None = None) -> FastAPI:
     settings = settings or BillingSettings()
     assert isinstance(settings, BillingSettings), f"billing needs BillingSettings, not {type(settings).__name__}"
     clock = clock or utc_now
@@ -115,6 +117,8 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         handlers=handlers, clock=clock,
     )
     app.state.intake_keys = intake_keys or IntakeKeys(settings.intake_url)
+    app.state.hospital = hospital or HospitalSettings()  # who issues the printed receipts
+    app.state.qualified_invoice_number = settings.qualified_invoice_number
     if not settings.gateway_url:
         app.mount(SIMULATOR_PATH, GatewaySimulator().app())
     return app

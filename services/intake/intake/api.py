@@ -6,8 +6,8 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
@@ -16,7 +16,16 @@ from eventkit.crypto import to_text
 from eventkit.errors import Gone, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool, today
-from intake.commands import ErasePersonalData, Person, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from eventkit.personal_data import PrintedDocument
+from intake.commands import (
+    ErasePersonalData,
+    Person,
+    PostalAddress,
+    ReceiveDocument,
+    ScreenCase,
+    SubmitCase,
+    WithdrawCase,
+)
 from intake.domain import CaseStatus
 from intake.queries import CaseQueries
 from intake.repository import CASE_KEYS
@@ -41,9 +50,24 @@ class RequesterIn(Strict):
     phone: Phone | None = None
 
 
+class PostalAddressIn(Strict):
+    postal_code: Annotated[str, Field(pattern=r"^[0-9]{3}-?[0-9]{4}$", description="〒, e.g. 980-8574")]
+    address: Annotated[str, Field(min_length=1, max_length=200, description="Prefecture, city, street, building")]
+
+    @field_validator("postal_code")
+    @classmethod
+    def _hyphenated(cls, value: str) -> str:
+        digits = value.replace("-", "")
+        return f"{digits[:3]}-{digits[3:]}"
+
+    def command(self) -> PostalAddress:
+        return PostalAddress(postal_code=self.postal_code, address=self.address)
+
+
 class PatientIn(Strict):
     name: Name
     birth_date: date
+    postal_address: PostalAddressIn | None = Field(None, description="Where the appointment slip is posted.")
     deceased: bool = False
     consents: bool | None = Field(
         None, description="Whether the patient agrees to the request (family requests); unknown until the form.")
@@ -52,6 +76,7 @@ class PatientIn(Strict):
 class AttendingPhysicianIn(Strict):
     name: Name
     institution: Annotated[str, Field(min_length=1, max_length=200)]
+    institution_address: PostalAddressIn | None = Field(None, description="Where the report is posted.")
     consents: bool
 
 
@@ -107,6 +132,9 @@ async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow(
         case_id=case_id, requester_relationship=body.requester.relationship,
         requester=Person(name=body.requester.name, phone=body.requester.phone),
         patient_name=body.patient.name, patient_birth_date=body.patient.birth_date,
+        patient_postal_address=body.patient.postal_address.command() if body.patient.postal_address else None,
+        attending_institution_address=(body.attending_physician.institution_address.command()
+                                       if body.attending_physician.institution_address else None),
         patient_deceased=body.patient.deceased, patient_consents=body.patient.consents, mode=body.mode,
         department=body.department, question=body.question,
         attending_physician_name=body.attending_physician.name,
@@ -183,6 +211,28 @@ async def personal_data_key(case_id: UUID, actor: Annotated[Actor, Depends(allow
             raise Gone("the case's personal data was erased")
         await record_access(conn, actor, case_id, "read_case_key_for_receipt")
     return {"case_id": str(case_id), "key": to_text(key)}
+
+
+# Who may print which document (the route admits their union; each document is checked against its own roles).
+DOCUMENT_READERS = {"slip": frozenset({"coordinator"}), "report": frozenset({"coordinator", "physician"})}
+
+
+@router.get("/cases/{case_id}/personal-data/documents/{document}")
+async def personal_data_for_document(case_id: UUID, document: PrintedDocument,
+                                     actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
+                                     q: Queries) -> dict[str, Any]:
+    """Only the fields one printed document shows (the appointment slip: the patient's name and postal address;
+    the report letter: the patient's name and birth date, the attending physician, their institution and its
+    address), with the kinds of the documents already received, for scheduling or reporting printing it with
+    the staff member's token relayed. Every read is in the access log; after erasure every field is ***."""
+    if actor.role not in DOCUMENT_READERS[document]:
+        raise HTTPException(403, f"the {document} is printed by {', '.join(sorted(DOCUMENT_READERS[document]))}")
+    printed = await q.for_document(case_id, document)
+    if printed is None:
+        raise NotFound(f"no case {case_id}")
+    async with q.pool.acquire() as conn:
+        await record_access(conn, actor, case_id, f"read_personal_data_for_{document}")
+    return {"case_id": str(case_id), "document": document, **printed}
 
 
 # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from eventkit.testing import EventCollector, assert_valid, bearer, running_app
+from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, running_app
 from intake.bootstrap import build
 from intake.settings import IntakeSettings
 
@@ -264,3 +265,75 @@ async def test_a_v1_decline_in_the_store_is_upcast_on_load(intake: httpx.AsyncCl
     assert view["recommendation"] == "general_outpatient"
     refused = await intake.post(f"/cases/{case['case_id']}/withdrawal", json={"reason": "other"})
     assert refused.status_code == 409
+
+
+PATIENT_ADDRESS = {"postal_code": "9808574", "address": "宮城県仙台市青葉区星陵町1-1 Zzyzx-Canary棟"}
+CLINIC_ADDRESS = {"postal_code": "105-0011", "address": "東京都港区芝公園4-2-8 みなとクリニック"}
+
+
+async def test_postal_addresses_are_kept_sealed_shown_to_the_desk_never_published_and_erased(
+        database: str, rabbitmq_url: str, bus: EventCollector) -> None:
+    clock = SettableClock.at_tokyo("2026-12-01", time(10, 0))
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url, OUTBOX_SWEEP_SECONDS=0.2)
+    async with running_app(build(settings, clock=clock), headers=STAFF) as intake:
+        await _addresses_through_their_life(intake, bus, database, clock)
+
+
+async def _addresses_through_their_life(intake: httpx.AsyncClient, bus: EventCollector, database: str,
+                                        clock: SettableClock) -> None:
+    case = await submit(intake, patient={"postal_address": PATIENT_ADDRESS},
+                        attending_physician={"institution_address": CLINIC_ADDRESS})
+    case_id = case["case_id"]
+    view = (await intake.get(f"/cases/{case_id}")).json()
+    assert view["patient"]["postal_address"] == {"postal_code": "980-8574", "address": PATIENT_ADDRESS["address"]}
+    assert view["attending_physician"]["institution_address"] == CLINIC_ADDRESS
+    await bus.wait_for(lambda envelopes: any(e.event_name == "CaseSubmitted" for e in envelopes))
+    conn = await asyncpg.connect(database)
+    try:
+        stored = " ".join(str(row) for row in await conn.fetch("SELECT * FROM events"))
+        sealed = str(await conn.fetchval("SELECT sealed FROM case_personal_data"))
+    finally:
+        await conn.close()
+    for text, where in ((json.dumps([e.data for e in bus.envelopes], default=str), "the bus"),
+                        (stored, "the event store"), (sealed, "the sealed row")):
+        assert "Zzyzx-Canary棟" not in text, where
+        assert "980-8574" not in text, where
+
+    slip = (await intake.get(f"/cases/{case_id}/personal-data/documents/slip")).json()
+    assert slip["fields"] == {"patient_name": PATIENT_NAME, "patient_postal_code": "980-8574",
+                              "patient_address": PATIENT_ADDRESS["address"]}
+    assert slip["received_documents"] == []
+    report = (await intake.get(f"/cases/{case_id}/personal-data/documents/report",
+                               headers=bearer("physician", subject="dr-sato"))).json()
+    assert report["fields"]["attending_address"] == CLINIC_ADDRESS["address"]
+    assert report["fields"]["patient_birth_date"] == "1968-04-01"
+    assert "requester_phone" not in report["fields"], "a document reads only what it prints"
+    refused = await intake.get(f"/cases/{case_id}/personal-data/documents/slip",
+                               headers=bearer("physician", subject="dr-sato"))
+    assert refused.status_code == 403, "the slip is the desk's"
+    unknown = await intake.get(f"/cases/{uuid.uuid4()}/personal-data/documents/slip")
+    assert unknown.status_code == 404
+
+    clock.set_tokyo("2032-12-02", time(10, 0))  # past the retention period
+    erased = await intake.post(f"/cases/{case_id}/personal-data/erasure", headers=bearer("auditor", subject="a-1"))
+    assert erased.status_code == 200, erased.text
+    after = (await intake.get(f"/cases/{case_id}")).json()
+    assert after["patient"]["postal_address"] == {"postal_code": "***", "address": "***"}
+    assert after["attending_physician"]["institution_address"] == {"postal_code": "***", "address": "***"}
+    slip_after = (await intake.get(f"/cases/{case_id}/personal-data/documents/slip")).json()
+    assert set(slip_after["fields"].values()) == {"***"}
+    conn = await asyncpg.connect(database)
+    try:
+        reads = [row["action"] for row in await conn.fetch(
+            "SELECT action FROM access_log WHERE case_id = $1 ORDER BY id", case_id)]
+    finally:
+        await conn.close()
+    assert reads.count("read_personal_data_for_slip") == 2
+    assert "read_personal_data_for_report" in reads
+
+
+async def test_a_malformed_postal_code_is_refused_with_the_field_named(intake: httpx.AsyncClient) -> None:
+    response = await intake.post("/cases", json=request_body(patient={"postal_address": {
+        "postal_code": "98-08574", "address": "仙台市"}}))
+    assert response.status_code == 422
+    assert "postal_code" in response.text

@@ -9,19 +9,23 @@ from importlib.resources import files
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventkit.audit import record_access
 from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
+from eventkit.documents import PDF_MEDIA_TYPE, HospitalSettings, issued_pdf
 from eventkit.errors import InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool
+from eventkit.personal_data import IntakePersonalData
 from eventkit.runtime import ServiceRuntime
 from reporting import domain
 from reporting.commands import DraftReport, FinalizeReport, RecordDelivery
+from reporting.letter import LetterFacts, render_letter
 from reporting.queries import ReportingQueries
 from reporting.repository import REPORTS
 from secondopinion_contracts.codes import DeliveryChannel
@@ -65,6 +69,8 @@ class ReportResult(BaseModel):
 Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
 Queries = Annotated[ReportingQueries, Depends(on_pool(ReportingQueries))]
 Runtime = Annotated[ServiceRuntime, Depends(from_app_state("runtime", ServiceRuntime))]
+PersonalData = Annotated[IntakePersonalData, Depends(from_app_state("personal_data", IntakePersonalData))]
+Hospital = Annotated[HospitalSettings, Depends(from_app_state("hospital", HospitalSettings))]
 
 
 async def _report(runtime: ServiceRuntime, case_id: UUID) -> tuple[domain.OpinionReport, int]:
@@ -125,6 +131,25 @@ async def get_report(case_id: UUID, actor: ReportReader, runtime: Runtime, q: Qu
         "delivery": {"channel": report.delivery_channel, "delivered_on": report.delivered_on},
         "fee_settled": report.fee_settled, "closed_on": report.closed_on, "version": version,
     }
+
+
+@router.get("/cases/{case_id}/report.pdf", tags=["report"], response_class=Response,
+            responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The report letter, A4 PDF"}})
+async def print_report(case_id: UUID, actor: ReportReader, request: Request, runtime: Runtime, q: Queries,
+                       personal_data: PersonalData, hospital: Hospital) -> Response:
+    """The final report as a letter to the attending physician, to hand to the patient or to post (record that
+    with POST /cases/{id}/report/delivery). Names and addresses are read from intake with the caller's token for
+    this print only; after erasure they and the opinion print as ***."""
+    report, _ = await _report(runtime, case_id)
+    draft = await q.latest_draft(case_id) if report.status is not domain.ReportStatus.NOT_STARTED else None
+    board = await q.case(case_id)
+    facts = LetterFacts.of(case_id, report, board["department"] if board else None,
+                           draft["summary"] if draft else None)
+    person = await personal_data.for_document(case_id, "report", request.headers["authorization"])
+    async with q.pool.acquire() as conn:
+        await record_access(conn, actor, case_id, "print_opinion_report")
+    content = await run_in_threadpool(render_letter, facts, person, hospital)
+    return await issued_pdf(q.pool, "opinion_report", facts.reference, content, facts.filename)
 
 
 # --- read models -------------------------------------------------------------------------------------------
