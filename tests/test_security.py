@@ -26,7 +26,7 @@ OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect
 
 def service_app(name: str, **settings: Any) -> FastAPI | None:
     try:
-        app_module = importlib.import_module(f"{name}.app")
+        app_module = importlib.import_module(f"{name}.bootstrap")
         settings_module = importlib.import_module(f"{name}.settings")
     except ImportError:
         return None
