@@ -6,12 +6,13 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help env browser node-tools run migrate test lint typecheck contracts bench chaos
+.PHONY: help env browser node-tools fonts documents run migrate test lint typecheck contracts bench chaos
 
 help:
 	@echo "make run        start every service against local PostgreSQL and RabbitMQ"
 	@echo "make test       lint, type check, then every test against the real broker and databases"
 	@echo "make lint       ruff + mypy only"
+	@echo "make documents  print each document the desk hands over and keep a page of each in docs/documents/"
 	@echo "make contracts  regenerate the published JSON Schemas from the event models"
 	@echo "make migrate    set up the broker's users, create the databases if missing and apply migrations"
 	@echo "make chaos      long fault-injection soak (docs/reliability.md): make chaos N=100000 sends about N"
@@ -39,7 +40,11 @@ node-tools: $(NODE_TOOLS)
 browser:
 	@bash scripts/install-chromium.sh
 
-run: env
+# The IPAex fonts the printed documents embed, and poppler-utils, with which the tests read them back.
+fonts:
+	@bash scripts/install-fonts.sh
+
+run: env fonts
 	$(RUN) python -m eventkit.devrun
 
 migrate: env
@@ -58,12 +63,17 @@ lint: env
 
 typecheck: lint
 
-test: lint browser node-tools
+test: lint browser node-tools fonts
 	@$(RUN) python -m eventkit.preflight
 	$(RUN) pytest $(PYTEST_ARGS)
 
 contracts: env
 	$(RUN) python -m secondopinion_contracts.schemas
+
+# Prints every document through the services' routes (tests/e2e/test_documents.py) and keeps a page of each as PNG.
+documents: env fonts
+	@$(RUN) python -m eventkit.preflight
+	DOCUMENTS_PNG_DIR=$(CURDIR)/docs/documents $(RUN) pytest tests/e2e/test_documents.py -q
 
 # The long fault-injection soak (tests/faults/soak.py; `make test` runs the short scenarios). N: about how
 # many commands; the broker is killed 10 times, PostgreSQL restarted 3 times and consumers killed 20 times

@@ -272,8 +272,9 @@ def test_every_referenced_secret_and_key_is_documented() -> None:
 
 # --- network policies ------------------------------------------------------------------------------
 
-# 443: the identity provider's JWKS and the payment gateway, from the servers only; 8001: billing to intake
-# (a case's key for the receipt), to intake's pods only.
+# 443: the identity provider's JWKS and the payment gateway, from the servers only; 8001: billing, scheduling
+# and reporting to intake (a case's key for the receipt; the fields a printed document shows), to intake's pods only.
+INTAKE_CALLERS = {"billing", "scheduling", "reporting"}
 ALLOWED_EGRESS_PORTS = {53, 5432, 5671, 5672, 4317, 4318, 443, 8001}
 
 
@@ -297,7 +298,9 @@ def test_network_policies_limit_ingress_and_egress(overlay: str) -> None:
         if owner["kind"] != "Deployment":
             assert 443 not in egress_ports, f"{ident(owner)}: a migration needs no HTTPS egress"
         if 8001 in egress_ports:
-            assert labels["app.kubernetes.io/name"] == "billing", f"{ident(owner)}: only billing calls intake"
+            assert owner["kind"] == "Deployment", f"{ident(owner)}: a migration does not call intake"
+            assert labels["app.kubernetes.io/name"] in INTAKE_CALLERS, \
+                f"{ident(owner)}: only {', '.join(sorted(INTAKE_CALLERS))} call intake"
         if owner["kind"] == "Deployment":
             assert {4317, 4318} & egress_ports, f"{ident(owner)}: needs the OpenTelemetry collector"
             assert 443 in egress_ports, f"{ident(owner)}: needs HTTPS to the identity provider's JWKS"

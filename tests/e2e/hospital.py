@@ -19,9 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from billing.bootstrap import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
-from billing.payers import intake_disclosure
 from billing.testing import settings_for_tests as billing_settings
+from eventkit.documents import HospitalSettings
 from eventkit.runtime import wait_until
+from eventkit.service_identity import intake_disclosure
 from eventkit.testing import EventCollector, SettableClock, bearer, fetch, fresh_database, running_app, scalar
 from intake.bootstrap import build as build_intake
 from intake.settings import IntakeSettings
@@ -44,14 +45,21 @@ STAFF = {
 def case_request(mode: str, patient_name: str = "Hanako Yamada") -> dict[str, Any]:
     return {
         "requester": {"relationship": "family", "name": f"{patient_name} (daughter)", "phone": "03-1234-5678"},
-        "patient": {"name": patient_name, "birth_date": "1958-04-01", "deceased": False},
+        "patient": {"name": patient_name, "birth_date": "1958-04-01", "deceased": False,
+                    "postal_address": {"postal_code": "980-0811", "address": "宮城県仙台市青葉区一番町1-2-3"}},
         "mode": mode,
         "department": "cardiology",
         "question": "Is surgery the right treatment for my mother's valve disease?",
-        "attending_physician": {"name": "Dr. Ichiro Sato", "institution": "Minato Clinic", "consents": True},
+        "attending_physician": {"name": "Dr. Ichiro Sato", "institution": "Minato Clinic", "consents": True,
+                                "institution_address": {"postal_code": "105-0011",
+                                                        "address": "東京都港区芝公園4-2-8"}},
         "wants_treatment_here": False,
         "complaint_or_litigation": False,
     }
+
+
+# Who issues the printed documents in these tests (the physicians' printed names configured).
+HOSPITAL = HospitalSettings(HOSPITAL_PHYSICIANS={"dr-sato": "佐藤 一郎"})
 
 
 def expect(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -195,16 +203,20 @@ async def hospital(rabbitmq_url: str) -> AsyncIterator[Hospital]:
         stack.push_async_callback(bus.stop)
         common: dict[str, Any] = {"RABBITMQ_URL": rabbitmq_url, "OUTBOX_SWEEP_SECONDS": 0.2}
         intake_app = build_intake(IntakeSettings(INTAKE_DATABASE_URL=databases["intake"], **common), clock=clock)
-        # Billing asks intake for a case's key over HTTP; here that HTTP goes to the intake app in this process.
+        # Billing, scheduling and reporting ask intake over HTTP for the names and addresses they print; here that
+        # HTTP goes to the intake app in this process.
         intake_transport = httpx.ASGITransport(app=intake_app)
         apps = {
             "intake": intake_app,
             "scheduling": build_scheduling(
-                SchedulingSettings(SCHEDULING_DATABASE_URL=databases["scheduling"], **common), clock=clock),
+                SchedulingSettings(SCHEDULING_DATABASE_URL=databases["scheduling"], **common), clock=clock,
+                personal_data=intake_disclosure("scheduling", "http://intake", intake_transport), hospital=HOSPITAL),
             "billing": build_billing(billing_settings(databases["billing"], rabbitmq_url, gateway_url), clock=clock,
-                                     intake=intake_disclosure("http://intake", intake_transport)),
+                                     intake=intake_disclosure("billing", "http://intake", intake_transport),
+                                     hospital=HOSPITAL),
             "reporting": build_reporting(
-                ReportingSettings(REPORTING_DATABASE_URL=databases["reporting"], **common), clock=clock),
+                ReportingSettings(REPORTING_DATABASE_URL=databases["reporting"], **common), clock=clock,
+                personal_data=intake_disclosure("reporting", "http://intake", intake_transport), hospital=HOSPITAL),
         }
         clients = {service: await stack.enter_async_context(running_app(app)) for service, app in apps.items()}
         yield Hospital(intake=clients["intake"], scheduling=clients["scheduling"], billing=clients["billing"],

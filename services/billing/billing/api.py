@@ -7,17 +7,19 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from billing.commands import CapturePayment, IssueReceipt, IssueRefund, RetryCharge
 from billing.domain import InvoiceStatus
 from billing.payers import payer_name as open_payer_name
 from billing.queries import InvoiceQueries
+from billing.receipt_pdf import ReceiptFacts, receipt_document, refund_document, render_receipt, render_refund
 from eventkit.audit import record_access
 from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
 from eventkit.clock import tokyo_date
+from eventkit.documents import PDF_MEDIA_TYPE, HospitalSettings, issued_pdf_marking_copies
 from eventkit.errors import NotFound
 from eventkit.events import Actor, CommandContext, RecordedEvent
 from eventkit.http import command_context, from_app_state, now, on_pool
@@ -54,6 +56,9 @@ class CommandResult(BaseModel):
 Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
 Queries = Annotated[InvoiceQueries, Depends(on_pool(InvoiceQueries))]
 Now = Annotated[datetime, Depends(now)]
+Hospital = Annotated[HospitalSettings, Depends(from_app_state("hospital", HospitalSettings))]
+# The hospital's registration number as configured: printed on a receipt issued before it was recorded on it.
+RegistrationNumber = Annotated[str, Depends(from_app_state("qualified_invoice_number", str))]
 # Who does what: the cashier handles money and issues receipts; the desk (coordinators) retries a declined
 # online charge; auditors read.
 Cashier = Annotated[Actor, Depends(allow("cashier"))]
@@ -110,6 +115,53 @@ async def issue_receipt(invoice_id: UUID, actor: Cashier, handle: Handle, q: Que
     return await _result(invoice_id, recorded, q)
 
 
+async def _payer_name(request: Request, q: InvoiceQueries, actor: Actor, case_id: UUID) -> str | None:
+    """The payer's name for one receipt, as intake opens it for billing acting for the cashier (see
+    billing.payers); *** once erased."""
+    # No database connection is held while intake is asked.
+    payer_name = await open_payer_name(request.app.state.intake, case_id, request.headers["authorization"])
+    if payer_name is not None:
+        async with q.pool.acquire() as conn:
+            await record_access(conn, actor, case_id, "read_payer_name_for_receipt")
+    return payer_name
+
+
+async def _paid_invoice(invoice_id: UUID, registration_number: str,
+                        q: InvoiceQueries) -> tuple[ReceiptFacts, UUID]:
+    view = await q.get(invoice_id)
+    if view is None:
+        raise NotFound(f"no invoice {invoice_id}")
+    return ReceiptFacts.from_view(view, registration_number), view["case_id"]
+
+
+@router.get("/invoices/{invoice_id}/receipt.pdf", tags=["invoices"], response_class=Response,
+            responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The receipt, A4 PDF"}})
+async def print_receipt_pdf(invoice_id: UUID, actor: Cashier, request: Request, q: Queries, hospital: Hospital,
+                            registration_number: RegistrationNumber) -> Response:
+    """The issued receipt as a qualified invoice (適格請求書) to hand over or post. The first print is the
+    original; every later print of it says 再発行 (reissued)."""
+    facts, case_id = await _paid_invoice(invoice_id, registration_number, q)
+    receipt_document(facts, None, hospital, reissue=False)  # 404 before intake is asked
+    payer_name = await _payer_name(request, q, actor, case_id)
+    return await issued_pdf_marking_copies(
+        q.pool, "receipt", facts.receipt_reference,
+        lambda reissue: render_receipt(facts, payer_name, hospital, reissue), f"receipt-{facts.receipt_number}.pdf")
+
+
+@router.get("/invoices/{invoice_id}/refund.pdf", tags=["invoices"], response_class=Response,
+            responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The refund note, A4 PDF"}})
+async def print_refund_pdf(invoice_id: UUID, actor: Cashier, request: Request, q: Queries, hospital: Hospital,
+                           registration_number: RegistrationNumber) -> Response:
+    """The refund note (返金明細書, a qualified return invoice) for everything refunded on the invoice so far;
+    printed again, it says 再発行."""
+    facts, case_id = await _paid_invoice(invoice_id, registration_number, q)
+    refund_document(facts, None, hospital, reissue=False)  # 404 before intake is asked
+    payer_name = await _payer_name(request, q, actor, case_id)
+    return await issued_pdf_marking_copies(
+        q.pool, "refund", facts.refund_reference,
+        lambda reissue: render_refund(facts, payer_name, hospital, reissue), f"refund-{invoice_id}.pdf")
+
+
 @router.get("/invoices/{invoice_id}/receipt")
 async def print_receipt(invoice_id: UUID, actor: Cashier, request: Request, q: Queries) -> dict[str, Any]:
     """The issued receipt as printed: its number, the hospital's registration number, the amounts with the
@@ -121,11 +173,7 @@ async def print_receipt(invoice_id: UUID, actor: Cashier, request: Request, q: Q
     if receipt is None:
         raise NotFound(f"no receipt has been issued for invoice {invoice_id}")
     case_id: UUID = view["case_id"]
-    # No database connection is held while intake is asked.
-    payer_name = await open_payer_name(request.app.state.intake, case_id, request.headers["authorization"])
-    if payer_name is not None:
-        async with q.pool.acquire() as conn:
-            await record_access(conn, actor, case_id, "read_payer_name_for_receipt")
+    payer_name = await _payer_name(request, q, actor, case_id)
     return {
         **receipt, "invoice_id": invoice_id, "case_id": case_id, "payer_name": payer_name, "currency": "JPY",
         "amount_excl_tax": view["amount_excl_tax"], "tax_rate_percent": view["tax_rate_percent"],

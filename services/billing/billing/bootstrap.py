@@ -20,15 +20,16 @@ from billing.gateway import PaymentGateway
 from billing.gateway_http import HttpPaymentGateway
 from billing.gateway_simulator import GatewaySimulator
 from billing.handlers import HANDLERS
-from billing.payers import PostgresSealedPayers, SealedPayers, intake_disclosure
+from billing.payers import PostgresSealedPayers, SealedPayers
 from billing.projections import PROJECTIONS
 from billing.repository import EVENT_TYPES, PostgresReceiptBook, ReceiptBook
 from billing.settings import BillingSettings
 from eventkit.bootstrap import BoundHandler, Dispatcher, bind
 from eventkit.clock import Clock, utc_now
 from eventkit.consumer import reactions_by_command
+from eventkit.documents import HospitalSettings
 from eventkit.runtime import ServiceRuntime, create_app
-from eventkit.service_identity import IntakeDisclosure
+from eventkit.service_identity import IntakeDisclosure, intake_disclosure
 from eventkit.settings import ServiceSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -98,7 +99,8 @@ def _charge_worker(settings: BillingSettings, runtime: ServiceRuntime, handle: D
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
-          gateway: PaymentGateway | None = None, intake: IntakeDisclosure | None = None) -> FastAPI:
+          gateway: PaymentGateway | None = None, intake: IntakeDisclosure | None = None,
+          hospital: HospitalSettings | None = None) -> FastAPI:
     settings = settings or BillingSettings()
     assert isinstance(settings, BillingSettings), f"billing needs BillingSettings, not {type(settings).__name__}"
     clock = clock or utc_now
@@ -115,7 +117,9 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         routers=[api.router],
         handlers=handlers, clock=clock,
     )
-    app.state.intake = intake or intake_disclosure(settings.intake_url)
+    app.state.intake = intake or intake_disclosure("billing", settings.intake_url)
+    app.state.hospital = hospital or HospitalSettings()  # who issues the printed receipts
+    app.state.qualified_invoice_number = settings.qualified_invoice_number
     if not settings.gateway_url:
         app.mount(SIMULATOR_PATH, GatewaySimulator().app())
     return app

@@ -12,10 +12,8 @@ from __future__ import annotations
 from typing import Protocol
 from uuid import UUID
 
-import httpx
-
 from eventkit.db import Conn
-from eventkit.service_identity import IntakeDisclosure, ServiceCredentials
+from eventkit.service_identity import IntakeDisclosure
 from eventkit.unit_of_work import UnitOfWork, connection_of
 
 
@@ -42,11 +40,6 @@ class SealedPayers(Protocol):
 class PostgresSealedPayers:
     async def keep(self, uow: UnitOfWork, case_id: UUID, sealed: str) -> None:
         await save_sealed_payer(await connection_of(uow), case_id, sealed)
-
-
-def intake_disclosure(base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> IntakeDisclosure:
-    """Intake, asked with billing's own service token (eventkit.service_identity)."""
-    return IntakeDisclosure(base_url, ServiceCredentials("billing"), transport=transport)
 
 
 async def payer_name(intake: IntakeDisclosure, case_id: UUID, authorization: str) -> str | None:

@@ -98,6 +98,15 @@ def bearer(*roles: str, subject: str = "staff-test", departments: Sequence[str] 
     return {"Authorization": f"Bearer {mint_development_token(subject, list(roles or ROLES), **described)}"}
 
 
+async def erase_personal_data(intake: httpx.AsyncClient, case_id: object) -> httpx.Response:
+    """A case's personal data erased as the desk does it: one privacy officer requests it, a second approves;
+    the approval's answer."""
+    erasure = f"/cases/{case_id}/personal-data/erasure"
+    requested = await intake.post(erasure, headers=bearer("privacy_officer", subject="privacy-1"))
+    assert requested.status_code == 202, requested.text
+    return await intake.post(f"{erasure}/approval", headers=bearer("privacy_officer", subject="privacy-2"))
+
+
 def unique(prefix: str) -> str:
     return f"t_{prefix}_{uuid.uuid4().hex[:10]}"
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from eventkit.audit import listing, record_access
 from eventkit.auth import allow, allow_staff
@@ -22,6 +22,7 @@ from eventkit.staff import StaffMember
 from intake.commands import (
     ApproveErasure,
     Person,
+    PostalAddress,
     ReceiveDocument,
     RequestErasure,
     ScreenCase,
@@ -29,7 +30,7 @@ from intake.commands import (
     WithdrawCase,
 )
 from intake.domain import PURPOSES, CaseStatus
-from intake.queries import CaseCursor, CaseFilters, CaseQueries, case_status, personal_data
+from intake.queries import CaseCursor, CaseFilters, CaseQueries, case_status, personal_data, received_documents
 from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
 from secondopinion_contracts.departments import CATALOGUE, DepartmentCode
 from secondopinion_contracts.events.intake import DocumentReceived
@@ -52,9 +53,24 @@ class RequesterIn(Strict):
     phone: Phone | None = None
 
 
+class PostalAddressIn(Strict):
+    postal_code: Annotated[str, Field(pattern=r"^[0-9]{3}-?[0-9]{4}$", description="〒, e.g. 980-8574")]
+    address: Annotated[str, Field(min_length=1, max_length=200, description="Prefecture, city, street, building")]
+
+    @field_validator("postal_code")
+    @classmethod
+    def _hyphenated(cls, value: str) -> str:
+        digits = value.replace("-", "")
+        return f"{digits[:3]}-{digits[3:]}"
+
+    def command(self) -> PostalAddress:
+        return PostalAddress(postal_code=self.postal_code, address=self.address)
+
+
 class PatientIn(Strict):
     name: Name
     birth_date: BirthDate
+    postal_address: PostalAddressIn | None = Field(None, description="Where the appointment slip is posted.")
     deceased: bool = False
     consents: bool | None = Field(
         None, description="Whether the patient agrees to the request (family requests); unknown until the form.")
@@ -63,6 +79,7 @@ class PatientIn(Strict):
 class AttendingPhysicianIn(Strict):
     name: Name
     institution: Annotated[str, Field(min_length=1, max_length=200)]
+    institution_address: PostalAddressIn | None = Field(None, description="Where the report is posted.")
     consents: bool
 
 
@@ -127,6 +144,9 @@ async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow(
         case_id=case_id, requester_relationship=body.requester.relationship,
         requester=Person(name=body.requester.name, phone=body.requester.phone),
         patient_name=body.patient.name, patient_birth_date=body.patient.birth_date,
+        patient_postal_address=body.patient.postal_address.command() if body.patient.postal_address else None,
+        attending_institution_address=(body.attending_physician.institution_address.command()
+                                       if body.attending_physician.institution_address else None),
         patient_deceased=body.patient.deceased, patient_consents=body.patient.consents, mode=body.mode,
         department=body.department, question=body.question,
         attending_physician_name=body.attending_physician.name,
@@ -217,7 +237,8 @@ async def personal_data_for(case_id: UUID, purpose: Literal["receipt", "slip", "
                             q: Queries) -> dict[str, Any]:
     """The fields one document prints (*** each once erased), for the service that prints it, acting for staff
     whose role prints it, and only of an accepted case (the other services hold nothing of any other case). The
-    access log names both the staff member and the service."""
+    access log names both the staff member and the service. The slip also gets the kinds of the documents
+    received so far (it asks only for what is missing)."""
     wanted = PURPOSES[purpose]
     if call.service != wanted.service:
         raise HTTPException(403, f"the {purpose} is printed by the {wanted.service} service")
@@ -233,8 +254,10 @@ async def personal_data_for(case_id: UUID, purpose: Literal["receipt", "slip", "
         person = await personal_data(conn, case_id)
         actor = Actor(id=call.person.staff_id, role=sorted(roles)[0])
         await record_access(conn, actor, case_id, f"read_personal_data_for_{purpose}_via_{call.service}")
-    return {"case_id": str(case_id), "purpose": purpose,
-            "fields": {name: person.get(source) for name, source in wanted.fields.items()}}
+        received = await received_documents(conn, case_id) if purpose == "slip" else None
+    answer = {"case_id": str(case_id), "purpose": purpose,
+              "fields": {name: person.get(source) for name, source in wanted.fields.items()}}
+    return answer if received is None else {**answer, "received_documents": received}
 
 
 @router.get("/departments", tags=["departments"])

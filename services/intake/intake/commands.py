@@ -16,6 +16,12 @@ class Person:
 
 
 @dataclass(frozen=True)
+class PostalAddress:
+    postal_code: str
+    address: str
+
+
+@dataclass(frozen=True)
 class SubmitCase:
     case_id: UUID
     requester_relationship: Relationship
@@ -33,6 +39,9 @@ class SubmitCase:
     wants_treatment_here: bool
     complaint_or_litigation: bool
     submitted_on: date
+    # Where documents are posted: the appointment slip to the patient, the report to the attending physician.
+    patient_postal_address: PostalAddress | None = None
+    attending_institution_address: PostalAddress | None = None
     # The requester's name sealed with the case's key, for billing's receipts (set by the handler).
     payer_name_sealed: str | None = None
 

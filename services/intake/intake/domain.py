@@ -231,10 +231,13 @@ class Purpose:
 # What intake discloses, and to whom: the fields one document prints, and nothing else (docs/security.md).
 PURPOSES = {
     "receipt": Purpose("billing", frozenset({"cashier"}), {"payer_name": "requester_name"}),
-    "slip": Purpose("scheduling", frozenset({"coordinator"}), {"patient_name": "patient_name"}),
+    "slip": Purpose("scheduling", frozenset({"coordinator"}), {
+        "patient_name": "patient_name", "patient_postal_code": "patient_postal_code",
+        "patient_address": "patient_address"}),
     "report": Purpose("reporting", frozenset({"coordinator", "physician"}), {
         "patient_name": "patient_name", "patient_birth_date": "patient_birth_date",
-        "attending_name": "attending_name", "attending_institution": "attending_institution"}),
+        "attending_name": "attending_name", "attending_institution": "attending_institution",
+        "attending_postal_code": "attending_postal_code", "attending_address": "attending_address"}),
 }
 
 

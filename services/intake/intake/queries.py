@@ -17,8 +17,8 @@ from intake.projections import case_from_row
 from intake.repository import CASE_KEYS
 
 PERSONAL_FIELDS = ("requester_name", "requester_phone", "patient_name", "patient_birth_date", "attending_name",
-                   "attending_institution", "question")
-
+                   "attending_institution", "question", "patient_postal_code", "patient_address",
+                   "attending_postal_code", "attending_address")
 
 async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
     """The case's personal data, or every field masked once its key was erased."""
@@ -30,6 +30,12 @@ async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
 async def case_status(conn: Conn, case_id: UUID) -> str | None:
     status: str | None = await conn.fetchval("SELECT status FROM case_view WHERE case_id = $1", case_id)
     return status
+
+
+async def received_documents(conn: Conn, case_id: UUID) -> list[str]:
+    """The kinds of the documents received for the case, in order (the slip asks only for what is missing)."""
+    documents = await conn.fetchval("SELECT documents FROM case_view WHERE case_id = $1", case_id)
+    return [received["kind"] for received in json.loads(documents)] if documents is not None else []
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,13 @@ class CaseCursor:
                 from error
 
 
+def _address(person: dict[str, Any], postal_code: str, address: str) -> dict[str, Any] | None:
+    """A postal address as recorded (None when none was given; *** for both fields once erased)."""
+    if person.get(postal_code) is None and person.get(address) is None:
+        return None
+    return {"postal_code": person.get(postal_code), "address": person.get(address)}
+
+
 @dataclass(frozen=True)
 class CaseQueries:
     pool: asyncpg.Pool
@@ -88,9 +101,12 @@ class CaseQueries:
             "requester": {"relationship": row["requester_relationship"], "name": person["requester_name"],
                           "phone": person["requester_phone"]},
             "patient": {"name": person["patient_name"], "birth_date": person["patient_birth_date"],
-                        "is_minor": row["patient_is_minor"]},
+                        "is_minor": row["patient_is_minor"],
+                        "postal_address": _address(person, "patient_postal_code", "patient_address")},
             "attending_physician": {"name": person["attending_name"],
-                                    "institution": person["attending_institution"]},
+                                    "institution": person["attending_institution"],
+                                    "institution_address": _address(person, "attending_postal_code",
+                                                                    "attending_address")},
             "question": person["question"],
             "personal_data_erased_on": row["personal_data_erased_on"],
             "documents": json.loads(row["documents"]),

@@ -26,8 +26,14 @@ def case_id_of(stream_id: str) -> UUID:
 
 
 async def save_personal_data(conn: Conn, command: SubmitCase) -> None:
-    """Names, phone, birth date and the question, sealed with the case's own key (never in events)."""
+    """Names, phone, birth date, postal addresses and the question, sealed with the case's own key (never in
+    events)."""
+    patient_address, attending_address = command.patient_postal_address, command.attending_institution_address
     sealed = await CASE_KEYS.seal(conn, command.case_id, {
+        "patient_postal_code": patient_address.postal_code if patient_address else None,
+        "patient_address": patient_address.address if patient_address else None,
+        "attending_postal_code": attending_address.postal_code if attending_address else None,
+        "attending_address": attending_address.address if attending_address else None,
         "requester_name": command.requester.name, "requester_phone": command.requester.phone,
         "patient_name": command.patient_name, "patient_birth_date": command.patient_birth_date.isoformat(),
         "attending_name": command.attending_physician_name, "attending_institution": command.attending_institution,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from fastapi import HTTPException
 
-from eventkit.testing import EventCollector, assert_valid, bearer, running_app
+from eventkit.service_identity import intake_disclosure
+from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, erase_personal_data, running_app
 from intake.bootstrap import build
 from intake.settings import IntakeSettings
 
@@ -458,3 +461,83 @@ async def test_a_v1_decline_in_the_store_is_upcast_on_load(intake: httpx.AsyncCl
     assert view["recommendation"] == "general_outpatient"
     refused = await intake.post(f"/cases/{case['case_id']}/withdrawal", json={"reason": "other"})
     assert refused.status_code == 409
+
+
+PATIENT_ADDRESS = {"postal_code": "9808574", "address": "宮城県仙台市青葉区星陵町1-1 Zzyzx-Canary棟"}
+CLINIC_ADDRESS = {"postal_code": "105-0011", "address": "東京都港区芝公園4-2-8 みなとクリニック"}
+
+
+async def test_postal_addresses_are_kept_sealed_shown_to_the_desk_never_published_and_erased(
+        database: str, rabbitmq_url: str, bus: EventCollector) -> None:
+    clock = SettableClock.at_tokyo("2026-12-01", time(10, 0))
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url, OUTBOX_SWEEP_SECONDS=0.2)
+    async with running_app(build(settings, clock=clock), headers=STAFF) as intake:
+        await _addresses_through_their_life(intake, bus, database, clock)
+
+
+async def _addresses_through_their_life(intake: httpx.AsyncClient, bus: EventCollector, database: str,
+                                        clock: SettableClock) -> None:
+    case = await submit(intake, patient={"postal_address": PATIENT_ADDRESS},
+                        attending_physician={"institution_address": CLINIC_ADDRESS})
+    case_id = case["case_id"]
+    view = (await intake.get(f"/cases/{case_id}")).json()
+    assert view["patient"]["postal_address"] == {"postal_code": "980-8574", "address": PATIENT_ADDRESS["address"]}
+    assert view["attending_physician"]["institution_address"] == CLINIC_ADDRESS
+    await bus.wait_for(lambda envelopes: any(e.event_name == "CaseSubmitted" for e in envelopes))
+    conn = await asyncpg.connect(database)
+    try:
+        stored = " ".join(str(row) for row in await conn.fetch("SELECT * FROM events"))
+        sealed = str(await conn.fetchval("SELECT sealed FROM case_personal_data"))
+    finally:
+        await conn.close()
+    for text, where in ((json.dumps([e.data for e in bus.envelopes], default=str), "the bus"),
+                        (stored, "the event store"), (sealed, "the sealed row")):
+        assert "Zzyzx-Canary棟" not in text, where
+        assert "980-8574" not in text, where
+
+    for kind in ("application_form", "referral_letter", "test_results"):
+        assert (await post_document(intake, case_id, kind)).status_code == 201
+    screened = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept"},
+                                 headers=bearer("physician", subject="dr-sato"))
+    assert screened.status_code == 200, screened.text
+    scheduling = intake_disclosure("scheduling", "http://intake", intake._transport)
+    reporting = intake_disclosure("reporting", "http://intake", intake._transport)
+    desk, physician = STAFF["Authorization"], bearer("physician", subject="dr-sato")["Authorization"]
+    slip = await scheduling.personal_data(uuid.UUID(case_id), "slip", desk)
+    assert slip == {"patient_name": PATIENT_NAME, "patient_postal_code": "980-8574",
+                    "patient_address": PATIENT_ADDRESS["address"],
+                    "received_documents": ["application_form", "referral_letter", "test_results"]}
+    report = await reporting.personal_data(uuid.UUID(case_id), "report", physician)
+    assert report["attending_address"] == CLINIC_ADDRESS["address"]
+    assert report["patient_birth_date"] == "1968-04-01"
+    assert "requester_phone" not in report, "a document reads only what it prints"
+    with pytest.raises(HTTPException) as refused_slip:
+        await scheduling.personal_data(uuid.UUID(case_id), "slip", physician)
+    assert refused_slip.value.status_code == 403, "the slip is the desk's"
+    with pytest.raises(HTTPException) as unknown:
+        await scheduling.personal_data(uuid.uuid4(), "slip", desk)
+    assert unknown.value.status_code == 404
+
+    clock.set_tokyo("2032-12-02", time(10, 0))  # past the retention period
+    erased = await erase_personal_data(intake, case_id)
+    assert erased.status_code == 200, erased.text
+    after = (await intake.get(f"/cases/{case_id}")).json()
+    assert after["patient"]["postal_address"] == {"postal_code": "***", "address": "***"}
+    assert after["attending_physician"]["institution_address"] == {"postal_code": "***", "address": "***"}
+    slip_after = await scheduling.personal_data(uuid.UUID(case_id), "slip", desk)
+    assert {value for name, value in slip_after.items() if name != "received_documents"} == {"***"}
+    conn = await asyncpg.connect(database)
+    try:
+        reads = [row["action"] for row in await conn.fetch(
+            "SELECT action FROM access_log WHERE case_id = $1 ORDER BY id", case_id)]
+    finally:
+        await conn.close()
+    assert reads.count("read_personal_data_for_slip_via_scheduling") == 2
+    assert "read_personal_data_for_report_via_reporting" in reads
+
+
+async def test_a_malformed_postal_code_is_refused_with_the_field_named(intake: httpx.AsyncClient) -> None:
+    response = await intake.post("/cases", json=request_body(patient={"postal_address": {
+        "postal_code": "98-08574", "address": "仙台市"}}))
+    assert response.status_code == 422
+    assert "postal_code" in response.text

@@ -4,7 +4,7 @@ a command, then the events appended, what the outbox would publish and what happ
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from uuid import UUID
 
@@ -19,6 +19,7 @@ from intake.commands import (
     ApproveErasure,
     ErasePersonalData,
     Person,
+    PostalAddress,
     ReceiveDocument,
     RequestErasure,
     ScreenCase,
@@ -167,6 +168,21 @@ async def test_a_submission_keeps_the_personal_data_aside_and_publishes_the_seal
     assert PERSONAL_DATA.kept[CASE_ID] == submission()
     assert "Hanako" not in store.outbox[0].model_dump_json()
 
+
+
+async def test_the_postal_addresses_go_to_the_personal_data_and_never_into_the_event(
+        store: InMemoryEventStore) -> None:
+    # The slip and the report are posted to these addresses; they are personal data, kept sealed beside the stream.
+    command = replace(submission(), patient_postal_address=PostalAddress("980-8574", "仙台市青葉区 Zzyzx棟"),
+                      attending_institution_address=PostalAddress("105-0011", "東京都港区 Canary Clinic"))
+    await handle(store, command)
+    kept = PERSONAL_DATA.kept[CASE_ID]
+    assert (kept.patient_postal_address, kept.attending_institution_address) == (
+        command.patient_postal_address, command.attending_institution_address)
+    published = " ".join(message.model_dump_json() for message in store.outbox)
+    for text in ("980-8574", "Zzyzx棟", "105-0011", "Canary Clinic"):
+        assert text not in published
+        assert text not in repr(store.new_events())
 
 async def test_the_erasure_after_the_retention_period_destroys_the_key_with_the_event(
         store: InMemoryEventStore) -> None:

@@ -8,22 +8,26 @@ from importlib.resources import files
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from eventkit.audit import record_access
 from eventkit.auth import allow, allow_staff
 from eventkit.bootstrap import Dispatcher
+from eventkit.documents import PDF_MEDIA_TYPE, HospitalSettings, issued_pdf
 from eventkit.edge import page_policy_for_inline
 from eventkit.errors import InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool
 from eventkit.input_policy import DeskDate, Prose, RequestModel
 from eventkit.runtime import ServiceRuntime
+from eventkit.service_identity import IntakeDisclosure
 from eventkit.staff import StaffMember
 from reporting import domain
 from reporting.commands import AmendReport, DraftReport, FinalizeReport, RecordDelivery
+from reporting.letter import LetterFacts, render_letter
 from reporting.queries import ReportingQueries
 from reporting.repository import REPORTS
 from secondopinion_contracts.codes import AmendmentReason, DeliveryChannel
@@ -81,6 +85,8 @@ class ReportResult(BaseModel):
 Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
 Queries = Annotated[ReportingQueries, Depends(on_pool(ReportingQueries))]
 Runtime = Annotated[ServiceRuntime, Depends(from_app_state("runtime", ServiceRuntime))]
+PersonalData = Annotated[IntakeDisclosure, Depends(from_app_state("personal_data", IntakeDisclosure))]
+Hospital = Annotated[HospitalSettings, Depends(from_app_state("hospital", HospitalSettings))]
 
 
 async def _report(runtime: ServiceRuntime, case_id: UUID) -> tuple[domain.OpinionReport, int]:
@@ -199,6 +205,27 @@ async def get_report_version(case_id: UUID, report_version: Annotated[int, Path(
     return {"case_id": case_id, "report_version": entry["version"], "physician_id": entry["physician_id"],
             "at": entry["at"], "reason": entry["reason"], "note": entry["note"], "summary": entry["summary"],
             "summary_erased_on": entry["erased_on"]}
+
+
+@router.get("/cases/{case_id}/report.pdf", tags=["report"], response_class=Response,
+            responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The report letter, A4 PDF"}})
+async def print_report(case_id: UUID, actor: ReportReader, request: Request, runtime: Runtime, q: Queries,
+                       personal_data: PersonalData, hospital: Hospital) -> Response:
+    """The final report as a letter to the attending physician, as its latest amendment has it, to hand to the
+    patient or to post (record that with POST /cases/{id}/report/delivery). Names and addresses are read from
+    intake (eventkit.service_identity) for this print only; after erasure they and the opinion print as ***."""
+    report, _ = await _report(runtime, case_id)
+    draft = await q.latest_draft(case_id) if report.status is not domain.ReportStatus.NOT_STARTED else None
+    versions = await q.versions(case_id) if report.version else []
+    # The letter prints the report as it stands: its latest amendment, if it was amended.
+    summary = versions[-1]["summary"] if versions else draft["summary"] if draft else None
+    board = await q.case(case_id)
+    facts = LetterFacts.of(case_id, report, board["department"] if board else None, summary)
+    person = await personal_data.personal_data(case_id, "report", request.headers["authorization"])
+    async with q.pool.acquire() as conn:
+        await record_access(conn, actor, case_id, "print_opinion_report")
+    content = await run_in_threadpool(render_letter, facts, person, hospital)
+    return await issued_pdf(q.pool, "opinion_report", facts.reference, content, facts.filename)
 
 
 # --- read models -------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@ from eventkit import db_roles
 from eventkit.bootstrap import BoundHandler, bind
 from eventkit.clock import Clock, tokyo_date, utc_now
 from eventkit.consumer import Delivery, reactions_by_command
+from eventkit.documents import HospitalSettings
 from eventkit.runtime import ServiceRuntime, create_app
+from eventkit.service_identity import IntakeDisclosure, intake_disclosure
 from eventkit.settings import ServiceSettings
 from eventkit.unit_of_work import UnitOfWork
 from reporting import api
@@ -68,7 +70,8 @@ def runtime_for(settings: ServiceSettings, handlers: Mapping[type, BoundHandler]
                             **consuming)
 
 
-def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
+          personal_data: IntakeDisclosure | None = None, hospital: HospitalSettings | None = None) -> FastAPI:
     settings = settings or ReportingSettings()
     assert isinstance(settings, ReportingSettings), f"reporting needs ReportingSettings, not {type(settings).__name__}"
     clock = clock or utc_now
@@ -81,4 +84,7 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         handlers=handlers, clock=clock,
     )
     app.state.dashboard_poll_seconds = settings.dashboard_poll_seconds
+    # The report letter: names and addresses from intake, the hospital's identity from configuration.
+    app.state.personal_data = personal_data or intake_disclosure("reporting", settings.intake_url)
+    app.state.hospital = hospital or HospitalSettings()
     return app

@@ -11,4 +11,6 @@ class ReportingSettings(ServiceSettings):
     service: str = "reporting"
     database_url: str = Field(default_dsn("reporting"), validation_alias="REPORTING_DATABASE_URL")
     http_port: int = Field(8004, validation_alias="REPORTING_HTTP_PORT")
+    # Intake's API: the names and addresses printed on the report letter.
+    intake_url: str = Field("http://127.0.0.1:8001", validation_alias="REPORTING_INTAKE_URL")
     dashboard_poll_seconds: float = Field(2.0, validation_alias="REPORTING_DASHBOARD_POLL_SECONDS", gt=0, le=60)

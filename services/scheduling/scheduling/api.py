@@ -7,7 +7,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, field_validator, model_validator
 
@@ -15,10 +16,12 @@ from eventkit.auth import allow
 from eventkit.bootstrap import Dispatcher
 from eventkit.business_calendar import RECEPTION_CLOSES, RECEPTION_OPENS, BusinessCalendar, Closure
 from eventkit.clock import tokyo_date
+from eventkit.documents import PDF_MEDIA_TYPE, HospitalSettings, issued_pdf
 from eventkit.errors import NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, now, on_pool
 from eventkit.input_policy import DeskDate, RequestModel
+from eventkit.service_identity import IntakeDisclosure
 from scheduling.commands import (
     CancelAppointment,
     CompleteConsultation,
@@ -34,6 +37,7 @@ from scheduling.events import SlotOpened
 from scheduling.handlers import OpenedSlots
 from scheduling.queries import ScheduleQueries
 from scheduling.repository import CASE_STREAM
+from scheduling.slip import SlipFacts, render_slip
 from secondopinion_contracts.codes import CancellationReason, CancelledBy, RescheduleReason
 from secondopinion_contracts.departments import DepartmentCode
 
@@ -125,6 +129,8 @@ Handling = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
 Calendar = Annotated[BusinessCalendar, Depends(from_app_state("calendar", BusinessCalendar))]
 Now = Annotated[datetime, Depends(now)]
 Queries = Annotated[ScheduleQueries, Depends(on_pool(ScheduleQueries))]
+PersonalData = Annotated[IntakeDisclosure, Depends(from_app_state("personal_data", IntakeDisclosure))]
+Hospital = Annotated[HospitalSettings, Depends(from_app_state("hospital", HospitalSettings))]
 
 
 def _invalid(location: tuple[str, ...], message: str) -> RequestValidationError:
@@ -279,6 +285,19 @@ async def issue_slip(appointment_id: UUID, actor: Coordinator, handle: Handling,
     recorded = await handle(IssueAppointmentSlip(case_id=case_id, appointment_id=appointment_id),
                             command_context(actor, case_id, "IssueAppointmentSlip"))
     return await _after(q, appointment_id, recorded)
+
+
+@router.get("/appointments/{appointment_id}/slip.pdf", tags=["appointments"], response_class=Response,
+            responses={200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "The slip, A4 PDF"}})
+async def print_slip(appointment_id: UUID, _: Coordinator, request: Request, q: Queries,
+                     personal_data: PersonalData, hospital: Hospital) -> Response:
+    """The appointment slip as posted to the patient (in person), the latest one issued: after a reschedule it
+    is marked as replacing the earlier one. The patient's name and address are read from intake with the
+    caller's token for this print only; after erasure they print as ***."""
+    facts = SlipFacts.from_view(await _appointment(q, appointment_id))
+    person = await personal_data.personal_data(facts.case_id, "slip", request.headers["authorization"])
+    content = await run_in_threadpool(render_slip, facts, person, hospital)
+    return await issued_pdf(q.pool, "appointment_slip", facts.reference, content, facts.filename)
 
 
 @router.post("/appointments/{appointment_id}/online-booking", tags=["appointments"])

@@ -14,7 +14,9 @@ from eventkit.bootstrap import BoundHandler, bind
 from eventkit.business_calendar import BusinessCalendar
 from eventkit.clock import Clock, utc_now
 from eventkit.consumer import reactions_by_command
+from eventkit.documents import HospitalSettings
 from eventkit.runtime import ServiceRuntime, create_app
+from eventkit.service_identity import IntakeDisclosure, intake_disclosure
 from eventkit.settings import ServiceSettings
 from scheduling import api
 from scheduling.consumers import COMMANDS
@@ -50,7 +52,8 @@ def runtime_for(settings: ServiceSettings, handlers: Mapping[type, BoundHandler]
                           migrations=[MIGRATIONS], reactions=reactions)
 
 
-def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None,
+          personal_data: IntakeDisclosure | None = None, hospital: HospitalSettings | None = None) -> FastAPI:
     settings = _scheduling_settings(settings or SchedulingSettings())
     clock = clock or utc_now
     handlers = bind_handlers(settings, clock)
@@ -61,4 +64,7 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         handlers=handlers, clock=clock,
     )
     app.state.calendar = BusinessCalendar(settings.extra_closures)
+    # The appointment slip: the patient's name and address from intake, the hospital's identity from configuration.
+    app.state.personal_data = personal_data or intake_disclosure("scheduling", settings.intake_url)
+    app.state.hospital = hospital or HospitalSettings()
     return app

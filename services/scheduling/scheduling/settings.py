@@ -25,3 +25,5 @@ class SchedulingSettings(ServiceSettings):
     # jpholiday knows the holidays announced so far (the equinox days a year ahead); slots further
     # out could land on a holiday nobody has declared yet.
     booking_horizon_days: int = Field(365, validation_alias="SCHEDULING_BOOKING_HORIZON_DAYS", ge=1, le=730)
+    # Intake's API: the patient's name and postal address for the appointment slip.
+    intake_url: str = Field("http://127.0.0.1:8001", validation_alias="SCHEDULING_INTAKE_URL")
