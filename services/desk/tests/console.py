@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import date, time
 from typing import Any
@@ -91,7 +92,7 @@ def service_apps(databases: dict[str, str], rabbitmq_url: str, gateway_url: str,
 
 
 @asynccontextmanager
-async def console(rabbitmq_url: str, **desk_overrides: Any) -> AsyncIterator[Console]:
+async def console(rabbitmq_url: str, desk_port: int = 0, **desk_overrides: Any) -> AsyncIterator[Console]:
     executable = chromium_or_skip()
     clock = SettableClock.at_tokyo(TODAY, time(10, 0))
     async with AsyncExitStack() as stack:
@@ -105,10 +106,32 @@ async def console(rabbitmq_url: str, **desk_overrides: Any) -> AsyncIterator[Con
                                                                          base_url=f"http://{s}", timeout=30))
                    for s in SERVICES}
         desk = build_desk(desk_settings(databases["desk"], **desk_overrides), clock=clock, transports=transports)
-        url = await stack.enter_async_context(serving(desk))
+        url = await stack.enter_async_context(serving(desk, desk_port))
         playwright = await stack.enter_async_context(async_playwright())
         browser = await playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         stack.push_async_callback(browser.close)
         # Chromium keeps Secure cookies over plain HTTP for localhost only (a secure context by definition).
         yield Console(url=url.replace("127.0.0.1", "localhost"), clock=clock, simulator=simulator, services=clients, browser=browser,
                       desk_database=databases["desk"])
+
+
+NODE_TOOLS = Path(__file__).resolve().parent / "node"
+AXE = NODE_TOOLS / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "console"
+
+
+async def accessible(page: Page, name: str | None = None) -> None:
+    """axe-core on the page as it is now: no serious or critical violation. With `name`, also the screenshot
+    docs/console/<name>.png at 1280×720 (the guide shows them)."""
+    assert AXE.exists(), f"{AXE} is missing: run `npm ci --prefix {NODE_TOOLS}` (make test does)"
+    # Evaluated by the browser's debugging protocol, so the page's own CSP (no inline script) does not block it.
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        await page.evaluate(AXE.read_text() + "\n;undefined")
+    results = await page.evaluate("window.axe.run(document)")
+    serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in results["violations"]
+               if v["impact"] in ("serious", "critical")]
+    assert not serious, f"accessibility violations on {page.url}: {serious}"
+    if name:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    assert page.script_errors == [], page.script_errors  # type: ignore[attr-defined]

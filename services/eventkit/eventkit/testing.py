@@ -382,8 +382,9 @@ def chromium_or_skip() -> str:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """The app under uvicorn on a free local port, in this event loop (its lifespan starts it); yields its URL."""
+async def serving(app: FastAPI, port: int = 0) -> AsyncIterator[str]:
+    """The app under uvicorn on a local port (a free one unless given), in this event loop (its lifespan starts
+    it); yields its URL."""
     import socket
 
     import uvicorn
@@ -391,7 +392,8 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     from eventkit.runtime import wait_until
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -404,3 +406,13 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+def free_port() -> int:
+    """A local TCP port free now (for a server that must know its address before it starts)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
