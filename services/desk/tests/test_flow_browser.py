@@ -158,3 +158,77 @@ async def save_once_consulted(page: Page) -> None:
             break
         await page.wait_for_timeout(250)
     await expect(page.locator(".flash")).to_contain_text("下書きを保存しました")
+
+
+async def test_an_online_case_whose_card_is_declined_is_charged_again_and_closed_by_the_posted_report(
+        rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        desk = await c.page()
+        await c.sign_in(desk, "coord-1", "coordinator")
+        case_id = await new_case(c, desk, mode="online")
+        await record_documents(desk, "application_form", "referral_letter")
+        await desk.get_by_role("link", name="相談枠の登録").click()
+        await desk.locator("#physician_id").fill("dr-sato")
+        await desk.locator("#from").fill("2026/12/03")
+        await desk.locator("#to").fill("2026/12/03")
+        await desk.locator("#start_times").fill("11:00")
+        await desk.get_by_role("button", name="枠を登録").click()
+        await expect(desk.locator(".flash")).to_contain_text("相談枠を登録しました")
+
+        doctor = await c.page()
+        await c.sign_in(doctor, "dr-sato", "physician")
+        await doctor.goto(f"{c.url}/cases/{case_id}")
+        await doctor.get_by_role("button", name="受諾").click()
+        await expect(doctor.locator("#status")).to_have_text("受諾")
+
+        await desk.goto(f"{c.url}/queue")
+        await expect(desk.locator(f'#queue-dates [data-case-id="{case_id}"]')).to_be_visible(timeout=15_000)
+        await desk.locator(f'#queue-dates [data-case-id="{case_id}"] a').click()
+        await desk.locator('#schedule input[name="slot_ids"]').first.check()
+        await desk.get_by_role("button", name="候補日を提示").click()
+        await desk.get_by_role("button", name="患者の選択を記録").click()
+        await expect(desk.locator("#schedule h3 .badge")).to_have_text("予約")
+        await desk.goto(f"{c.url}/queue")
+        await expect(desk.locator(f'#queue-clinics [data-case-id="{case_id}"]')).to_be_visible(timeout=15_000)
+        await accessible(desk, "queue")
+        await desk.locator(f'#queue-clinics [data-case-id="{case_id}"] a').click()
+        await desk.locator("#clinics_booking_ref").fill("ＣＬＩＮＩＣＳ－２０２６－０００１２３")
+        await desk.get_by_role("button", name="記録する").click()
+        await expect(desk.locator("#schedule")).to_contain_text("CLINICS-2026-000123")
+
+        # The consultation online; the card on the platform is declined once.
+        c.simulator.faults.append(("decline", 0.0))
+        c.clock.set_tokyo(CONSULTATION_DAY, time(11, 30))
+        await doctor.goto(f"{c.url}/cases/{case_id}")
+        await doctor.get_by_role("button", name="相談完了").click()
+        await expect(doctor.locator("#schedule h3 .badge")).to_have_text("完了")
+
+        cashier = await c.page()
+        await c.sign_in(cashier, "cash-1", "cashier")
+        failed = cashier.locator("table tbody tr")
+        for _ in range(60):
+            await cashier.goto(f"{c.url}/failed-charges")
+            if await failed.count():
+                break
+            await cashier.wait_for_timeout(250)
+        await expect(failed).to_contain_text("カードが承認されませんでした")
+        await accessible(cashier, "failed-charges")
+        await failed.get_by_role("link").click()
+        await cashier.get_by_role("button", name="決済を再試行").click()
+        await expect(cashier.locator("#invoice-status")).to_have_text("入金済み", timeout=15_000)
+        assert [charge["amount"] for charge in c.simulator.charges] == [44_000]
+
+        await doctor.get_by_role("link", name="報告書を書く").click()
+        await doctor.get_by_label("所見").fill("経過観察が妥当です。")
+        await save_once_consulted(doctor)
+        await doctor.get_by_role("button", name="確定").click()
+        await expect(doctor.locator("#report-status")).to_have_text("確定")
+
+        await desk.goto(f"{c.url}/cases/{case_id}")
+        await expect(desk.locator("#channel")).to_have_value("posted_to_attending_physician")
+        await desk.locator("#channel").select_option("handed_to_patient")
+        await desk.get_by_role("button", name="交付を記録").click()
+        await expect(desk.locator("#delivery-refusal")).to_be_visible()
+        await desk.locator("#channel").select_option("posted_to_attending_physician")
+        await desk.get_by_role("button", name="交付を記録").click()
+        await expect(desk.locator('#timeline tr[data-event="CaseClosed"]')).to_be_visible(timeout=15_000)
