@@ -175,7 +175,7 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "paid_at_counter": ("窓口で支払済みです", "Paid at the counter"),
     "paid_online": ("オンラインで支払済みです", "Paid online"),
     "charge_in_progress": ("決済処理中です。しばらくお待ちください", "A charge is under way; wait a moment"),
-    "channel_not_allowed": ("この支払経路は使えません", "That payment channel is not allowed"),
+    "channel_not_allowed": ("この案件では、この交付方法は使えません", "That delivery channel is not allowed for this case"),
     "invoice_void": ("この請求は無効です", "The invoice is void"),
     "no_fee_in_force": ("適用できる料金表がありません", "No fee schedule in force"),
     "nothing_captured": ("入金がないため返金できません", "Nothing was paid to refund"),

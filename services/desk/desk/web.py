@@ -50,6 +50,17 @@ def tokyo(value: Any, fmt: str = "%Y/%m/%d %H:%M") -> str:
     return moment.astimezone(TOKYO).strftime(fmt)
 
 
+WEEKDAYS = "月火水木金土日"
+
+
+def slot_time(value: Any) -> str:
+    """A slot's start as the desk reads it out: 12/03(木) 10:00, Japan time."""
+    if value in (None, ""):
+        return ""
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(TOKYO)
+    return f"{moment:%m/%d}({WEEKDAYS[moment.weekday()]}) {moment:%H:%M}"
+
+
 def day(value: Any) -> str:
     if value in (None, ""):
         return ""
@@ -64,7 +75,7 @@ def short_id(value: Any) -> str:
     return str(value)[:8]
 
 
-TEMPLATES.env.filters.update(tokyo=tokyo, day=day, yen=yen, short=short_id)
+TEMPLATES.env.filters.update(tokyo=tokyo, day=day, yen=yen, short=short_id, slot=slot_time)
 
 
 def today_tokyo(request: Request) -> date:

@@ -30,6 +30,7 @@ from scheduling.app import build as build_scheduling
 from scheduling.settings import SchedulingSettings
 
 TODAY = date(2026, 12, 2)  # a Wednesday: the desk is open
+PATIENT_FAMILY = "山田 梅子"
 VIEWPORT = {"width": 1280, "height": 720}
 SERVICES = ("intake", "scheduling", "billing", "reporting")
 
@@ -133,5 +134,6 @@ async def accessible(page: Page, name: str | None = None) -> None:
     assert not serious, f"accessibility violations on {page.url}: {serious}"
     if name:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.evaluate("window.scrollTo(0, 0)")
         await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     assert page.script_errors == [], page.script_errors  # type: ignore[attr-defined]

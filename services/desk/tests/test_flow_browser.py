@@ -228,7 +228,7 @@ async def test_an_online_case_whose_card_is_declined_is_charged_again_and_closed
         await expect(desk.locator("#channel")).to_have_value("posted_to_attending_physician")
         await desk.locator("#channel").select_option("handed_to_patient")
         await desk.get_by_role("button", name="交付を記録").click()
-        await expect(desk.locator("#delivery-refusal")).to_be_visible()
+        await expect(desk.locator("#delivery-refusal")).to_contain_text("この交付方法は使えません")
         await desk.locator("#channel").select_option("posted_to_attending_physician")
         await desk.get_by_role("button", name="交付を記録").click()
         await expect(desk.locator('#timeline tr[data-event="CaseClosed"]')).to_be_visible(timeout=15_000)
