@@ -6,10 +6,11 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help env browser run migrate test lint typecheck contracts bench chaos
+.PHONY: help env browser desk-tools run migrate test lint typecheck contracts bench chaos
 
 help:
-	@echo "make run        start every service against local PostgreSQL and RabbitMQ"
+	@echo "make run        start every service and the desk console (http://localhost:8000) against local"
+	@echo "                PostgreSQL and RabbitMQ"
 	@echo "make test       lint, type check, then every test against the real broker and databases"
 	@echo "make lint       ruff + mypy only"
 	@echo "make contracts  regenerate the published JSON Schemas from the event models"
@@ -30,11 +31,17 @@ env: .venv/.synced
 browser:
 	@bash scripts/install-chromium.sh
 
+# The desk console's test tools (a real OpenID provider, axe-core), pinned by their package-lock.json.
+DESK_TOOLS := services/desk/tests/node
+desk-tools: $(DESK_TOOLS)/node_modules/.package-lock.json
+$(DESK_TOOLS)/node_modules/.package-lock.json: $(DESK_TOOLS)/package-lock.json
+	npm ci --prefix $(DESK_TOOLS) --no-audit --no-fund --loglevel=error
+
 run: env
 	$(RUN) python -m eventkit.devrun
 
 migrate: env
-	@for service in intake scheduling billing reporting; do \
+	@for service in intake scheduling billing reporting desk; do \
 		if $(RUN) python -c "import $$service" 2>/dev/null; then $(RUN) python -m $$service migrate || exit 2; fi; \
 	done
 
@@ -48,7 +55,7 @@ lint: env
 
 typecheck: lint
 
-test: lint browser
+test: lint browser desk-tools
 	@$(RUN) python -m eventkit.preflight
 	$(RUN) pytest $(PYTEST_ARGS)
 

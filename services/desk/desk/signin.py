@@ -7,12 +7,17 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import jwt
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+with warnings.catch_warnings():
+    # Authlib announces a move to the httpx2 package; its client works with httpx as installed.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 

@@ -9,7 +9,7 @@ from datetime import time
 
 from playwright.async_api import Page, expect
 
-from services.desk.tests.console import TODAY, Console, accessible, console
+from desk.testing import TODAY, Console, accessible, console
 
 CONSULTATION_DAY = TODAY.replace(day=TODAY.day + 1)  # Thursday 2026-12-03
 PATIENT = "山田 花子"
@@ -62,7 +62,8 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await expect(desk.locator("#status")).to_have_text("審査中")
         await expect(desk.locator("#documents .missing")).to_have_count(0)
         assert PATIENT not in (await desk.title()), "no personal data in the page title"
-        assert case_id in desk.url and "%E5" not in desk.url
+        assert case_id in desk.url
+        assert "%E5" not in desk.url
 
         # Slots for the physician, typed as staff type them.
         await desk.get_by_role("link", name="相談枠の登録").click()

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 import pytest
 from playwright.async_api import expect
 
+from desk.testing import NODE_TOOLS, console
 from eventkit.testing import fetch, free_port
-from services.desk.tests.console import NODE_TOOLS, console
 
 CLIENT_ID = "secondopinion-desk-console"
 CLIENT_SECRET = "a-test-only-client-secret"
@@ -62,7 +62,8 @@ async def test_staff_sign_in_at_the_identity_provider_and_the_services_accept_it
             await expect(page.locator(".person")).to_have_text("受付 桜（コーディネーター）")
             await expect(page.get_by_role("heading", name="業務一覧")).to_be_visible()
             authorization = next(url for url in asked if url.startswith(f"{issuer}/auth"))
-            assert "code_challenge_method=S256" in authorization and "code_challenge=" in authorization
+            assert "code_challenge_method=S256" in authorization
+            assert "code_challenge=" in authorization
             assert all("access_token" not in url and "id_token" not in url for url in asked)
             cookies = await page.context.cookies()
             [session] = await fetch(c.desk_database, "SELECT subject, roles, access_token FROM desk_sessions")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
-from services.desk.tests.console import PATIENT_FAMILY, accessible, console
+from desk.testing import PATIENT_FAMILY, accessible, console
 
 
 async def tab_to(page: Page, selector: str, limit: int = 80) -> None:
@@ -64,7 +64,8 @@ async def test_refusals_roles_language_and_the_access_log(rabbitmq_url: str) -> 
         cashier = await c.page()
         await c.sign_in(cashier, "cash-1", "cashier")
         response = await cashier.goto(f"{c.url}/queue")
-        assert response is not None and response.status == 403
+        assert response is not None
+        assert response.status == 403
         await expect(cashier.get_by_role("heading")).to_have_text("このページを開く権限がありません")
         await expect(cashier.get_by_role("link", name="業務一覧")).to_have_count(0)
         await accessible(cashier, "forbidden")

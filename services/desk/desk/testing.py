@@ -1,4 +1,5 @@
-"""The console as staff use it, for the tests: the four services in process (each on a fresh database, one
+"""Test helpers (imported by the desk's tests only): the console as staff use it:
+the four services in process (each on a fresh database, one
 fresh RabbitMQ vhost, one settable clock, billing charging through the gateway simulator), and the desk on a
 real local port calling them with the signed-in person's token, as it calls them in production over HTTP."""
 
@@ -6,14 +7,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 from dataclasses import dataclass
 from datetime import date, time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from billing.app import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
@@ -31,7 +32,7 @@ from scheduling.settings import SchedulingSettings
 
 TODAY = date(2026, 12, 2)  # a Wednesday: the desk is open
 PATIENT_FAMILY = "山田 梅子"
-VIEWPORT = {"width": 1280, "height": 720}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 720}
 SERVICES = ("intake", "scheduling", "billing", "reporting")
 
 
@@ -112,11 +113,12 @@ async def console(rabbitmq_url: str, desk_port: int = 0, **desk_overrides: Any) 
         browser = await playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         stack.push_async_callback(browser.close)
         # Chromium keeps Secure cookies over plain HTTP for localhost only (a secure context by definition).
-        yield Console(url=url.replace("127.0.0.1", "localhost"), clock=clock, simulator=simulator, services=clients, browser=browser,
+        yield Console(url=url.replace("127.0.0.1", "localhost"), clock=clock, simulator=simulator, services=clients,
+                      browser=browser,
                       desk_database=databases["desk"])
 
 
-NODE_TOOLS = Path(__file__).resolve().parent / "node"
+NODE_TOOLS = Path(__file__).resolve().parents[1] / "tests" / "node"
 AXE = NODE_TOOLS / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "console"
 
