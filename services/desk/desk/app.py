@@ -11,8 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from desk import auditor, cases, cashier, coordinator, physician, signin
@@ -128,6 +129,10 @@ def build(settings: DeskSettings | None = None, *, clock: Clock | None = None,
         except Exception:
             ready = False
         return JSONResponse({"ready": ready, "checks": {"database": ready}}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
     for router in (signin.router, coordinator.router, cases.router, physician.router, cashier.router, auditor.router):
