@@ -183,7 +183,8 @@ def test_interpolation_defaults_are_complete() -> None:
 def test_the_desk_calls_the_four_services_over_http_and_has_its_own_database(services: dict[str, Obj]) -> None:
     [(name, port)] = CONSOLE.items()
     desk, migrate = services[name], services[f"{name}-migrate"]
-    assert migrate["command"] == [name, "migrate"] and desk["command"] == [name, "serve"]
+    assert migrate["command"] == [name, "migrate"]
+    assert desk["command"] == [name, "serve"]
     env = _environment(desk)
     assert env["DESK_HTTP_PORT"] == str(port)
     assert [interpolate(p).rsplit(":", 1)[-1] for p in desk["ports"]] == [str(port)]

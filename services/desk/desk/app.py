@@ -11,10 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from desk import auditor, cases, cashier, coordinator, physician, signin
 from desk.backends import Backends
