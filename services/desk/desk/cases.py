@@ -209,11 +209,11 @@ async def appointment_step(request: Request, case_id: UUID, step: str, session: 
             body = {"reason_code": forms.choice("reason_code", str(form.get("reason_code", "")),
                                                 [r.value for r in CancellationReason]),
                     "by": forms.choice("by", str(form.get("by", "")), [c.value for c in CancelledBy])}
-        elif step not in ("no-show", "complete"):
+        elif step not in ("no-show", "complete", "slip"):
             return render(request, "error.html", session, status_code=404, problem={"message": "not found"})
     except forms.FieldError as error:
         return await _form_problem(request, session, case_id, step, error)
-    if step in ("online-booking", "reschedule", "cancel") and not session.holds("coordinator"):
+    if step in ("online-booking", "reschedule", "cancel", "slip") and not session.holds("coordinator"):
         return render(request, "error.html", session, status_code=403,
                       problem={"message": problem(Answer(status=403, code="forbidden"), session.lang)["message"]})
     appointment_id = await _appointment_of(request, session, case_id)

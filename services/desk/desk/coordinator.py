@@ -42,7 +42,7 @@ def _page(rows: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], 
 
 
 async def _queue(b: Backends, session: StaffSession, department: str | None, page: int,
-                 today: date) -> dict[str, Any]:
+                 today: date, min_age: int = 0) -> dict[str, Any]:
     token = session.access_token
     lists = await asyncio.gather(*(b.get("intake", "/cases", token, status=status, limit=500)
                                    for status in ("submitted", "awaiting_documents", "screening")),
@@ -50,7 +50,8 @@ async def _queue(b: Backends, session: StaffSession, department: str | None, pag
     *intake_lists, board = lists
 
     def wanted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [row for row in rows if not department or row.get("department") == department]
+        return [row for row in rows if (not department or row.get("department") == department)
+                and (_age_days(today, row.get("submitted_on")) or 0) >= min_age]
 
     documents = wanted([row for answer in intake_lists[:2] if answer.ok for row in answer.body["cases"]])
     screening = wanted(intake_lists[2].body["cases"] if intake_lists[2].ok else [])
@@ -93,11 +94,12 @@ async def _queue(b: Backends, session: StaffSession, department: str | None, pag
 @router.get("/queue", response_class=HTMLResponse)
 async def work_queue(request: Request, session: Coordinator,
                      department: Annotated[str | None, Query(max_length=64)] = None,
-                     page: Annotated[int, Query(ge=0, le=1000)] = 0) -> Response:
+                     page: Annotated[int, Query(ge=0, le=1000)] = 0,
+                     min_age: Annotated[int, Query(ge=0, le=3650)] = 0) -> Response:
     department = department if department in catalogue.DEPARTMENTS else None
-    queue = await _queue(backends(request), session, department, page, today_tokyo(request))
+    queue = await _queue(backends(request), session, department, page, today_tokyo(request), min_age)
     flash = await store(request).take_flash(session)
-    return render(request, "queue.html", session, queue=queue, department=department, page=page,
+    return render(request, "queue.html", session, queue=queue, department=department, page=page, min_age=min_age,
                   departments=catalogue.DEPARTMENTS, flash=flash, live=fingerprint(queue["revision"]),
                   live_url="/board/live")
 

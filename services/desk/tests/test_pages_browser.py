@@ -113,3 +113,24 @@ async def test_a_case_is_taken_and_its_documents_recorded_with_the_keyboard_alon
         await tab_to(page, "button.link >> text=サインアウト")
         await page.keyboard.press("Enter")
         await expect(page.get_by_role("heading", name="サインイン")).to_be_visible()
+
+
+async def test_the_board_and_the_work_queue_update_themselves_when_an_event_arrives(rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        page = await c.page()
+        await c.sign_in(page, "coord-1", "coordinator")
+        await page.get_by_role("link", name="案件ボード").click()
+        await expect(page.locator('[data-column="submitted"] li')).to_have_count(0)
+        submitted = await c.services["intake"].post("/cases", headers=c.as_staff("coordinator"), json={
+            "requester": {"relationship": "self", "name": "Live Test"},
+            "patient": {"name": "Live Test", "birth_date": "1970-01-01"}, "mode": "online",
+            "department": "cardiology", "question": "q",
+            "attending_physician": {"name": "Dr", "institution": "Clinic", "consents": True},
+            "wants_treatment_here": False, "complaint_or_litigation": False})
+        assert submitted.status_code == 201, submitted.text
+        case_id = submitted.json()["case_id"]
+        # No reload by the test: the page notices reporting's new revision and shows the card.
+        await expect(page.locator(f'[data-column="submitted"] [data-case-id="{case_id}"]')).to_be_visible(
+            timeout=15_000)
+        await page.get_by_role("link", name="業務一覧").click()
+        await expect(page.locator(f'#queue-documents [data-case-id="{case_id}"]')).to_be_visible()
