@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 import jwt
+from authlib.deprecate import AuthlibDeprecationWarning
 
 with warnings.catch_warnings():
     # Authlib announces a move to the httpx2 package; its client works with httpx as installed.
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
