@@ -112,8 +112,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "event.ConsultationCompleted": ("相談完了", "Consultation completed"),
     "event.PatientNoShow": ("来院なし", "No-show"),
     # closures
-    "closure.weekend": ("土日", "Weekend"), "closure.national_holiday": ("祝日", "National holiday"),
-    "closure.year_end": ("年末年始", "Year-end holidays"),
+    "closure.saturday": ("土曜日", "Saturday"), "closure.sunday": ("日曜日", "Sunday"),
+    "closure.national_holiday": ("祝日", "National holiday"),
+    "closure.year_end_closure": ("年末年始", "Year-end holidays"), "closure.hospital_closure": ("休院日", "Closed"),
+    # the services, and what their access logs record
+    "service.intake": ("受付", "Intake"), "service.scheduling": ("日程", "Scheduling"),
+    "service.billing": ("会計", "Billing"), "service.reporting": ("報告書", "Reporting"),
+    "access.read_case_personal_data": ("患者情報の閲覧", "Read the case's personal data"),
+    "access.read_case_key_for_receipt": ("領収書のための鍵の取得", "Took the case's key for a receipt"),
+    "access.read_payer_name_for_receipt": ("領収書の宛名の閲覧", "Read the payer's name for a receipt"),
+    "access.read_opinion_report": ("報告書の閲覧", "Read the opinion report"),
 }
 
 # The departments the desk offers, by their Japanese names. The codes are intake's (settings.DEFAULT_DEPARTMENTS):

@@ -68,11 +68,10 @@ async def _queue(b: Backends, session: StaffSession, department: str | None, pag
     dates: list[dict[str, Any]] = []
     choices: list[dict[str, Any]] = []
     for card, answer in zip(scheduling, schedules, strict=True):
-        status = answer.body["status"] if answer.ok else None
-        row = {**card, "age_days": _age_days(today, card.get("submitted_on")), "schedule_status": status}
-        (choices if status == "proposed" else dates).append(row)
-    clinics = [{**card, "appointment": answer.body} for card, answer in zip(confirmed, appointments, strict=True)
+        (choices if answer.ok and answer.body["status"] == "proposed" else dates).append(card)
+    clinics = [card for card, answer in zip(confirmed, appointments, strict=True)
                if answer.ok and not answer.body.get("clinics_booking_ref") and answer.body["status"] == "booked"]
+    delivery = [card for card in consulted if card.get("report_status") == "finalized"]
     day_lists = await asyncio.gather(*(b.get("scheduling", "/appointments", token, date=d.isoformat(),
                                              department=department or None)
                                        for d in (today, today + timedelta(days=1))))
@@ -81,9 +80,11 @@ async def _queue(b: Backends, session: StaffSession, department: str | None, pag
         "documents_total": len(documents),
         "screening": await _details(b, token, screening_page, today), "screening_more": screening_more,
         "screening_total": len(screening),
-        "dates": dates, "choices": choices, "clinics": clinics,
-        "delivery": [{**card, "age_days": _age_days(today, card.get("submitted_on"))} for card in consulted
-                     if card.get("report_status") == "finalized"],
+        # The board's cards with what intake holds of each (the patient's name): each read is logged by intake.
+        "dates": await _details(b, token, dates[:PAGE_SIZE], today),
+        "choices": await _details(b, token, choices[:PAGE_SIZE], today),
+        "clinics": await _details(b, token, clinics[:PAGE_SIZE], today),
+        "delivery": await _details(b, token, delivery[:PAGE_SIZE], today),
         "today": day_lists[0].body["appointments"] if day_lists[0].ok else [],
         "tomorrow": day_lists[1].body["appointments"] if day_lists[1].ok else [],
         "revision": board.body["revision"] if board.ok else None,
@@ -180,8 +181,10 @@ async def submit_case(request: Request, session: Coordinator, form: Form) -> Res
         return _new_case_page(request, session, values, found, answer.status)
     result = answer.body
     if result["status"] == "declined":
-        # The facts decided it: the reasons are shown at once, to be told to the caller.
-        return _new_case_page(request, session, values, status_code=201, declined=result)
+        # The facts decided it: the reasons are shown at once, to be told to the caller; the form is cleared so
+        # that the same call is not submitted twice.
+        return _new_case_page(request, session, {"relationship": "self", "mode": "in_person"}, status_code=201,
+                              declined=result)
     return await done(request, session, f"/cases/{result['case_id']}", action="submitted")
 
 

@@ -61,6 +61,14 @@ def slot_time(value: Any) -> str:
     return f"{moment:%m/%d}({WEEKDAYS[moment.weekday()]}) {moment:%H:%M}"
 
 
+def weekday(value: Any) -> str:
+    """A date with its weekday, as a calendar shows it: 2026/12/03(木)."""
+    if value in (None, ""):
+        return ""
+    when = date.fromisoformat(str(value)[:10])
+    return f"{when:%Y/%m/%d}({WEEKDAYS[when.weekday()]})"
+
+
 def day(value: Any) -> str:
     if value in (None, ""):
         return ""
@@ -75,7 +83,7 @@ def short_id(value: Any) -> str:
     return str(value)[:8]
 
 
-TEMPLATES.env.filters.update(tokyo=tokyo, day=day, yen=yen, short=short_id, slot=slot_time)
+TEMPLATES.env.filters.update(tokyo=tokyo, day=day, yen=yen, short=short_id, slot=slot_time, weekday=weekday)
 
 
 def today_tokyo(request: Request) -> date:

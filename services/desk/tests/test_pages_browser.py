@@ -73,7 +73,7 @@ async def test_refusals_roles_language_and_the_access_log(rabbitmq_url: str) -> 
         auditor = await c.page()
         await c.sign_in(auditor, "audit-1", "auditor")
         await expect(auditor.locator('[data-service="intake"] .badge')).to_have_text("改ざんなし")
-        await expect(auditor.locator("tbody tr").first).to_contain_text("read_case_personal_data")
+        await expect(auditor.locator("tbody tr").first).to_contain_text("患者情報の閲覧")
         await expect(auditor.locator("tbody tr").first).to_contain_text("coord-1")
         await accessible(auditor, "audit")
 
