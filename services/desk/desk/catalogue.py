@@ -298,6 +298,7 @@ TEXT: dict[str, tuple[str, str]] = {
                         "Search by case id (intake cannot search by name or phone yet)"),
     "slots_opened": ("相談枠を登録しました", "Slots opened"),
     "refusal_facts": ("お断りに関わる確認", "Facts that decide a refusal"),
+    "transactions": ("取引一覧（レジ締め用）", "Transactions (for closing the till)"),
     "reissue_slip": ("予約票を再発行", "Post the slip again"),
     "older_than": ("経過日数", "Older than"), "days_or_more": ("日以上", "days or more"),
     "case_list": ("案件一覧", "Case list"),
