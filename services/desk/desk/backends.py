@@ -20,6 +20,7 @@ class Answer:
 
     status: int
     body: Any = None
+    service: str | None = None
     code: str | None = None
     reasons: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
@@ -54,14 +55,16 @@ class Backends:
         except httpx.HTTPError as error:
             # The path may hold a case id, never personal data; the body is not logged.
             log.warning("%s %s %s unreachable: %s", service, method, path, error.__class__.__name__)
-            return Answer(status=503, code="unreachable")
+            return Answer(status=503, code="unreachable", service=service)
         try:
             body = response.json()
         except ValueError:
             body = None
         if response.is_success:
-            return Answer(status=response.status_code, body=body)
-        return _refusal(response.status_code, body)
+            return Answer(status=response.status_code, body=body, service=service)
+        answer = _refusal(response.status_code, body)
+        answer.service = service
+        return answer
 
     async def get(self, service: str, path: str, token: str, **params: Any) -> Answer:
         return await self.call(service, "GET", path, token,

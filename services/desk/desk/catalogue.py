@@ -192,7 +192,9 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "fully_refunded": ("全額返金済みです", "Fully refunded"),
     "receipt_already_issued": ("領収書は発行済みです", "The receipt was already issued"),
     "no_draft": ("報告書の下書きがありません", "There is no draft"),
-    "not_started": ("報告書がまだ作成されていません", "The report has not been started"),
+    # a code two services use for different things: the service's name first
+    "reporting.not_started": ("報告書がまだ作成されていません", "The report has not been started"),
+    "scheduling.not_started": ("予約時刻を過ぎてから記録できます", "Only once the appointment has started"),
     "report_not_final": ("報告書がまだ確定していません", "The report is not final yet"),
     "report_delivered": ("報告書は交付済みです", "The report was delivered"),
     "report_finalized": ("報告書は確定済みです", "The report is final"),
@@ -329,8 +331,8 @@ def department(code: str | None, lang: str) -> str:
     return (pair[0] if lang == "ja" else pair[1]) if pair else code
 
 
-def refusal(code: str | None, lang: str) -> str:
-    pair = REFUSALS.get(code or "conflict") or REFUSALS["conflict"]
+def refusal(code: str | None, lang: str, service: str | None = None) -> str:
+    pair = REFUSALS.get(f"{service}.{code}") or REFUSALS.get(code or "conflict") or REFUSALS["conflict"]
     return pair[0] if lang == "ja" else pair[1]
 
 

@@ -178,7 +178,7 @@ def set_cookie(request: Request, response: Response, name: str, value: str, max_
 
 def problem(answer: Answer, lang: str) -> dict[str, Any]:
     """A refused call as the page shows it beside the action: the message, its reasons, the fields at fault."""
-    return {"message": catalogue.refusal(answer.code, lang),
+    return {"message": catalogue.refusal(answer.code, lang, answer.service),
             "reasons": [catalogue.refusal_detail(reason, lang) for reason in answer.reasons],
             "fields": answer.fields, "code": answer.code}
 

@@ -4,9 +4,12 @@ services, broker and databases. Every main page is checked with axe-core and pho
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from datetime import time
 
+import pytest
 from playwright.async_api import Page, expect
 
 from desk.testing import TODAY, Console, accessible, console
@@ -50,7 +53,9 @@ async def record_documents(page: Page, *kinds: str) -> None:
         await expect(page.locator(".flash")).to_contain_text("記録しました")
 
 
-async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_the_pages(rabbitmq_url: str) -> None:
+async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_the_pages(
+        rabbitmq_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     async with console(rabbitmq_url) as c:
         desk = await c.page()
         await c.sign_in(desk, "coord-1", "coordinator")
@@ -139,6 +144,22 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await desk.get_by_role("link", name="案件ボード").click()
         await expect(desk.locator(f'[data-column="closed"] [data-case-id="{case_id}"]')).to_be_visible()
         await accessible(desk, "board")
+
+        # A goodwill refund of part of the fee: the till's takings follow.
+        await cashier.get_by_role("link", name="本日の売上").click()
+        await cashier.locator("tbody a.mono").first.click()
+        await cashier.locator("#refund_amount").fill("１，０００")
+        await cashier.locator("#refund_reason").select_option("goodwill")
+        await cashier.get_by_role("button", name="返金").click()
+        await expect(cashier.locator("#invoice-status")).to_have_text("一部返金")
+        await cashier.get_by_role("link", name="本日の売上").click()
+        await expect(cashier.locator("#takings-net")).to_have_text("¥32,000")
+
+    leaked = [record.getMessage() for record in caplog.records
+              if PATIENT in record.getMessage() or PATIENT in json.dumps(record.__dict__, default=str,
+                                                                          ensure_ascii=False)]
+    assert not leaked, f"the patient's name is in a log record: {leaked[:1]}"
+    assert any(record.name.startswith("desk") for record in caplog.records), "the desk's own logs were captured"
 
 
 async def complete_once_paid(page: Page) -> None:

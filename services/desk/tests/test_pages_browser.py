@@ -3,6 +3,8 @@ another role's page refused, the English switch, the auditor's log, and a flow d
 
 from __future__ import annotations
 
+from datetime import time
+
 from playwright.async_api import Page, expect
 
 from desk.testing import PATIENT_FAMILY, accessible, console
@@ -134,3 +136,72 @@ async def test_the_board_and_the_work_queue_update_themselves_when_an_event_arri
             timeout=15_000)
         await page.get_by_role("link", name="業務一覧").click()
         await expect(page.locator(f'#queue-documents [data-case-id="{case_id}"]')).to_be_visible()
+
+
+async def test_dates_are_moved_cancelled_and_a_no_show_recorded_and_a_physician_declines_with_reasons(
+        rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        coordinator, physician = c.as_staff("coordinator", subject="coord-1"), c.as_staff("physician",
+                                                                                          subject="dr-sato")
+        intake, scheduling = c.services["intake"], c.services["scheduling"]
+
+        async def accepted_case() -> str:
+            case = await intake.post("/cases", headers=coordinator, json={
+                "requester": {"relationship": "self", "name": "日程 試験"},
+                "patient": {"name": "日程 試験", "birth_date": "1970-01-01"}, "mode": "in_person",
+                "department": "cardiology", "question": "q",
+                "attending_physician": {"name": "Dr", "institution": "Clinic", "consents": True},
+                "wants_treatment_here": False, "complaint_or_litigation": False})
+            case_id: str = case.json()["case_id"]
+            for kind in ("application_form", "referral_letter"):
+                await intake.post(f"/cases/{case_id}/documents", headers=coordinator,
+                                  json={"kind": kind, "received_on": "2026-12-02"})
+            return case_id
+
+        moved, declined = await accepted_case(), await accepted_case()
+        await intake.post(f"/cases/{moved}/screening", headers=physician,
+                          json={"decision": "accept", "physician": "dr-sato"})
+        opened = await scheduling.post("/departments/cardiology/slots", headers=coordinator, json={
+            "physician_id": "dr-sato", "from": "2026-12-03", "to": "2026-12-04", "start_times": ["10:00"],
+            "duration_minutes": 60})
+        assert opened.status_code == 201, opened.text
+
+        doctor = await c.page()
+        await c.sign_in(doctor, "dr-sato", "physician")
+        await doctor.goto(f"{c.url}/cases/{declined}")
+        await doctor.get_by_label("当院での治療を希望されています").check()
+        await doctor.get_by_role("button", name="お断り").click()
+        await expect(doctor.locator("#status")).to_have_text("お断り")
+        await expect(doctor.locator("#decline-reasons")).to_contain_text("当院での治療を希望されています")
+
+        desk = await c.page()
+        await c.sign_in(desk, "coord-1", "coordinator")
+        await desk.goto(f"{c.url}/cases/{moved}")
+        await desk.locator('#schedule input[name="slot_ids"]').first.check()
+        await desk.get_by_role("button", name="候補日を提示").click()
+        await desk.get_by_role("button", name="患者の選択を記録").click()
+        await expect(desk.locator("#appointment-start")).to_have_text("2026/12/03 10:00")
+
+        await desk.locator("summary", has_text="日程変更").click()
+        await desk.locator("#reschedule-slot").select_option(index=0)
+        await desk.locator("#reschedule-reason").select_option("patient_request")
+        await desk.get_by_role("button", name="日程変更").click()
+        await expect(desk.locator("#appointment-start")).to_have_text("2026/12/04 10:00")
+
+        await desk.locator("summary", has_text="予約取消").click()
+        await desk.locator("#cancel-reason").select_option("patient_unwell")
+        await desk.locator("#cancel-by").select_option("patient")
+        await desk.get_by_role("button", name="予約取消").click()
+        await expect(desk.locator("#schedule h3 .badge")).to_have_text("取消")
+        await expect(desk.locator("#schedule h2 .badge")).to_have_text("予約取消")
+
+        # Dates again, and the patient does not come.
+        await desk.locator('#schedule input[name="slot_ids"]').first.check()
+        await desk.get_by_role("button", name="候補日を提示").click()
+        await desk.get_by_role("button", name="患者の選択を記録").click()
+        await desk.get_by_role("button", name="来院なし").click()
+        await expect(desk.locator("#no-show-refusal")).to_contain_text("予約時刻を過ぎてから")
+        c.clock.set_tokyo("2026-12-03", time(11, 30))
+        await desk.get_by_role("button", name="来院なし").click()
+        await expect(desk.locator("#schedule h3 .badge")).to_have_text("来院なし")
+        await accessible(desk)
