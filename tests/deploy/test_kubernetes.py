@@ -269,7 +269,8 @@ def test_each_service_gets_its_dsn_broker_url_and_jwt_settings_from_secrets(over
 def test_the_desk_gets_its_database_and_sign_in_from_secrets_and_no_broker(overlay: str) -> None:
     objects = render(f"overlays/{overlay}")
     env = env_of(_container(_server_deployments(objects)["desk"]))
-    for variable in ("DESK_DATABASE_URL", "OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET", "OIDC_RESOURCE"):
+    for variable in ("DESK_DATABASE_URL", "DESK_SESSION_KEY", "OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET",
+                     "OIDC_RESOURCE"):
         assert "secretKeyRef" in env[variable].get("valueFrom", {}), f"desk: {variable} not from a Secret"
     assert not {v for v in env if v.endswith("_DATABASE_URL")} - {"DESK_DATABASE_URL"}, "only its own database"
     assert "RABBITMQ_URL" not in env, "the desk uses no broker"

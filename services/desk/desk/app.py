@@ -58,7 +58,8 @@ def build(settings: DeskSettings | None = None, *, clock: Clock | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate(settings.database_url, [MIGRATIONS])
         pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
-        app.state.sessions = SessionStore(pool, timedelta(minutes=settings.idle_timeout_minutes))
+        app.state.sessions = SessionStore(pool, timedelta(minutes=settings.idle_timeout_minutes),
+                                          settings.session_key_bytes)
         app.state.backends = Backends(settings.service_urls, settings.service_timeout_seconds, transports)
         purge = asyncio.create_task(_purge_idle_sessions(app.state.sessions))
         try:

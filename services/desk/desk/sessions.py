@@ -11,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from cryptography.exceptions import InvalidTag
+
+from eventkit.crypto import from_text, open_with, seal_with, to_text
 
 SESSION_COOKIE = "desk_session"
 CSRF_FIELD = "csrf_token"
@@ -40,8 +43,17 @@ class StaffSession:
 
 @dataclass(frozen=True)
 class SessionStore:
+    """The tokens are sealed (AES-GCM, the session's id hash bound in): a copy of the table opens no service."""
+
     pool: asyncpg.Pool
     idle_timeout: timedelta
+    key: bytes
+
+    def _seal(self, id_hash: str, access_token: str, id_token: str | None) -> str:
+        return to_text(seal_with(self.key, id_hash, {"access_token": access_token, "id_token": id_token}))
+
+    def _open(self, id_hash: str, sealed: str) -> dict[str, Any]:
+        return open_with(self.key, id_hash, from_text(sealed))
 
     async def create(self, *, subject: str, display_name: str, roles: list[str], access_token: str,
                      token_expires_at: datetime, id_token: str | None = None, lang: str = "ja") -> StaffSession:
@@ -49,11 +61,11 @@ class SessionStore:
                                access_token=access_token, token_expires_at=token_expires_at,
                                csrf_token=secrets.token_urlsafe(32), lang=lang, id_token=id_token)
         await self.pool.execute(
-            """INSERT INTO desk_sessions (id_hash, subject, display_name, roles, access_token, token_expires_at,
-                                          id_token, csrf_token, lang)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            _hash(session.id), subject, display_name, json.dumps(roles), access_token, token_expires_at, id_token,
-            session.csrf_token, lang)
+            """INSERT INTO desk_sessions (id_hash, subject, display_name, roles, sealed_tokens, token_expires_at,
+                                          csrf_token, lang)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            _hash(session.id), subject, display_name, json.dumps(roles),
+            self._seal(_hash(session.id), access_token, id_token), token_expires_at, session.csrf_token, lang)
         return session
 
     async def get(self, session_id: str) -> StaffSession | None:
@@ -67,10 +79,15 @@ class SessionStore:
         if row is None:
             await self.pool.execute("DELETE FROM desk_sessions WHERE id_hash = $1", _hash(session_id))
             return None
+        try:
+            tokens = self._open(row["id_hash"], row["sealed_tokens"])
+        except InvalidTag:  # sealed with another key (DESK_SESSION_KEY changed): sign in again
+            await self.delete(session_id)
+            return None
         return StaffSession(id=session_id, subject=row["subject"], display_name=row["display_name"],
-                            roles=json.loads(row["roles"]), access_token=row["access_token"],
+                            roles=json.loads(row["roles"]), access_token=tokens["access_token"],
                             token_expires_at=row["token_expires_at"], csrf_token=row["csrf_token"], lang=row["lang"],
-                            flash=json.loads(row["flash"]) if row["flash"] else None, id_token=row["id_token"],
+                            flash=json.loads(row["flash"]) if row["flash"] else None, id_token=tokens["id_token"],
                             last_seen_at=row["last_seen_at"])
 
     async def set_flash(self, session: StaffSession, flash: dict[str, Any] | None) -> None:

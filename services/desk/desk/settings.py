@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventkit.settings import default_dsn
+
+# Development and tests only: sessions then survive a restart without configuration.
+DEVELOPMENT_SESSION_KEY = hashlib.sha256(b"secondopinion desk: development session key").digest()
 
 DEFAULT_SERVICE_URLS = {
     "intake": "http://127.0.0.1:8001", "scheduling": "http://127.0.0.1:8002",
@@ -45,6 +51,9 @@ class DeskSettings(BaseSettings):
     oidc_name_claim: str = Field("name", validation_alias="OIDC_NAME_CLAIM")
     # The API the services verify the access token for (the resource indicator sent to the provider).
     oidc_resource: str | None = Field(None, validation_alias="OIDC_RESOURCE")
+    # The key the staff's tokens are sealed with in the session table (base64 of 32 bytes); every replica has the
+    # same. Without it, development uses a fixed key that the production profile refuses.
+    session_key: str | None = Field(None, validation_alias="DESK_SESSION_KEY")
     # Development sign-in (pick a name and roles; the development key signs the token).
     development_sign_in: bool = Field(False, validation_alias="DESK_DEVELOPMENT_SIGN_IN")
 
@@ -52,6 +61,15 @@ class DeskSettings(BaseSettings):
     def service_urls(self) -> dict[str, str]:
         return {"intake": self.intake_url, "scheduling": self.scheduling_url, "billing": self.billing_url,
                 "reporting": self.reporting_url}
+
+    @property
+    def session_key_bytes(self) -> bytes:
+        if not self.session_key:
+            return DEVELOPMENT_SESSION_KEY
+        key = base64.b64decode(self.session_key)
+        if len(key) != 32:
+            raise ValueError("DESK_SESSION_KEY must be base64 of 32 bytes (e.g. `openssl rand -base64 32`)")
+        return key
 
     @property
     def oidc_configured(self) -> bool:
@@ -71,6 +89,8 @@ def production_problems(settings: DeskSettings) -> list[str]:
         problems.append("the development sign-in (DESK_DEVELOPMENT_SIGN_IN) signs tokens with the repository's key")
     if not settings.oidc_configured or not settings.oidc_client_secret:
         problems.append("OpenID Connect is not configured: set OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+    if settings.session_key_bytes == DEVELOPMENT_SESSION_KEY:
+        problems.append("DESK_SESSION_KEY is not set: the staff's tokens would be sealed with the development key")
     if not settings.public_url.startswith("https://"):
         problems.append("DESK_PUBLIC_URL must be an https:// address (the session cookie is Secure)")
     from urllib.parse import urlsplit

@@ -66,9 +66,10 @@ async def test_staff_sign_in_at_the_identity_provider_and_the_services_accept_it
             assert "code_challenge=" in authorization
             assert all("access_token" not in url and "id_token" not in url for url in asked)
             cookies = await page.context.cookies()
-            [session] = await fetch(c.desk_database, "SELECT subject, roles, access_token FROM desk_sessions")
+            [session] = await fetch(c.desk_database, "SELECT subject, roles, sealed_tokens FROM desk_sessions")
             assert (session["subject"], json.loads(session["roles"])) == ("coord-oidc", ["coordinator"])
-            assert all(cookie["value"] != session["access_token"] for cookie in cookies)
+            assert "eyJ" not in session["sealed_tokens"], "the provider's tokens are kept sealed"
+            assert not [cookie for cookie in cookies if "eyJ" in cookie["value"]], "the browser holds no token"
 
             # The services accept the provider's token: a case is taken through the pages.
             await page.get_by_role("link", name="新規受付（電話）").click()

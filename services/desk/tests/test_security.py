@@ -4,6 +4,7 @@ that survive a restart and work on a second replica, role guards, and the produc
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -164,6 +165,9 @@ async def test_the_production_profile_refuses_the_development_sign_in(database: 
                             OIDC_CLIENT_ID="desk", OIDC_CLIENT_SECRET="x", DESK_PUBLIC_URL=BASE, **production))
     with pytest.raises(UnsafeConfiguration, match="OpenID Connect is not configured"):
         build(desk_settings(database, DESK_PUBLIC_URL=BASE, **production))
-    app: FastAPI = build(desk_settings(database, OIDC_ISSUER="https://idp.example", OIDC_CLIENT_ID="desk",
-                                       OIDC_CLIENT_SECRET="x", DESK_PUBLIC_URL=BASE, **production))
+    oidc = {"OIDC_ISSUER": "https://idp.example", "OIDC_CLIENT_ID": "desk", "OIDC_CLIENT_SECRET": "x"}
+    with pytest.raises(UnsafeConfiguration, match="DESK_SESSION_KEY"):
+        build(desk_settings(database, DESK_PUBLIC_URL=BASE, **oidc, **production))
+    app: FastAPI = build(desk_settings(database, DESK_PUBLIC_URL=BASE, DESK_SESSION_KEY=base64.b64encode(
+        bytes(range(32))).decode(), **oidc, **production))
     assert app.state.settings.development_sign_in_enabled is False

@@ -5,9 +5,9 @@ CREATE TABLE desk_sessions (
     subject        text NOT NULL,
     display_name   text NOT NULL,
     roles          jsonb NOT NULL,
-    access_token   text NOT NULL,
+    -- the bearer token and the ID token, sealed (AES-GCM) with DESK_SESSION_KEY, the id hash bound in
+    sealed_tokens  text NOT NULL,
     token_expires_at timestamptz NOT NULL,
-    id_token       text,
     csrf_token     text NOT NULL,
     lang           text NOT NULL DEFAULT 'ja',
     flash          jsonb,
