@@ -110,10 +110,19 @@ async def test_the_session_cookie_is_httponly_secure_samesite_and_holds_no_token
         assert "Secure" in cookie
         assert "SameSite=lax" in cookie
         session_id = answer.cookies[SESSION_COOKIE]
-        [row] = await fetch(database, "SELECT id_hash, access_token FROM desk_sessions")
+        [row] = await fetch(database, "SELECT id_hash, sealed_tokens FROM desk_sessions")
         assert row["id_hash"] != session_id, "the database holds the id's hash only"
-        assert row["access_token"].count(".") == 2
-        assert row["access_token"] not in cookie
+        assert "eyJ" not in row["sealed_tokens"], "the bearer token is sealed, not kept as it is"
+        assert "eyJ" not in cookie, "the browser never holds a token"
+
+
+async def test_a_session_sealed_with_another_key_is_no_session(database: str) -> None:
+    async with desk(database) as first:
+        session_id = await sign_in(first)
+    other_key = base64.b64encode(b"k" * 32).decode()
+    async with desk(database, DESK_SESSION_KEY=other_key) as rekeyed:
+        rekeyed.cookies.set(SESSION_COOKIE, session_id, domain="desk.test")
+        assert (await rekeyed.get("/cases/new")).headers["location"] == "/sign-in"
 
 
 async def test_sessions_survive_a_restart_and_work_on_a_second_replica(database: str) -> None:
