@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Error as PlaywrightError
 
 from billing.bootstrap import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
@@ -127,10 +128,7 @@ async def accessible(page: Page, name: str | None = None) -> None:
     """axe-core on the page as it is now: no serious or critical violation. With `name`, also the screenshot
     docs/console/<name>.png at 1280×720 (the guide shows them)."""
     assert AXE.exists(), f"{AXE} is missing: run `npm ci --prefix {NODE_TOOLS}` (make test does)"
-    # Evaluated by the browser's debugging protocol, so the page's own CSP (no inline script) does not block it.
-    if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        await page.evaluate(AXE.read_text() + "\n;undefined")
-    results = await page.evaluate("window.axe.run(document)")
+    results = await _axe(page)
     serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in results["violations"]
                if v["impact"] in ("serious", "critical")]
     assert not serious, f"accessibility violations on {page.url}: {serious}"
@@ -139,3 +137,19 @@ async def accessible(page: Page, name: str | None = None) -> None:
         await page.evaluate("window.scrollTo(0, 0)")
         await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     assert page.script_errors == [], page.script_errors  # type: ignore[attr-defined]
+
+
+async def _axe(page: Page, tries: int = 3) -> Any:
+    for attempt in range(1, tries + 1):
+        try:
+            # Evaluated by the browser's debugging protocol, so the page's own CSP (no inline script) does not
+            # block it.
+            if not await page.evaluate("typeof window.axe !== 'undefined'"):
+                await page.evaluate(AXE.read_text() + "\n;undefined")
+            return await page.evaluate("window.axe.run(document)")
+        except PlaywrightError as error:
+            # A live page reloads itself when what it shows changed (static/live.js): run axe on the new page.
+            if "Execution context was destroyed" not in str(error) or attempt == tries:
+                raise
+            await page.wait_for_load_state()
+    raise AssertionError("unreachable")
