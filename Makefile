@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 .PHONY: help env browser node-tools fonts documents run migrate test lint typecheck contracts bench chaos
 
 help:
-	@echo "make run        start every service against local PostgreSQL and RabbitMQ"
+	@echo "make run        start every service and the desk console (http://localhost:8000) against local"
+	@echo "                PostgreSQL and RabbitMQ"
 	@echo "make test       lint, type check, then every test against the real broker and databases"
 	@echo "make lint       ruff + mypy only"
 	@echo "make documents  print each document the desk hands over and keep a page of each in docs/documents/"
@@ -28,15 +29,17 @@ help:
 env: .venv/.synced
 
 # The Node.js projects the tests run, exactly as their package-lock.json pins them, from the npm registry: the
-# contract checks (tests/contracts: AsyncAPI parser, ajv, CloudEvents SDK) and the example subscriber.
-NODE_TOOLS := tests/contracts/node_modules/.installed contracts/examples/node/node_modules/.installed
+# contract checks (tests/contracts: AsyncAPI parser, ajv, CloudEvents SDK), the example subscriber, and the desk
+# console's test tools (services/desk/tests/node: a real OpenID provider, axe-core).
+NODE_TOOLS := tests/contracts/node_modules/.installed contracts/examples/node/node_modules/.installed \
+	services/desk/tests/node/node_modules/.installed
 %/node_modules/.installed: %/package.json %/package-lock.json
 	npm ci --prefix $* --no-audit --no-fund
 	@touch $@
 
 node-tools: $(NODE_TOOLS)
 
-# Debian's Chromium for the dashboard's browser test (Playwright drives it; no browser download).
+# Debian's Chromium for the dashboard's and the desk's browser tests (Playwright drives it; no browser download).
 browser:
 	@bash scripts/install-chromium.sh
 
@@ -49,7 +52,7 @@ run: env fonts
 
 migrate: env
 	$(RUN) python -m eventkit.broker_users
-	@for service in intake scheduling billing reporting; do \
+	@for service in intake scheduling billing reporting desk; do \
 		if $(RUN) python -c "import $$service" 2>/dev/null; then $(RUN) python -m $$service migrate || exit 2; fi; \
 	done
 

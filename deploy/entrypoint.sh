@@ -6,7 +6,7 @@
 # Commands are those of the services' shared CLI: serve (default), migrate, rebuild, check.
 set -eu
 
-services="intake scheduling billing reporting"
+services="intake scheduling billing reporting desk"
 
 is_service() {
     for known in $services; do

@@ -35,6 +35,10 @@ DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
 
 # The services and their fixed HTTP ports (docs/deployment.md).
 SERVICES: dict[str, int] = {"intake": 8001, "scheduling": 8002, "billing": 8003, "reporting": 8004}
+# The desk console (a backend-for-frontend: no broker, no events) and every deployable with its port.
+CONSOLE: dict[str, int] = {"desk": 8000}
+WORKLOADS: dict[str, int] = {**SERVICES, **CONSOLE}
+CONSOLE_DOC = ROOT / "docs" / "console.md"
 
 # What containers must bind to, and their only writable path.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (a container's HTTP_HOST must be all interfaces)

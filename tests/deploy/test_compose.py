@@ -11,9 +11,11 @@ import pytest
 
 from ._support import (
     ALL_INTERFACES,
+    CONSOLE,
     DEPLOY,
     SERVICES,
     TMP,
+    WORKLOADS,
     Obj,
     compose_schema,
     interpolate,
@@ -64,7 +66,7 @@ def test_the_schema_check_catches_a_misspelt_key(compose: Obj) -> None:
 
 
 def test_stack_has_broker_database_services_collector_and_jaeger(services: dict[str, Obj]) -> None:
-    expected = INFRASTRUCTURE | set(SERVICES) | {f"{name}-migrate" for name in SERVICES} | {"rabbitmq-users"}
+    expected = INFRASTRUCTURE | set(WORKLOADS) | {f"{name}-migrate" for name in WORKLOADS} | {"rabbitmq-users"}
     assert set(services) == expected, f"unexpected or missing: {set(services) ^ expected}"
     assert re.fullmatch(r"rabbitmq:3\.[\d.]*-management", services["rabbitmq"]["image"]), \
         "RabbitMQ 3.x with the management UI"
@@ -90,7 +92,7 @@ def test_depends_on_targets_exist_and_healthy_ones_have_healthchecks(services: d
             if condition == "service_completed_successfully":
                 assert target.endswith("-migrate") or target == "rabbitmq-users", \
                     f"{name} waits for {target} to complete"
-    for name in ("postgres", "rabbitmq", *SERVICES):
+    for name in ("postgres", "rabbitmq", *WORKLOADS):
         assert services[name]["healthcheck"]["test"], f"{name} has no healthcheck"
 
 
@@ -100,7 +102,7 @@ def test_postgres_creates_one_database_per_service(services: dict[str, Obj]) -> 
     assert len(mounts) == 1, "an init script mounted into /docker-entrypoint-initdb.d"
     script = DEPLOY / mounts[0].split(":")[0]
     assert script.is_file(), f"{script} is missing"
-    assert _environment(postgres)["SERVICE_DATABASES"].split() == list(SERVICES)
+    assert _environment(postgres)["SERVICE_DATABASES"].split() == list(WORKLOADS)
     assert "CREATE DATABASE" in script.read_text(encoding="utf-8")
 
 
@@ -144,7 +146,7 @@ def test_service_configuration_uses_the_contract_variables(services: dict[str, O
     assert f"127.0.0.1:{port}/readyz" in probe, f"{name}: the healthcheck must ask /readyz on {port}"
 
 
-@pytest.mark.parametrize("name", [*SERVICES, *(f"{n}-migrate" for n in SERVICES)])
+@pytest.mark.parametrize("name", [*WORKLOADS, *(f"{n}-migrate" for n in WORKLOADS)])
 def test_app_containers_are_hardened(services: dict[str, Obj], name: str) -> None:
     service = services[name]
     assert service["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
@@ -197,3 +199,21 @@ def test_postgres_creates_each_services_runtime_role() -> None:
     script = (DEPLOY / "postgres" / "init-databases.sh").read_text(encoding="utf-8")
     assert 'CREATE ROLE :"app" LOGIN PASSWORD :\'app_password\' NOSUPERUSER' in script
     assert '-v app="${name}_app"' in script
+
+
+def test_the_desk_calls_the_four_services_over_http_and_has_its_own_database(services: dict[str, Obj]) -> None:
+    [(name, port)] = CONSOLE.items()
+    desk, migrate = services[name], services[f"{name}-migrate"]
+    assert migrate["command"] == [name, "migrate"]
+    assert desk["command"] == [name, "serve"]
+    env = _environment(desk)
+    assert env["DESK_HTTP_PORT"] == str(port)
+    assert [interpolate(p).rsplit(":", 1)[-1] for p in desk["ports"]] == [str(port)]
+    dsn = urlsplit(env["DESK_DATABASE_URL"])
+    assert (dsn.hostname, dsn.path) == ("postgres", f"/{name}")
+    assert not {key for key in env if key.endswith("_DATABASE_URL")} - {"DESK_DATABASE_URL"}
+    for service, service_port in SERVICES.items():
+        assert env[f"DESK_{service.upper()}_URL"] == f"http://{service}:{service_port}"
+        assert _depends(desk)[service] == "service_healthy"
+    assert _depends(desk)[f"{name}-migrate"] == "service_completed_successfully"
+    assert f"127.0.0.1:{port}/readyz" in " ".join(desk["healthcheck"]["test"])

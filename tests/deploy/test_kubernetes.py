@@ -10,11 +10,14 @@ import pytest
 
 from ._support import (
     ALL_INTERFACES,
+    CONSOLE,
+    CONSOLE_DOC,
     DEPLOYMENT_DOC,
     OLDEST_KUBERNETES,
     OVERLAYS,
     SERVICES,
     TMP,
+    WORKLOADS,
     Obj,
     by_name,
     env_of,
@@ -30,7 +33,7 @@ TARGETS = ["base", *(f"overlays/{overlay}" for overlay in OVERLAYS)]
 VERSIONS = sorted({OLDEST_KUBERNETES, kubernetes_versions()[-1]})
 CREDENTIALS_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 SECRET_LOOKING_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE|CREDENTIAL|API_?KEY)", re.IGNORECASE)
-NAMESPACED = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
+NAMESPACED = {"Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
               "Job", "ConfigMap", "ServiceAccount", "RabbitmqCluster"}
 SERVER = {"app.kubernetes.io/component": "server"}
 
@@ -99,8 +102,8 @@ def test_each_service_has_deployment_service_hpa_pdb_and_migration_job(overlay: 
     hpas = by_name(objects, "HorizontalPodAutoscaler")
     pdbs = objects_of(objects, "PodDisruptionBudget")
     jobs = objects_of(objects, "Job")
-    assert set(deployments) == set(SERVICES), f"Deployments: {sorted(deployments)}"
-    for name, port in SERVICES.items():
+    assert set(deployments) == set(WORKLOADS), f"Deployments: {sorted(deployments)}"
+    for name, port in WORKLOADS.items():
         deployment = deployments[name]
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert _selects(deployment["spec"]["selector"], pod_labels), f"{name}: selector misses its pods"
@@ -133,7 +136,7 @@ def test_each_service_has_deployment_service_hpa_pdb_and_migration_job(overlay: 
 def test_each_deployment_runs_its_service_with_probes_and_graceful_shutdown(overlay: str) -> None:
     objects = render(f"overlays/{overlay}")
     config = objects_of(objects, "ConfigMap")
-    for name, port in SERVICES.items():
+    for name, port in WORKLOADS.items():
         deployment = _server_deployments(objects)[name]
         pod = deployment["spec"]["template"]["spec"]
         container = _container(deployment)
@@ -262,9 +265,42 @@ def test_each_service_gets_its_dsn_broker_url_and_jwt_settings_from_secrets(over
         assert not other_dsns, f"{name} must not see another service's database: {other_dsns}"
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_desk_gets_its_database_and_sign_in_from_secrets_and_no_broker(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    env = env_of(_container(_server_deployments(objects)["desk"]))
+    for variable in ("DESK_DATABASE_URL", "DESK_SESSION_KEY", "OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET",
+                     "OIDC_RESOURCE"):
+        assert "secretKeyRef" in env[variable].get("valueFrom", {}), f"desk: {variable} not from a Secret"
+    assert not {v for v in env if v.endswith("_DATABASE_URL")} - {"DESK_DATABASE_URL"}, "only its own database"
+    assert "RABBITMQ_URL" not in env, "the desk uses no broker"
+    config = {key: value for cm in objects_of(objects, "ConfigMap") for key, value in cm["data"].items()}
+    for name, port in SERVICES.items():
+        assert config[f"DESK_{name.upper()}_URL"] == f"http://{name}:{port}"
+    assert config["DESK_PUBLIC_URL"].startswith("https://")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_desk_is_served_through_an_ingress_with_tls(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    [ingress] = objects_of(objects, "Ingress")
+    spec = ingress["spec"]
+    hosts = {rule["host"] for rule in spec["rules"]}
+    assert hosts, "the Ingress names its host"
+    assert hosts <= {host for tls in spec["tls"] for host in tls["hosts"]}, "every host has TLS"
+    assert all(tls.get("secretName") for tls in spec["tls"])
+    backends = {(p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"])
+                for rule in spec["rules"] for p in rule["http"]["paths"]}
+    assert backends == {("desk", "http")}, "only the console is exposed"
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    config = {key: value for cm in objects_of(objects, "ConfigMap") for key, value in cm["data"].items()}
+    assert config["DESK_PUBLIC_URL"] in {f"https://{host}" for host in hosts}, "the OIDC redirect base is the host"
+
+
 def test_every_referenced_secret_and_key_is_documented() -> None:
     """docs/deployment.md names every Secret and key the manifests need (they must exist beforehand)."""
     doc = DEPLOYMENT_DOC.read_text(encoding="utf-8")
+    doc += CONSOLE_DOC.read_text(encoding="utf-8")  # the console's own Secrets are in its guide
     missing = sorted(f"{name}/{key}" for target in TARGETS for name, key in _secret_references(render(target))
                      if name not in doc or (key != "*" and key not in doc))
     assert not missing, f"not documented in {DEPLOYMENT_DOC.relative_to(DEPLOYMENT_DOC.parents[1])}: {missing}"
@@ -273,9 +309,10 @@ def test_every_referenced_secret_and_key_is_documented() -> None:
 # --- network policies ------------------------------------------------------------------------------
 
 # 443: the identity provider's JWKS and the payment gateway, from the servers only; 8001: billing, scheduling
-# and reporting to intake (a case's key for the receipt; the fields a printed document shows), to intake's pods only.
-INTAKE_CALLERS = {"billing", "scheduling", "reporting"}
-ALLOWED_EGRESS_PORTS = {53, 5432, 5671, 5672, 4317, 4318, 443, 8001}
+# and reporting to intake (the fields a printed document shows), to intake's pods only; 8001-8004: the desk to
+# the four services.
+INTAKE_CALLERS = {"billing", "scheduling", "reporting", *CONSOLE}
+ALLOWED_EGRESS_PORTS = {53, 5432, 5671, 5672, 4317, 4318, 443, *SERVICES.values()}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -294,7 +331,15 @@ def test_network_policies_limit_ingress_and_egress(overlay: str) -> None:
             for rule in p["spec"].get("egress", []):
                 assert rule.get("to"), f"{ident(p)}: an egress rule open to any destination"
                 assert rule.get("ports"), f"{ident(p)}: an egress rule open to any port"
-        assert {53, 5432, 5672} <= egress_ports, f"{ident(owner)}: needs DNS, PostgreSQL and RabbitMQ"
+        name = labels["app.kubernetes.io/name"]
+        if name in CONSOLE:
+            assert 5672 not in egress_ports, f"{ident(owner)}: the desk uses no broker"
+            if owner["kind"] == "Deployment":
+                assert set(SERVICES.values()) <= egress_ports, f"{ident(owner)}: must reach the four services"
+        else:
+            assert {5672} <= egress_ports, f"{ident(owner)}: needs RabbitMQ"
+            assert not (set(SERVICES.values()) - {8001}) & egress_ports, f"{ident(owner)}: calls no service"
+        assert {53, 5432} <= egress_ports, f"{ident(owner)}: needs DNS and PostgreSQL"
         if owner["kind"] != "Deployment":
             assert 443 not in egress_ports, f"{ident(owner)}: a migration needs no HTTPS egress"
         if 8001 in egress_ports:
@@ -392,7 +437,7 @@ def test_the_documented_apply_steps_select_every_object_once(overlay: str) -> No
     assert {"Namespace", "ServiceAccount", "ConfigMap", "NetworkPolicy"} == set(steps["1a"])
     assert steps["1b"] == ["RabbitmqCluster"]
     assert {"User", "Permission", "TopicPermission", "Exchange"} <= set(steps["1c"])
-    assert steps["2"] == ["Job"] * len(SERVICES)
+    assert steps["2"] == ["Job"] * len(WORKLOADS)
     assert "Deployment" in steps["3"]
     assert "Job" not in steps["3"]
 

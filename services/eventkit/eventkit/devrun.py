@@ -13,7 +13,9 @@ import subprocess
 import sys
 import time
 
-ALL_SERVICES = ("intake", "scheduling", "billing", "reporting")
+ALL_SERVICES = ("intake", "scheduling", "billing", "reporting", "desk")
+# Where staff open the desk console (localhost: the browser keeps its Secure session cookie over plain HTTP).
+DESK_URL = "http://localhost:{port}"
 
 
 def installed_services() -> list[str]:
@@ -34,6 +36,9 @@ def main() -> None:
     processes = {service: subprocess.Popen([sys.executable, "-m", service, "serve"])  # noqa: S603
                  for service in services}
     print(f"started {', '.join(services)}; Ctrl-C stops them", file=sys.stderr)
+    if "desk" in processes:
+        url = DESK_URL.format(port=os.environ.get("DESK_HTTP_PORT", "8000"))
+        print(f"open the desk console at {url} (development sign-in: pick a name and roles)", file=sys.stderr)
     try:
         while all(process.poll() is None for process in processes.values()):
             time.sleep(0.5)

@@ -431,3 +431,63 @@ def allowed_roles(route: APIRoute) -> set[str]:
 
     walk(route.dependant)
     return found
+
+
+# --- browser tests: an app on a real local port, and Debian's Chromium for Playwright ----------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_or_skip() -> str:
+    """Debian's Chromium, installed by scripts/install-chromium.sh if missing; a loud skip only if it cannot be."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    installer = Path(__file__).resolve().parents[3] / "scripts" / "install-chromium.sh"
+    if not Path(CHROMIUM).exists() and installer.exists():
+        subprocess.run(["bash", str(installer)], check=False, timeout=600)  # noqa: S603, S607
+    if not Path(CHROMIUM).exists():
+        reason = f"BROWSER TEST NOT RUN: {CHROMIUM} is missing and {installer.name} could not install it"
+        print(f"\n*** {reason} ***", file=sys.stderr)
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@asynccontextmanager
+async def serving(app: FastAPI, port: int = 0) -> AsyncIterator[str]:
+    """The app under uvicorn on a local port (a free one unless given), in this event loop (its lifespan starts
+    it); yields its URL."""
+    import socket
+
+    import uvicorn
+
+    from eventkit.runtime import wait_until
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await wait_until(lambda: server.started or task.done(), timeout=30)
+        if task.done():
+            task.result()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def free_port() -> int:
+    """A local TCP port free now (for a server that must know its address before it starts)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,43 @@
+"""`python -m desk serve|migrate|check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import uvicorn
+
+from desk.bootstrap import MIGRATIONS, build
+from desk.settings import DeskSettings
+from eventkit import db, logs
+from eventkit.runtime import UnsafeConfiguration
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m desk")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "check"])
+    args = parser.parse_args()
+    settings = DeskSettings()
+    logs.configure("desk", settings.log_level)
+    try:
+        asyncio.run(db.create_database_if_missing(settings.database_url))
+    except Exception as error:
+        print(f"desk: PostgreSQL is unreachable ({error.__class__.__name__}); start it first", file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.command == "check":
+        return
+    if args.command == "migrate":
+        applied = asyncio.run(db.migrate(settings.database_url, [MIGRATIONS]))
+        print(f"desk: {len(applied)} migration(s) applied", file=sys.stderr)
+        return
+    try:
+        app = build(settings)
+    except UnsafeConfiguration as refusal:
+        print(refusal, file=sys.stderr)
+        raise SystemExit(3) from None
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=20)
+
+
+main()

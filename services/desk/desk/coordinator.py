@@ -1,0 +1,289 @@
+"""The coordinator's pages: the work queue, a new case from a phone call, finding a case, the case list,
+opening slots with the business-day calendar, and the case board."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from desk import catalogue, forms
+from desk.backends import Backends
+from desk.sessions import StaffSession
+from desk.web import Form, backends, done, fingerprint, problem, render, staff, store, today_tokyo
+from secondopinion_contracts.codes import Mode, Relationship
+
+router = APIRouter()
+
+Coordinator = Annotated[StaffSession, Depends(staff("coordinator"))]
+DeskReader = Annotated[StaffSession, Depends(staff("coordinator", "physician", "auditor"))]
+PAGE_SIZE = 10
+INTAKE_STATUSES = ("submitted", "awaiting_documents", "screening", "accepted", "declined", "withdrawn")
+
+
+def _age_days(today: date, submitted_on: Any) -> int | None:
+    return (today - date.fromisoformat(str(submitted_on)[:10])).days if submitted_on else None
+
+
+async def _details(b: Backends, token: str, rows: list[dict[str, Any]], today: date) -> list[dict[str, Any]]:
+    """Each listed case as intake holds it (names, missing documents): intake logs each read."""
+    answers = await asyncio.gather(*(b.get("intake", f"/cases/{row['case_id']}", token) for row in rows))
+    return [{**row, **(answer.body if answer.ok else {}), "age_days": _age_days(today, row.get("submitted_on"))}
+            for row, answer in zip(rows, answers, strict=True)]
+
+
+def _page(rows: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], bool]:
+    start = page * PAGE_SIZE
+    return rows[start:start + PAGE_SIZE], len(rows) > start + PAGE_SIZE
+
+
+async def _queue(b: Backends, session: StaffSession, department: str | None, page: int,
+                 today: date, min_age: int = 0) -> dict[str, Any]:
+    token = session.access_token
+    lists = await asyncio.gather(*(b.get("intake", "/cases", token, status=status, limit=500)
+                                   for status in ("submitted", "awaiting_documents", "screening")),
+                                 b.get("reporting", "/board", token, per_column=200))
+    *intake_lists, board = lists
+
+    def wanted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [row for row in rows if (not department or row.get("department") == department)
+                and (_age_days(today, row.get("submitted_on")) or 0) >= min_age]
+
+    documents = wanted([row for answer in intake_lists[:2] if answer.ok for row in answer.body["cases"]])
+    screening = wanted(intake_lists[2].body["cases"] if intake_lists[2].ok else [])
+    columns = {column["column"]: column["cards"] for column in (board.body["columns"] if board.ok else [])}
+    scheduling = wanted(columns.get("scheduling", []))
+    confirmed = [card for card in wanted(columns.get("confirmed", [])) if card.get("mode") == Mode.ONLINE]
+    consulted = wanted(columns.get("consulted", []))
+    documents_page, documents_more = _page(sorted(documents, key=lambda r: str(r["submitted_on"])), page)
+    screening_page, screening_more = _page(sorted(screening, key=lambda r: str(r["submitted_on"])), page)
+    schedules = await asyncio.gather(*(b.get("scheduling", f"/cases/{card['case_id']}/schedule", token)
+                                       for card in scheduling))
+    appointments = await asyncio.gather(*(b.get("scheduling", f"/cases/{card['case_id']}/appointment", token)
+                                          for card in confirmed))
+    dates: list[dict[str, Any]] = []
+    choices: list[dict[str, Any]] = []
+    for card, answer in zip(scheduling, schedules, strict=True):
+        (choices if answer.ok and answer.body["status"] == "proposed" else dates).append(card)
+    clinics = [card for card, answer in zip(confirmed, appointments, strict=True)
+               if answer.ok and not answer.body.get("clinics_booking_ref") and answer.body["status"] == "booked"]
+    delivery = [card for card in consulted if card.get("report_status") == "finalized"]
+    day_lists = await asyncio.gather(*(b.get("scheduling", "/appointments", token, date=d.isoformat(),
+                                             department=department or None)
+                                       for d in (today, today + timedelta(days=1))))
+    return {
+        "documents": await _details(b, token, documents_page, today), "documents_more": documents_more,
+        "documents_total": len(documents),
+        "screening": await _details(b, token, screening_page, today), "screening_more": screening_more,
+        "screening_total": len(screening),
+        # The board's cards with what intake holds of each (the patient's name): each read is logged by intake.
+        "dates": await _details(b, token, dates[:PAGE_SIZE], today),
+        "choices": await _details(b, token, choices[:PAGE_SIZE], today),
+        "clinics": await _details(b, token, clinics[:PAGE_SIZE], today),
+        "delivery": await _details(b, token, delivery[:PAGE_SIZE], today),
+        "today": day_lists[0].body["appointments"] if day_lists[0].ok else [],
+        "tomorrow": day_lists[1].body["appointments"] if day_lists[1].ok else [],
+        "revision": board.body["revision"] if board.ok else None,
+        "unavailable": [answer.code for answer in lists if not answer.ok],
+    }
+
+
+@router.get("/queue", response_class=HTMLResponse)
+async def work_queue(request: Request, session: Coordinator,
+                     department: Annotated[str | None, Query(max_length=64)] = None,
+                     page: Annotated[int, Query(ge=0, le=1000)] = 0,
+                     min_age: Annotated[int, Query(ge=0, le=3650)] = 0) -> Response:
+    department = department if department in catalogue.DEPARTMENTS else None
+    queue = await _queue(backends(request), session, department, page, today_tokyo(request), min_age)
+    flash = await store(request).take_flash(session)
+    return render(request, "queue.html", session, queue=queue, department=department, page=page, min_age=min_age,
+                  departments=catalogue.DEPARTMENTS, flash=flash, live=fingerprint(queue["revision"]),
+                  live_url="/board/live")
+
+
+@router.get("/board/live")
+async def board_live(request: Request, session: DeskReader) -> JSONResponse:
+    answer = await backends(request).get("reporting", "/board", session.access_token, per_column=1)
+    return JSONResponse({"fingerprint": fingerprint(answer.body["revision"] if answer.ok else None)},
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/board", response_class=HTMLResponse)
+async def board(request: Request, session: DeskReader) -> Response:
+    answer = await backends(request).get("reporting", "/board", session.access_token, per_column=20)
+    if not answer.ok:
+        return render(request, "error.html", session, status_code=answer.status, problem=problem(answer, session.lang))
+    return render(request, "board.html", session, board=answer.body, live=fingerprint(answer.body["revision"]),
+                  live_url="/board/live")
+
+
+# --- a new case from a phone call ---------------------------------------------------------------------
+
+def _new_case_page(request: Request, session: StaffSession, values: dict[str, Any],
+                   problem_: dict[str, Any] | None = None, status_code: int = 200,
+                   declined: dict[str, Any] | None = None) -> Response:
+    return render(request, "new_case.html", session, status_code=status_code, values=values, problem=problem_,
+                  departments=catalogue.DEPARTMENTS, relationships=[r.value for r in Relationship],
+                  modes=[m.value for m in Mode], declined=declined)
+
+
+@router.get("/cases/new", response_class=HTMLResponse)
+async def new_case_form(request: Request, session: Coordinator) -> Response:
+    return _new_case_page(request, session, {"relationship": "self", "mode": "in_person"})
+
+
+def _yes(form: Any, name: str) -> bool:
+    return forms.checked(str(form.get(name, "")))
+
+
+@router.post("/cases/new", response_class=HTMLResponse)
+async def submit_case(request: Request, session: Coordinator, form: Form) -> Response:
+    values = {key: str(value) for key, value in form.items()}
+    try:
+        relationship = forms.choice("relationship", values.get("relationship"), [r.value for r in Relationship])
+        patient: dict[str, Any] = {
+            "name": forms.required("patient_name", values.get("patient_name")),
+            "birth_date": forms.a_date("patient_birth_date", values.get("patient_birth_date")).isoformat(),
+            "deceased": _yes(form, "patient_deceased"),
+        }
+        if relationship == Relationship.FAMILY:
+            patient["consents"] = _yes(form, "patient_consents")
+        requester_name = (forms.text(values.get("requester_name")) or patient["name"]
+                          if relationship == Relationship.SELF else forms.required("requester_name",
+                                                                                   values.get("requester_name")))
+        body = {
+            "requester": {"relationship": relationship, "name": requester_name,
+                          "phone": forms.phone("requester_phone", values.get("requester_phone"))},
+            "patient": patient,
+            "mode": forms.choice("mode", values.get("mode"), [m.value for m in Mode]),
+            "department": forms.choice("department", values.get("department"), list(catalogue.DEPARTMENTS)),
+            "question": forms.required("question", values.get("question")),
+            "attending_physician": {"name": forms.required("attending_name", values.get("attending_name")),
+                                    "institution": forms.required("attending_institution",
+                                                                  values.get("attending_institution")),
+                                    "consents": _yes(form, "attending_consents")},
+            "wants_treatment_here": _yes(form, "wants_treatment_here"),
+            "complaint_or_litigation": _yes(form, "complaint_or_litigation"),
+        }
+    except forms.FieldError as error:
+        return _new_case_page(request, session, values, {"message": error.message(session.lang),
+                                                         "fields": {error.field: error.message(session.lang)}}, 422)
+    answer = await backends(request).post("intake", "/cases", session.access_token, body)
+    if not answer.ok:
+        found = problem(answer, session.lang)
+        # intake's field names (patient.birth_date) to the form's (patient_birth_date)
+        found["fields"] = {key.replace(".", "_").replace("attending_physician", "attending"): value
+                           for key, value in found["fields"].items()}
+        return _new_case_page(request, session, values, found, answer.status)
+    result = answer.body
+    if result["status"] == "declined":
+        # The facts decided it: the reasons are shown at once, to be told to the caller; the form is cleared so
+        # that the same call is not submitted twice.
+        return _new_case_page(request, session, {"relationship": "self", "mode": "in_person"}, status_code=201,
+                              declined=result)
+    return await done(request, session, f"/cases/{result['case_id']}", action="submitted")
+
+
+# --- finding a case and the case list --------------------------------------------------------------------
+
+@router.get("/find", response_class=HTMLResponse)
+async def find_form(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))]
+                    ) -> Response:
+    return render(request, "find.html", session, problem=None)
+
+
+@router.post("/find", response_class=HTMLResponse)
+async def find(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))],
+               form: Form) -> Response:
+    # Posted, not a query string: what is typed (possibly a name) never appears in a URL or an access log.
+    typed = forms.text(str(form.get("q", "")))
+    try:
+        case_id = UUID(typed)
+    except ValueError:
+        return render(request, "find.html", session, status_code=422, problem={
+            "message": catalogue.label("find_by_id_only", session.lang)})
+    answer = await backends(request).get("intake", f"/cases/{case_id}", session.access_token)
+    if not answer.ok:
+        return render(request, "find.html", session, status_code=answer.status, problem=problem(answer, session.lang))
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+@router.get("/cases", response_class=HTMLResponse)
+async def case_list(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))],
+                    status: Annotated[str | None, Query(max_length=32)] = None,
+                    page: Annotated[int, Query(ge=0, le=10_000)] = 0) -> Response:
+    status = status if status in INTAKE_STATUSES else None
+    answer = await backends(request).get("intake", "/cases", session.access_token, status=status, limit=PAGE_SIZE + 1,
+                                         offset=page * PAGE_SIZE)
+    rows = answer.body["cases"] if answer.ok else []
+    today = today_tokyo(request)
+    return render(request, "cases.html", session,
+                  rows=[{**r, "age_days": _age_days(today, r["submitted_on"])} for r in rows[:PAGE_SIZE]],
+                  more=len(rows) > PAGE_SIZE, page=page, status=status, statuses=INTAKE_STATUSES,
+                  problem=None if answer.ok else problem(answer, session.lang))
+
+
+# --- opening slots ---------------------------------------------------------------------------------------
+
+async def _calendar(b: Backends, session: StaffSession, department: str, first: date, last: date) -> dict[str, Any]:
+    token = session.access_token
+    days, slots = await asyncio.gather(
+        b.get("scheduling", "/calendar/business-days", token, **{"from": first.isoformat(), "to": last.isoformat()}),
+        b.get("scheduling", f"/departments/{department}/slots", token,
+              **{"from": first.isoformat(), "to": last.isoformat()}))
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for slot in slots.body["slots"] if slots.ok else []:
+        by_day.setdefault(str(slot["date"]), []).append(slot)
+    return {"business_days": days.body["business_days"] if days.ok else [],
+            "closed_days": days.body["closed_days"] if days.ok else [], "slots": by_day}
+
+
+def _slots_page(request: Request, session: StaffSession, calendar: dict[str, Any], values: dict[str, Any],
+                problem_: dict[str, Any] | None = None, status_code: int = 200,
+                flash: dict[str, Any] | None = None) -> Response:
+    return render(request, "slots.html", session, status_code=status_code, calendar=calendar, values=values,
+                  departments=catalogue.DEPARTMENTS, problem=problem_, flash=flash)
+
+
+@router.get("/slots", response_class=HTMLResponse)
+async def slots_page(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))],
+                     department: Annotated[str, Query(max_length=64)] = "cardiology",
+                     first: Annotated[date | None, Query(alias="from")] = None) -> Response:
+    department = department if department in catalogue.DEPARTMENTS else "cardiology"
+    first = first or today_tokyo(request)
+    last = first + timedelta(days=13)
+    calendar = await _calendar(backends(request), session, department, first, last)
+    values = {"department": department, "from": first.strftime("%Y/%m/%d"), "to": last.strftime("%Y/%m/%d"),
+              "start_times": "9:30, 10:30", "duration_minutes": "60",
+              "physician_id": session.subject if session.holds("physician") else ""}
+    return _slots_page(request, session, calendar, values, flash=await store(request).take_flash(session))
+
+
+@router.post("/slots", response_class=HTMLResponse)
+async def open_slots(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))],
+                     form: Form) -> Response:
+    values = {key: str(value) for key, value in form.items()}
+    department = values.get("department") if values.get("department") in catalogue.DEPARTMENTS else "cardiology"
+    try:
+        first = forms.a_date("from", values.get("from"))
+        last = forms.a_date("to", values.get("to"))
+        body = {"physician_id": forms.required("physician_id", values.get("physician_id")), "from": first.isoformat(),
+                "to": last.isoformat(), "start_times": forms.times("start_times", values.get("start_times")),
+                "duration_minutes": forms.whole_number("duration_minutes", values.get("duration_minutes"))}
+    except forms.FieldError as error:
+        calendar = await _calendar(backends(request), session, str(department), today_tokyo(request),
+                                   today_tokyo(request) + timedelta(days=13))
+        return _slots_page(request, session, calendar, values, {"message": error.message(session.lang),
+                                                                "fields": {error.field: error.message(session.lang)}},
+                           422)
+    answer = await backends(request).post("scheduling", f"/departments/{department}/slots", session.access_token, body)
+    if not answer.ok:
+        calendar = await _calendar(backends(request), session, str(department), first, first + timedelta(days=13))
+        return _slots_page(request, session, calendar, values, problem(answer, session.lang), answer.status)
+    opened = len(answer.body["opened"])
+    return await done(request, session, f"/slots?department={department}&from={first.isoformat()}",
+                      message_key="slots_opened", count=opened)

@@ -1,0 +1,84 @@
+"""The physician's pages: the screening queue of a department, their consultations, and the report editor."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from desk import catalogue, forms
+from desk.coordinator import _details
+from desk.sessions import StaffSession
+from desk.web import Form, backends, done, problem, render, staff, store, today_tokyo
+
+router = APIRouter()
+Physician = Annotated[StaffSession, Depends(staff("physician"))]
+
+
+@router.get("/screening", response_class=HTMLResponse)
+async def screening_queue(request: Request, session: Physician,
+                          department: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    department = department if department in catalogue.DEPARTMENTS else None
+    b = backends(request)
+    answer = await b.get("intake", "/cases", session.access_token, status="screening", limit=500)
+    rows = [row for row in (answer.body["cases"] if answer.ok else [])
+            if not department or row["department"] == department]
+    shown = await _details(b, session.access_token, rows[:20], today_tokyo(request))
+    return render(request, "screening.html", session, rows=shown,
+                  total=len(rows), department=department, departments=catalogue.DEPARTMENTS,
+                  problem=None if answer.ok else problem(answer, session.lang))
+
+
+@router.get("/consultations", response_class=HTMLResponse)
+async def consultations(request: Request, session: Physician) -> Response:
+    b = backends(request)
+    today = today_tokyo(request)
+    days = [today + timedelta(days=n) for n in range(7)]
+    answers = await asyncio.gather(*(b.get("scheduling", "/appointments", session.access_token, date=d.isoformat())
+                                     for d in days))
+    mine = [a for answer in answers if answer.ok for a in answer.body["appointments"]
+            if a["physician_id"] == session.subject]
+    return render(request, "consultations.html", session, appointments=mine)
+
+
+async def _editor(request: Request, session: StaffSession, case_id: UUID, *, problem_: dict[str, Any] | None = None,
+                  summary: str | None = None, status_code: int = 200) -> Response:
+    report = await backends(request).get("reporting", f"/cases/{case_id}/report", session.access_token)
+    flash = await store(request).take_flash(session)
+    body = report.body if report.ok else None
+    return render(request, "report.html", session, status_code=status_code, case_id=case_id, report=body,
+                  summary=summary if summary is not None else (body or {}).get("summary", ""), problem=problem_,
+                  flash=flash)
+
+
+@router.get("/cases/{case_id}/report", response_class=HTMLResponse)
+async def report_editor(request: Request, case_id: UUID, session: Physician) -> Response:
+    return await _editor(request, session, case_id)
+
+
+@router.post("/cases/{case_id}/report", response_class=HTMLResponse)
+async def save_draft(request: Request, case_id: UUID, session: Physician, form: Form) -> Response:
+    summary = str(form.get("summary", "")).strip()
+    if not summary:
+        error = forms.FieldError("summary", "所見を入力してください", "Write the opinion")
+        return await _editor(request, session, case_id, summary=summary, status_code=422, problem_={
+            "message": error.message(session.lang), "fields": {"summary": error.message(session.lang)}})
+    answer = await backends(request).post("reporting", f"/cases/{case_id}/report", session.access_token,
+                                          {"physician": session.subject, "summary": summary})
+    if not answer.ok:
+        return await _editor(request, session, case_id, summary=summary, status_code=answer.status,
+                             problem_=problem(answer, session.lang))
+    return await done(request, session, f"/cases/{case_id}/report", message_key="report_saved")
+
+
+@router.post("/cases/{case_id}/report/finalize", response_class=HTMLResponse)
+async def finalize(request: Request, case_id: UUID, session: Physician, _: Form) -> Response:
+    answer = await backends(request).post("reporting", f"/cases/{case_id}/report/finalize", session.access_token)
+    if not answer.ok:
+        return await _editor(request, session, case_id, status_code=answer.status,
+                             problem_=problem(answer, session.lang))
+    return await done(request, session, f"/cases/{case_id}/report", message_key="report_finalized_msg")

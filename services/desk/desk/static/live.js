@@ -1,0 +1,23 @@
+// Live pages: a page that shows what another service may still change (an event on its way) asks the desk
+// for its fingerprint every few seconds and reloads when it changed, unless the person is typing in a form.
+const main = document.querySelector("main[data-live-url]");
+let edited = false;
+document.addEventListener("input", () => { edited = true; });
+
+async function check() {
+  try {
+    const response = await fetch(main.dataset.liveUrl, { credentials: "same-origin", cache: "no-store" });
+    if (response.status === 401) { window.location.assign("/sign-in"); return; }
+    if (response.ok) {
+      const { fingerprint } = await response.json();
+      if (fingerprint !== main.dataset.fingerprint && !edited) { window.location.reload(); return; }
+    }
+  } catch (error) {
+    // The desk is restarting or the network hiccuped: ask again next round.
+  }
+  window.setTimeout(check, Number(main.dataset.pollMs) || 2000);
+}
+
+if (main) {
+  window.setTimeout(check, Number(main.dataset.pollMs) || 2000);
+}

@@ -1,0 +1,155 @@
+"""Test helpers (imported by the desk's tests only): the console as staff use it:
+the four services in process (each on a fresh database, one
+fresh RabbitMQ vhost, one settable clock, billing charging through the gateway simulator), and the desk on a
+real local port calling them with the signed-in person's token, as it calls them in production over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Error as PlaywrightError
+
+from billing.bootstrap import build as build_billing
+from billing.gateway_simulator import GatewaySimulator, running_simulator
+from billing.payers import IntakeKeys
+from billing.testing import settings_for_tests as billing_settings
+from desk.bootstrap import build as build_desk
+from desk.settings import DeskSettings
+from eventkit.testing import CHROMIUM_ARGS, SettableClock, bearer, chromium_or_skip, fresh_database, serving
+from intake.bootstrap import build as build_intake
+from intake.settings import IntakeSettings
+from reporting.bootstrap import build as build_reporting
+from reporting.settings import ReportingSettings
+from scheduling.bootstrap import build as build_scheduling
+from scheduling.settings import SchedulingSettings
+
+TODAY = date(2026, 12, 2)  # a Wednesday: the desk is open
+PATIENT_FAMILY = "山田 梅子"
+VIEWPORT: ViewportSize = {"width": 1280, "height": 720}
+SERVICES = ("intake", "scheduling", "billing", "reporting")
+
+
+def desk_settings(database: str, **overrides: Any) -> DeskSettings:
+    values: dict[str, Any] = {"DESK_DATABASE_URL": database, "APP_PROFILE": "development",
+                              "DESK_POLL_SECONDS": 0.3, **overrides}
+    return DeskSettings(**values)
+
+
+@dataclass
+class Console:
+    url: str
+    clock: SettableClock
+    simulator: GatewaySimulator
+    services: dict[str, httpx.AsyncClient]
+    browser: Browser
+    desk_database: str
+
+    async def page(self) -> Page:
+        """A fresh browser context (its own cookies), Japanese, at 1280×720, failing on any script error."""
+        context = await self.browser.new_context(viewport=VIEWPORT, locale="ja-JP", timezone_id="Asia/Tokyo")
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.script_errors = errors  # type: ignore[attr-defined]
+        return page
+
+    async def sign_in(self, page: Page, staff_id: str, *roles: str) -> None:
+        """The development sign-in page: pick the person and their roles."""
+        await page.goto(f"{self.url}/sign-in")
+        await page.locator(f'input[name="staff_id"][value="{staff_id}"]').check()
+        for role in roles:
+            await page.locator(f'input[name="roles"][value="{role}"]').check()
+        await page.get_by_role("button", name="サインイン").click()
+        await expect(page.locator(".person")).to_be_visible()
+
+    async def sign_out(self, page: Page) -> None:
+        await page.get_by_role("button", name="サインアウト").click()
+        await expect(page.get_by_role("heading", name="サインイン")).to_be_visible()
+
+    def as_staff(self, *roles: str, subject: str = "setup") -> dict[str, str]:
+        return bearer(*roles, subject=subject)
+
+
+def service_apps(databases: dict[str, str], rabbitmq_url: str, gateway_url: str,
+                 clock: SettableClock) -> dict[str, FastAPI]:
+    common: dict[str, Any] = {"RABBITMQ_URL": rabbitmq_url, "OUTBOX_SWEEP_SECONDS": 0.2}
+    intake = build_intake(IntakeSettings(INTAKE_DATABASE_URL=databases["intake"], **common), clock=clock)
+    return {
+        "intake": intake,
+        "scheduling": build_scheduling(SchedulingSettings(SCHEDULING_DATABASE_URL=databases["scheduling"], **common),
+                                       clock=clock),
+        # Billing asks intake for a case's key over HTTP; here that goes to the intake app in this process.
+        "billing": build_billing(billing_settings(databases["billing"], rabbitmq_url, gateway_url), clock=clock,
+                                 intake_keys=IntakeKeys("http://intake", transport=httpx.ASGITransport(app=intake))),
+        "reporting": build_reporting(ReportingSettings(REPORTING_DATABASE_URL=databases["reporting"], **common),
+                                     clock=clock),
+    }
+
+
+@asynccontextmanager
+async def console(rabbitmq_url: str, desk_port: int = 0, **desk_overrides: Any) -> AsyncIterator[Console]:
+    executable = chromium_or_skip()
+    clock = SettableClock.at_tokyo(TODAY, time(10, 0))
+    async with AsyncExitStack() as stack:
+        databases = {s: await stack.enter_async_context(fresh_database(s)) for s in (*SERVICES, "desk")}
+        gateway_url, simulator = await stack.enter_async_context(running_simulator())
+        apps = service_apps(databases, rabbitmq_url, gateway_url, clock)
+        for app in apps.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        transports: dict[str, httpx.AsyncBaseTransport] = {s: httpx.ASGITransport(app=app) for s, app in apps.items()}
+        clients = {s: await stack.enter_async_context(httpx.AsyncClient(transport=transports[s],
+                                                                         base_url=f"http://{s}", timeout=30))
+                   for s in SERVICES}
+        desk = build_desk(desk_settings(databases["desk"], **desk_overrides), clock=clock, transports=transports)
+        url = await stack.enter_async_context(serving(desk, desk_port))
+        playwright = await stack.enter_async_context(async_playwright())
+        browser = await playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        stack.push_async_callback(browser.close)
+        # Chromium keeps Secure cookies over plain HTTP for localhost only (a secure context by definition).
+        yield Console(url=url.replace("127.0.0.1", "localhost"), clock=clock, simulator=simulator, services=clients,
+                      browser=browser,
+                      desk_database=databases["desk"])
+
+
+NODE_TOOLS = Path(__file__).resolve().parents[1] / "tests" / "node"
+AXE = NODE_TOOLS / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "console"
+
+
+async def accessible(page: Page, name: str | None = None) -> None:
+    """axe-core on the page as it is now: no serious or critical violation. With `name`, also the screenshot
+    docs/console/<name>.png at 1280×720 (the guide shows them)."""
+    assert AXE.exists(), f"{AXE} is missing: run `npm ci --prefix {NODE_TOOLS}` (make test does)"
+    results = await _axe(page)
+    serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in results["violations"]
+               if v["impact"] in ("serious", "critical")]
+    assert not serious, f"accessibility violations on {page.url}: {serious}"
+    if name:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.evaluate("window.scrollTo(0, 0)")
+        await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    assert page.script_errors == [], page.script_errors  # type: ignore[attr-defined]
+
+
+async def _axe(page: Page, tries: int = 3) -> Any:
+    for attempt in range(1, tries + 1):
+        try:
+            # Evaluated by the browser's debugging protocol, so the page's own CSP (no inline script) does not
+            # block it.
+            if not await page.evaluate("typeof window.axe !== 'undefined'"):
+                await page.evaluate(AXE.read_text() + "\n;undefined")
+            return await page.evaluate("window.axe.run(document)")
+        except PlaywrightError as error:
+            # A live page reloads itself when what it shows changed (static/live.js): run axe on the new page.
+            if "Execution context was destroyed" not in str(error) or attempt == tries:
+                raise
+            await page.wait_for_load_state()
+    raise AssertionError("unreachable")

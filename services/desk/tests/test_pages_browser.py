@@ -1,0 +1,207 @@
+"""The console's pages beyond the main flow, in a real browser: a refusal decided by the facts shown at once,
+another role's page refused, the English switch, the auditor's log, and a flow done with the keyboard alone."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from playwright.async_api import Page, expect
+
+from desk.testing import PATIENT_FAMILY, accessible, console
+
+
+async def tab_to(page: Page, selector: str, limit: int = 80) -> None:
+    """Press Tab until the element is focused: it is reachable with the keyboard alone."""
+    target = page.locator(selector)
+    for _ in range(limit):
+        if await target.evaluate("element => element === document.activeElement"):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} is not reachable with Tab")
+
+
+async def test_refusals_roles_language_and_the_access_log(rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        page = await c.page()
+        await page.goto(f"{c.url}/sign-in")
+        await accessible(page, "sign-in")
+        await c.sign_in(page, "coord-1", "coordinator")
+
+        # A family member asks without the patient's consent: the reasons are on screen at once.
+        await page.get_by_role("link", name="新規受付（電話）").click()
+        await page.get_by_label("続柄").select_option("family")
+        await page.locator("#requester_name").fill("山田 一郎")
+        await page.locator("#patient_name").fill(PATIENT_FAMILY)
+        await page.locator("#patient_birth_date").fill("1950/1/5")
+        await page.get_by_label("診療科").select_option(label="脳神経内科")
+        await page.get_by_label("相談内容").fill("治療方針について")
+        await page.locator("#attending_name").fill("鈴木 次郎")
+        await page.locator("#attending_institution").fill("市民病院")
+        await page.get_by_label("主治医が同意している").check()
+        await page.get_by_role("button", name="受け付ける").click()
+        await expect(page.locator("#declined")).to_contain_text("患者本人の同意がありません")
+        await accessible(page, "new-case-declined")
+        await page.locator("#declined a").click()
+        await expect(page.locator("#decline-reasons")).to_contain_text("患者本人の同意がありません")
+        await expect(page.locator("#status")).to_have_text("お断り")
+        await page.get_by_role("link", name="新規受付（電話）").click()
+
+        # Bad input gets a message at the field and nothing is sent.
+        await page.locator("#patient_name").fill(PATIENT_FAMILY)
+        await page.locator("#patient_birth_date").fill("昭和25年")
+        await page.get_by_role("button", name="受け付ける").click()
+        await expect(page.locator("#patient_birth_date-error")).to_contain_text("2026/12/02 のように")
+        await expect(page.locator("#patient_birth_date")).to_have_attribute("aria-invalid", "true")
+
+        await page.get_by_role("link", name="案件一覧").click()
+        await expect(page.locator("tbody tr")).to_have_count(1)
+        await accessible(page, "case-list")
+
+        await page.get_by_role("button", name="English").click()
+        await expect(page.get_by_role("heading", name="Case list")).to_be_visible()
+        await expect(page.locator("tbody tr")).to_contain_text("Declined")
+        await page.get_by_role("button", name="日本語").click()
+        await expect(page.get_by_role("heading", name="案件一覧")).to_be_visible()
+
+        cashier = await c.page()
+        await c.sign_in(cashier, "cash-1", "cashier")
+        response = await cashier.goto(f"{c.url}/queue")
+        assert response is not None
+        assert response.status == 403
+        await expect(cashier.get_by_role("heading")).to_have_text("このページを開く権限がありません")
+        await expect(cashier.get_by_role("link", name="業務一覧")).to_have_count(0)
+        await accessible(cashier, "forbidden")
+
+        auditor = await c.page()
+        await c.sign_in(auditor, "audit-1", "auditor")
+        await expect(auditor.locator('[data-service="intake"] .badge')).to_have_text("改ざんなし")
+        await expect(auditor.locator("tbody tr").first).to_contain_text("患者情報の閲覧")
+        await expect(auditor.locator("tbody tr").first).to_contain_text("coord-1")
+        await accessible(auditor, "audit")
+
+
+async def test_a_case_is_taken_and_its_documents_recorded_with_the_keyboard_alone(rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        page = await c.page()
+        await page.goto(f"{c.url}/sign-in")
+        await tab_to(page, 'input[name="roles"][value="coordinator"]')
+        await page.keyboard.press("Space")
+        await tab_to(page, "button.primary")
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("heading", name="業務一覧")).to_be_visible()
+
+        await tab_to(page, 'a[href="/cases/new"]')
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("heading", name="新規受付（電話）")).to_be_visible()
+        for selector, typed in (("#patient_name", PATIENT_FAMILY), ("#patient_birth_date", "1970/02/03"),
+                                ("#question", "セカンドオピニオンを希望"), ("#attending_name", "田中 医師"),
+                                ("#attending_institution", "中央病院")):
+            await tab_to(page, selector)
+            await page.keyboard.type(typed)
+        await tab_to(page, "#department")
+        await page.keyboard.press("ArrowDown")  # the first department of the list: 循環器内科
+        await tab_to(page, 'input[name="attending_consents"]')
+        await page.keyboard.press("Space")
+        await tab_to(page, "form.card button.primary")
+        await page.keyboard.press("Enter")
+        await expect(page.locator(".flash")).to_contain_text("記録しました")
+        await expect(page.locator("#status")).to_have_text("受付")
+
+        await tab_to(page, "#kind")
+        await tab_to(page, "#received_on")
+        await tab_to(page, "#documents button")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#documents .ok").first).to_contain_text("申込書")
+        await tab_to(page, "button.link >> text=サインアウト")
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("heading", name="サインイン")).to_be_visible()
+
+
+async def test_the_board_and_the_work_queue_update_themselves_when_an_event_arrives(rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        page = await c.page()
+        await c.sign_in(page, "coord-1", "coordinator")
+        await page.get_by_role("link", name="案件ボード").click()
+        await expect(page.locator('[data-column="submitted"] li')).to_have_count(0)
+        submitted = await c.services["intake"].post("/cases", headers=c.as_staff("coordinator"), json={
+            "requester": {"relationship": "self", "name": "Live Test"},
+            "patient": {"name": "Live Test", "birth_date": "1970-01-01"}, "mode": "online",
+            "department": "cardiology", "question": "q",
+            "attending_physician": {"name": "Dr", "institution": "Clinic", "consents": True},
+            "wants_treatment_here": False, "complaint_or_litigation": False})
+        assert submitted.status_code == 201, submitted.text
+        case_id = submitted.json()["case_id"]
+        # No reload by the test: the page notices reporting's new revision and shows the card.
+        await expect(page.locator(f'[data-column="submitted"] [data-case-id="{case_id}"]')).to_be_visible(
+            timeout=15_000)
+        await page.get_by_role("link", name="業務一覧").click()
+        await expect(page.locator(f'#queue-documents [data-case-id="{case_id}"]')).to_be_visible()
+
+
+async def test_dates_are_moved_cancelled_and_a_no_show_recorded_and_a_physician_declines_with_reasons(
+        rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        coordinator, physician = c.as_staff("coordinator", subject="coord-1"), c.as_staff("physician",
+                                                                                          subject="dr-sato")
+        intake, scheduling = c.services["intake"], c.services["scheduling"]
+
+        async def accepted_case() -> str:
+            case = await intake.post("/cases", headers=coordinator, json={
+                "requester": {"relationship": "self", "name": "日程 試験"},
+                "patient": {"name": "日程 試験", "birth_date": "1970-01-01"}, "mode": "in_person",
+                "department": "cardiology", "question": "q",
+                "attending_physician": {"name": "Dr", "institution": "Clinic", "consents": True},
+                "wants_treatment_here": False, "complaint_or_litigation": False})
+            case_id: str = case.json()["case_id"]
+            for kind in ("application_form", "referral_letter"):
+                await intake.post(f"/cases/{case_id}/documents", headers=coordinator,
+                                  json={"kind": kind, "received_on": "2026-12-02"})
+            return case_id
+
+        moved, declined = await accepted_case(), await accepted_case()
+        await intake.post(f"/cases/{moved}/screening", headers=physician,
+                          json={"decision": "accept", "physician": "dr-sato"})
+        opened = await scheduling.post("/departments/cardiology/slots", headers=coordinator, json={
+            "physician_id": "dr-sato", "from": "2026-12-03", "to": "2026-12-04", "start_times": ["10:00"],
+            "duration_minutes": 60})
+        assert opened.status_code == 201, opened.text
+
+        doctor = await c.page()
+        await c.sign_in(doctor, "dr-sato", "physician")
+        await doctor.goto(f"{c.url}/cases/{declined}")
+        await doctor.get_by_label("当院での治療を希望されています").check()
+        await doctor.get_by_role("button", name="お断り").click()
+        await expect(doctor.locator("#status")).to_have_text("お断り")
+        await expect(doctor.locator("#decline-reasons")).to_contain_text("当院での治療を希望されています")
+
+        desk = await c.page()
+        await c.sign_in(desk, "coord-1", "coordinator")
+        await desk.goto(f"{c.url}/cases/{moved}")
+        await desk.locator('#schedule input[name="slot_ids"]').first.check()
+        await desk.get_by_role("button", name="候補日を提示").click()
+        await desk.get_by_role("button", name="患者の選択を記録").click()
+        await expect(desk.locator("#appointment-start")).to_have_text("2026/12/03 10:00")
+
+        await desk.locator("summary", has_text="日程変更").click()
+        await desk.locator("#reschedule-slot").select_option(index=0)
+        await desk.locator("#reschedule-reason").select_option("patient_request")
+        await desk.get_by_role("button", name="日程変更").click()
+        await expect(desk.locator("#appointment-start")).to_have_text("2026/12/04 10:00")
+
+        await desk.locator("summary", has_text="予約取消").click()
+        await desk.locator("#cancel-reason").select_option("patient_unwell")
+        await desk.locator("#cancel-by").select_option("patient")
+        await desk.get_by_role("button", name="予約取消").click()
+        await expect(desk.locator("#schedule h3 .badge")).to_have_text("取消")
+        await expect(desk.locator("#schedule h2 .badge")).to_have_text("予約取消")
+
+        # Dates again, and the patient does not come.
+        await desk.locator('#schedule input[name="slot_ids"]').first.check()
+        await desk.get_by_role("button", name="候補日を提示").click()
+        await desk.get_by_role("button", name="患者の選択を記録").click()
+        await desk.get_by_role("button", name="来院なし").click()
+        await expect(desk.locator("#no-show-refusal")).to_contain_text("予約時刻を過ぎてから")
+        c.clock.set_tokyo("2026-12-03", time(11, 30))
+        await desk.get_by_role("button", name="来院なし").click()
+        await expect(desk.locator("#schedule h3 .badge")).to_have_text("来院なし")
+        await accessible(desk)
