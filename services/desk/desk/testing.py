@@ -19,10 +19,10 @@ from playwright.async_api import Error as PlaywrightError
 
 from billing.bootstrap import build as build_billing
 from billing.gateway_simulator import GatewaySimulator, running_simulator
-from billing.payers import IntakeKeys
 from billing.testing import settings_for_tests as billing_settings
 from desk.bootstrap import build as build_desk
 from desk.settings import DeskSettings
+from eventkit.service_identity import IntakeDisclosure, intake_disclosure
 from eventkit.testing import CHROMIUM_ARGS, SettableClock, bearer, chromium_or_skip, fresh_database, serving
 from intake.bootstrap import build as build_intake
 from intake.settings import IntakeSettings
@@ -82,15 +82,19 @@ def service_apps(databases: dict[str, str], rabbitmq_url: str, gateway_url: str,
                  clock: SettableClock) -> dict[str, FastAPI]:
     common: dict[str, Any] = {"RABBITMQ_URL": rabbitmq_url, "OUTBOX_SWEEP_SECONDS": 0.2}
     intake = build_intake(IntakeSettings(INTAKE_DATABASE_URL=databases["intake"], **common), clock=clock)
+
+    def disclosure(service: str) -> IntakeDisclosure:
+        """What `service` prints, asked of intake over HTTP: here of the intake app in this process."""
+        return intake_disclosure(service, "http://intake", httpx.ASGITransport(app=intake))
+
     return {
         "intake": intake,
         "scheduling": build_scheduling(SchedulingSettings(SCHEDULING_DATABASE_URL=databases["scheduling"], **common),
-                                       clock=clock),
-        # Billing asks intake for a case's key over HTTP; here that goes to the intake app in this process.
+                                       clock=clock, personal_data=disclosure("scheduling")),
         "billing": build_billing(billing_settings(databases["billing"], rabbitmq_url, gateway_url), clock=clock,
-                                 intake_keys=IntakeKeys("http://intake", transport=httpx.ASGITransport(app=intake))),
+                                 intake=disclosure("billing")),
         "reporting": build_reporting(ReportingSettings(REPORTING_DATABASE_URL=databases["reporting"], **common),
-                                     clock=clock),
+                                     clock=clock, personal_data=disclosure("reporting")),
     }
 
 
