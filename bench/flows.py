@@ -63,7 +63,15 @@ from bench.flow_events import DEPARTMENTS
 from bench.serve import OFFSET_VARIABLE
 from eventkit.business_calendar import BusinessCalendar, tokyo_datetime
 from eventkit.clock import TOKYO
-from eventkit.testing import RABBITMQ_MANAGEMENT, RABBITMQ_PASSWORD, RABBITMQ_USER, bearer, fresh_database, fresh_vhost
+from eventkit.testing import (
+    RABBITMQ_MANAGEMENT,
+    RABBITMQ_PASSWORD,
+    RABBITMQ_USER,
+    REQUEST_CLOCK_HEADER,
+    bearer,
+    fresh_database,
+    fresh_vhost,
+)
 from eventkit.topology import dead_letter_queue, declare_exchange, inbox_queue
 from secondopinion_contracts import EXCHANGE
 
@@ -71,6 +79,8 @@ SERVICES = ("intake", "scheduling", "billing", "reporting")
 ROOT = Path(__file__).resolve().parent.parent
 # The services' "now" when they start: early on the consultation day, 90 minutes before the first slot.
 CLOCK_STARTS_AT = clock_time(7, 30)
+# When the day's consultations are over: the instant each completion names for itself (bench.serve).
+CONSULTATIONS_END_AT = clock_time(17, 30)
 SLOT_TIMES = tuple(f"{hour:02d}:{minute:02d}" for hour in range(9, 17) for minute in (0, 30))  # 16, the API's most
 SLOT_MINUTES = 30
 FIRST_RETRY_SECONDS = 0.01
@@ -255,14 +265,15 @@ class Driver:
             await client.aclose()
 
     async def call(self, service: str, route: str, path: str, body: dict[str, Any], expect: int,
-                   not_yet: Callable[[httpx.Response], bool] = lambda _: False) -> dict[str, Any]:
+                   not_yet: Callable[[httpx.Response], bool] = lambda _: False,
+                   headers: dict[str, str] | None = None) -> dict[str, Any]:
         """POST until the answer is neither "not yet" (the service has not consumed what the command needs)
         nor retryable (409 concurrent_change, 503); the route's latency is the successful attempt's."""
         pause = FIRST_RETRY_SECONDS
         label = f"{service} POST {route}"
         while True:
             started = time.perf_counter()
-            response = await self.clients[service].post(path, json=body)
+            response = await self.clients[service].post(path, json=body, headers=headers)
             elapsed = time.perf_counter() - started
             retry = not_yet(response) or response.status_code == 503 or (
                 response.status_code == 409 and _code(response) == "concurrent_change")
@@ -324,7 +335,9 @@ class Driver:
                         {"method": "cash", "amount": invoice["total"]}, 201)
         await self.after(case_id, "PaymentCaptured", "scheduling completes the consultation", self.call(
             "scheduling", "/appointments/{id}/complete", f"/appointments/{invoice['appointment_id']}/complete", {},
-            200, not_yet=lambda response: response.status_code == 409 and _code(response) == "not_ready"))
+            200, not_yet=lambda response: response.status_code == 409 and _code(response) == "not_ready",
+            # The consultation is over: a completion's own instant, after every slot of the day.
+            headers={REQUEST_CLOCK_HEADER: tokyo_datetime(self.day, CONSULTATIONS_END_AT).isoformat()}))
         await self.after(case_id, "ConsultationCompleted", "reporting takes a draft", self.call(
             "reporting", "/cases/{id}/report", f"/cases/{case_id}/report",
             {"summary": "Surgery is a reasonable choice."}, 201,

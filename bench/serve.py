@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from eventkit import logs
 from eventkit.clock import Clock, utc_now
 from eventkit.settings import ServiceSettings
+from eventkit.testing import RequestInstant, with_request_instant
 
 OFFSET_VARIABLE = "BENCH_CLOCK_OFFSET_SECONDS"
 
@@ -68,7 +69,8 @@ def main() -> None:
     settings, build = _builder(sys.argv[1])
     logs.configure(settings.service, settings.log_level)
     clock = shifted_clock(timedelta(seconds=float(os.environ.get(OFFSET_VARIABLE, "0"))))
-    app = build(settings, clock)
+    app = build(settings, with_request_instant(clock))
+    app.add_middleware(RequestInstant)  # a completion names its own instant (bench.flows)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
                 access_log=False, timeout_graceful_shutdown=20)
 

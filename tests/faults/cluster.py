@@ -32,6 +32,8 @@ CONSUMERS = ("scheduling", "billing", "reporting")
 SERVE = "tests.faults.serve"
 # Every service's clock stands still at 09:00 in Tokyo on the consultation day of every case (a Tuesday).
 FROZEN_AT = "2026-12-08T00:00:00+00:00"
+# The consultation (10:00 to 11:00) is completed at 11:05: the completion's own instant (serve.py).
+CONSULTED_AT = "2026-12-08T02:05:00+00:00"
 
 
 def free_port() -> int:

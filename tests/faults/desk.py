@@ -33,9 +33,9 @@ import asyncpg
 import httpx
 
 from billing.domain import invoice_id_for
-from eventkit.testing import bearer
+from eventkit.testing import REQUEST_CLOCK_HEADER, bearer
 
-from .cluster import Cluster
+from .cluster import CONSULTED_AT, Cluster
 
 CONSULTATION_DAY = date(2026, 12, 8)  # a Tuesday
 DEPARTMENTS = ("cardiology", "neurology", "oncology", "nephrology")
@@ -182,9 +182,11 @@ class Desk:
     # --- sending ------------------------------------------------------------------------------------------
 
     async def send(self, method: str, service: str, path: str, actor: str, body: dict[str, Any] | None,
-                   idempotency_key: str | None = None) -> tuple[Attempt, httpx.Response | None]:
+                   idempotency_key: str | None = None, at: str | None = None) -> tuple[Attempt, httpx.Response | None]:
         url = self.cluster.url(service) + path
         headers = bearer(subject=actor)
+        if at is not None:  # the request's own instant, on clocks that otherwise stand still
+            headers[REQUEST_CLOCK_HEADER] = at
         if idempotency_key is not None:
             headers["Idempotency-Key"] = f'"{idempotency_key}"'
         try:
@@ -204,14 +206,15 @@ class Desk:
 
     async def command(self, run: CaseRun, service: str, name: str, path: str, body: dict[str, Any] | None = None,
                       *, recover: Callable[[Command], Awaitable[dict[str, Any] | None]] | None = None,
-                      step: str | None = None) -> dict[str, Any]:
+                      step: str | None = None, at: str | None = None) -> dict[str, Any]:
         """Send until the command is known to have happened once; returns its answer (or, when the answer was
         lost, what `recover` rebuilds from the service). A refusal (4xx) raises FlowFailed."""
         command = Command(run.key, service, name, f"fault-{run.key}-{step or name}")
         self.commands.append(command)
         deadline = time.monotonic() + STEP_TIMEOUT
         while True:
-            attempt, response = await self.send("POST", service, path, command.actor, body, command.idempotency_key)
+            attempt, response = await self.send("POST", service, path, command.actor, body, command.idempotency_key,
+                                                at)
             command.attempts.append(attempt)
             if attempt.outcome is Outcome.OK:
                 assert response is not None
@@ -345,7 +348,8 @@ class Desk:
                                {"method": "cash", "amount": FEES[run.mode]})
             await self.until(run, "scheduling", f"/cases/{run.case_id}/schedule", lambda body: body["fee_paid"],
                              "scheduling learning of PaymentCaptured")
-        await self.command(run, "scheduling", "CompleteConsultation", f"/appointments/{run.appointment_id}/complete")
+        await self.command(run, "scheduling", "CompleteConsultation", f"/appointments/{run.appointment_id}/complete",
+                           at=CONSULTED_AT)
         run.steps_done.append("consulted")
 
     async def report(self, run: CaseRun) -> None:

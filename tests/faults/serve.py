@@ -2,7 +2,8 @@
 `python -m <service> serve` runs), with three things a fault scenario needs and production never sets:
 
 - FAULTS_CLOCK: an ISO instant the service's clock stands still at, so a whole case (consultation day,
-  counter payment, completion, report) can be driven at any hour the tests happen to run;
+  counter payment, completion, report) can be driven at any hour the tests happen to run; a request may name
+  its own instant (eventkit.testing.REQUEST_CLOCK_HEADER: the completion, after the consultation's start);
 - FAULTS_JOURNAL: a file where the consumer notes each delivery it begins and how it ended, so the checker
   can tell a delivery handled twice from one handled once after a redelivery; and beside it (`.settled`) a line
   each time the consumer has finished with a delivery (acked, or handed back, or its retry copy sent after the
@@ -33,6 +34,7 @@ from faststream.rabbit import RabbitBroker, RabbitMessage
 from eventkit import cli
 from eventkit.consumer import Consumer, Outcome, Verdict
 from eventkit.settings import ServiceSettings
+from eventkit.testing import RequestInstant, with_request_instant
 from secondopinion_contracts import CloudEvent
 
 SETTINGS_CLASSES = {"intake": "IntakeSettings", "scheduling": "SchedulingSettings", "billing": "BillingSettings",
@@ -125,7 +127,8 @@ def main(service: str) -> None:
     instrument_consumer(service)
 
     def build(settings: ServiceSettings) -> FastAPI:
-        built: FastAPI = app_module.build(settings, clock=clock)
+        built: FastAPI = app_module.build(settings, clock=with_request_instant(clock) if clock else None)
+        built.add_middleware(RequestInstant)
         return built
 
     sys.argv = [f"python -m {service}", *sys.argv[2:]]

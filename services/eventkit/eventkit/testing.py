@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -105,6 +106,41 @@ async def erase_personal_data(intake: httpx.AsyncClient, case_id: object) -> htt
     requested = await intake.post(erasure, headers=bearer("privacy_officer", subject="privacy-1"))
     assert requested.status_code == 202, requested.text
     return await intake.post(f"{erasure}/approval", headers=bearer("privacy_officer", subject="privacy-2"))
+
+
+# A harness that runs services as processes (tests/faults, bench) cannot move their clocks between two requests.
+# With `with_request_instant` and `RequestInstant` a request may say what time it is for itself: the
+# consultation completed after its start, on a clock that otherwise stands still. Never in production code.
+REQUEST_CLOCK_HEADER = "X-Test-Clock"
+_request_instant: ContextVar[datetime | None] = ContextVar("request_instant", default=None)
+
+
+def with_request_instant(clock: Callable[[], datetime]) -> Callable[[], datetime]:
+    """`clock`, except within a request that carried REQUEST_CLOCK_HEADER: that instant."""
+
+    def now() -> datetime:
+        return _request_instant.get() or clock()
+
+    return now
+
+
+class RequestInstant:
+    """ASGI middleware setting the instant of a request that names one in REQUEST_CLOCK_HEADER (ISO 8601)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        header = REQUEST_CLOCK_HEADER.lower().encode()
+        named = next((value for key, value in scope.get("headers", ()) if key == header), None)
+        if scope["type"] != "http" or named is None:
+            await self.app(scope, receive, send)
+            return
+        token = _request_instant.set(datetime.fromisoformat(named.decode()))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _request_instant.reset(token)
 
 
 def unique(prefix: str) -> str:
