@@ -13,6 +13,8 @@ LABELS: dict[str, tuple[str, str]] = {
     # roles
     "role.coordinator": ("コーディネーター", "Coordinator"), "role.physician": ("医師", "Physician"),
     "role.cashier": ("会計", "Cashier"), "role.auditor": ("監査", "Auditor"), "role.system": ("システム", "System"),
+    "role.privacy_officer": ("個人情報保護責任者", "Privacy officer"),
+    "role.integration": ("連携システム", "Integration"),
     # modes, relationships
     "mode.in_person": ("対面", "In person"), "mode.online": ("オンライン", "Online"),
     "relationship.self": ("本人", "The patient"), "relationship.family": ("家族", "Family"),
@@ -120,6 +122,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "service.billing": ("会計", "Billing"), "service.reporting": ("報告書", "Reporting"),
     "access.read_case_personal_data": ("患者情報の閲覧", "Read the case's personal data"),
     "access.read_case_key_for_receipt": ("領収書のための鍵の取得", "Took the case's key for a receipt"),
+    "access.read_personal_data_for_receipt_via_billing": ("領収書の宛名の提供（請求サービス）",
+                                                          "Gave the payer's name for a receipt (billing)"),
+    "access.read_personal_data_for_slip_via_scheduling": ("予約票の宛先の提供（予約サービス）",
+                                                          "Gave the slip's name and address (scheduling)"),
+    "access.read_personal_data_for_report_via_reporting": ("報告書の宛先の提供（報告サービス）",
+                                                           "Gave the report letter's names (reporting)"),
+    "access.print_opinion_report": ("報告書の印刷", "Printed the opinion report"),
     "access.read_payer_name_for_receipt": ("領収書の宛名の閲覧", "Read the payer's name for a receipt"),
     "access.read_opinion_report": ("報告書の閲覧", "Read the opinion report"),
 }
