@@ -5,71 +5,34 @@ and the page shows each card move across the board without a reload."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
-from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright, expect
 
 from eventkit.auth import mint_development_token
-from eventkit.runtime import wait_until
-from eventkit.testing import SettableClock, bearer, fresh_database, running_app
+from eventkit.testing import (
+    CHROMIUM_ARGS,
+    SettableClock,
+    bearer,
+    chromium_or_skip,
+    fresh_database,
+    running_app,
+    serving,
+)
 from intake.bootstrap import build as build_intake
 from intake.settings import IntakeSettings
 from reporting.bootstrap import build as build_reporting
 from reporting.testing import COORDINATOR, PHYSICIAN, Bus, Case, Desk, reporting_settings
 from secondopinion_contracts.codes import Mode
 
-CHROMIUM = Path("/usr/bin/chromium")
-INSTALLER = Path(__file__).resolve().parents[3] / "scripts" / "install-chromium.sh"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT = Path("/tmp/reporting-dashboard.png")  # noqa: S108 - a file for a person to look at
 STAFF = bearer(subject="coord-7")  # every role: intake's screening is the physician's
 SUBMITTED_ON = date(2026, 10, 1)
 CONSULTATION_DAY = date(2026, 10, 8)
-
-
-def chromium_or_skip() -> str:
-    """Debian's Chromium, installed by the project's script if missing; a loud skip only if it cannot be."""
-    if not CHROMIUM.exists() and INSTALLER.exists():
-        subprocess.run(["bash", str(INSTALLER)], check=False, timeout=600)  # noqa: S603, S607
-    if not CHROMIUM.exists():
-        reason = (f"BROWSER TEST NOT RUN: {CHROMIUM} is missing and {INSTALLER.name} could not install it "
-                  "(apt-get unavailable or failing); the dashboard was not checked in a browser")
-        print(f"\n*** {reason} ***", file=sys.stderr)
-        pytest.skip(reason)
-    return str(CHROMIUM)
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """The app under uvicorn on a free local port, in this event loop (its lifespan starts the runtime)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        await wait_until(lambda: server.started or task.done(), timeout=30)
-        if task.done():
-            task.result()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def intake_request(**changes: Any) -> dict[str, Any]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from playwright.async_api import async_playwright, expect
 
+from eventkit.testing import CHROMIUM_ARGS, chromium_or_skip, serving
 from reporting.bootstrap import build
 from reporting.testing import reporting_settings
-
-from .test_dashboard_browser import CHROMIUM_ARGS, chromium_or_skip, serving
 
 
 async def test_swagger_ui_and_redoc_render_from_the_service_itself(database: str, rabbitmq_url: str) -> None:
