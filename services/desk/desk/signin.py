@@ -26,7 +26,8 @@ from desk import forms
 from desk.sessions import SESSION_COOKIE
 from desk.settings import DeskSettings
 from desk.web import Form, current_session, render, set_cookie, store
-from eventkit.auth import ROLES, mint_development_token
+from eventkit.auth import STAFF_ROLES, mint_development_token
+from eventkit.staff import DEFAULT_DEPARTMENTS
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -34,7 +35,7 @@ router = APIRouter()
 DEVELOPMENT_TOKEN_SECONDS = 8 * 3600
 # Names offered on the development sign-in page (any other may be typed).
 DEVELOPMENT_STAFF = (("coord-1", "受付 花子"), ("dr-sato", "佐藤 医師"), ("cash-1", "会計 太郎"),
-                     ("audit-1", "監査 次郎"))
+                     ("audit-1", "監査 次郎"), ("privacy-1", "個人情報 三郎"))
 
 
 def settings_of(request: Request) -> DeskSettings:
@@ -60,7 +61,7 @@ async def _start_session(request: Request, *, subject: str, name: str, roles: li
 async def sign_in_page(request: Request) -> Response:
     settings = settings_of(request)
     return render(request, "sign_in.html", None, development=settings.development_sign_in_enabled,
-                  oidc=settings.oidc_configured, staff=DEVELOPMENT_STAFF, roles=ROLES, problem=None)
+                  oidc=settings.oidc_configured, staff=DEVELOPMENT_STAFF, roles=STAFF_ROLES, problem=None)
 
 
 @router.post("/sign-in/development", response_class=HTMLResponse)
@@ -68,16 +69,19 @@ async def development_sign_in(request: Request, form: Form) -> Response:
     settings = settings_of(request)
     if not settings.development_sign_in_enabled:
         return render(request, "sign_in.html", None, status_code=403, development=False,
-                      oidc=settings.oidc_configured, staff=DEVELOPMENT_STAFF, roles=ROLES,
+                      oidc=settings.oidc_configured, staff=DEVELOPMENT_STAFF, roles=STAFF_ROLES,
                       problem={"message": "開発用サインインは使えません / Development sign-in is off"})
     subject = forms.text(str(form.get("staff_id", "")))
-    roles = [role for role in form.getlist("roles") if role in ROLES]
+    roles = [role for role in form.getlist("roles") if role in STAFF_ROLES]
     if not subject or not roles or not all(c.isalnum() or c in "._@-" for c in subject) or len(subject) > 100:
         return render(request, "sign_in.html", None, status_code=422, development=True,
-                      oidc=settings.oidc_configured, staff=DEVELOPMENT_STAFF, roles=ROLES,
+                      oidc=settings.oidc_configured, staff=DEVELOPMENT_STAFF, roles=STAFF_ROLES,
                       problem={"message": "職員IDと役割を選んでください / Pick a staff id and at least one role"})
     name = dict(DEVELOPMENT_STAFF).get(subject, subject)
-    token = mint_development_token(subject, roles, lifetime_seconds=DEVELOPMENT_TOKEN_SECONDS)
+    # As the identity provider's token would: the member's name and departments (a development physician works
+    # in every department, so any case can be screened and reported on).
+    token = mint_development_token(subject, roles, lifetime_seconds=DEVELOPMENT_TOKEN_SECONDS, name=name,
+                                   departments=list(DEFAULT_DEPARTMENTS))
     expires = datetime.now(UTC) + timedelta(seconds=DEVELOPMENT_TOKEN_SECONDS)
     return await _start_session(request, subject=subject, name=name, roles=[str(r) for r in roles],
                                 access_token=token, expires_at=expires)
@@ -155,7 +159,7 @@ async def oidc_callback(request: Request, state: str = "", code: str = "") -> Re
     pending = await store(request).finish_sign_in(state) if state and code else None
     if pending is None or not settings.oidc_configured:
         return render(request, "sign_in.html", None, status_code=400, development=settings.development_sign_in_enabled,
-                      oidc=settings.oidc_configured, staff=DEVELOPMENT_STAFF, roles=ROLES,
+                      oidc=settings.oidc_configured, staff=DEVELOPMENT_STAFF, roles=STAFF_ROLES,
                       problem={"message": "サインインをやり直してください / Please sign in again"})
     nonce, verifier = pending
     provider = provider_of(request)
@@ -168,14 +172,14 @@ async def oidc_callback(request: Request, state: str = "", code: str = "") -> Re
     except Exception as error:  # the provider said no, or its answer did not verify: never a 500
         log.warning("OIDC sign-in failed: %s", error.__class__.__name__)
         return render(request, "sign_in.html", None, status_code=401, development=False, oidc=True,
-                      staff=DEVELOPMENT_STAFF, roles=ROLES,
+                      staff=DEVELOPMENT_STAFF, roles=STAFF_ROLES,
                       problem={"message": "サインインできませんでした / The sign-in failed"})
     held = claims.get(settings.oidc_role_claim, [])
     held = [held] if isinstance(held, str) else held
-    roles = [role for role in held if role in ROLES] if isinstance(held, list) else []
+    roles = [role for role in held if role in STAFF_ROLES] if isinstance(held, list) else []
     if not roles:
         return render(request, "sign_in.html", None, status_code=403, development=False, oidc=True,
-                      staff=DEVELOPMENT_STAFF, roles=ROLES,
+                      staff=DEVELOPMENT_STAFF, roles=STAFF_ROLES,
                       problem={"message": "この窓口の役割が割り当てられていません / No desk role is assigned to you"})
     expires_at = datetime.fromtimestamp(float(token.get("expires_at") or time.time() + 300), UTC)
     return await _start_session(request, subject=str(claims["sub"]),

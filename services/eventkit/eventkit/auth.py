@@ -31,8 +31,10 @@ from eventkit.staff import StaffDirectory, StaffMember
 
 log = logging.getLogger(__name__)
 
+# The roles of the people who work at the desk (the console offers these).
+STAFF_ROLES = ("coordinator", "physician", "cashier", "auditor", "privacy_officer")
 # `integration`: another hospital system reading the catch-up feed (eventkit.feed), and nothing else.
-ROLES = ("coordinator", "physician", "cashier", "auditor", "integration", "privacy_officer")
+ROLES = (*STAFF_ROLES, "integration")
 # A signed-in shift at most; the development CLI mints shorter ones.
 MAX_LIFETIME_SECONDS = 12 * 3600
 CLI_DEFAULT_MINUTES = 60
