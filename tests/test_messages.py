@@ -14,6 +14,8 @@ CODE = re.compile(r'code=(f?)"([a-z_]+)')
 def test_every_refusal_code_in_the_services_reads_in_japanese() -> None:
     codes: set[str] = set()
     for source in SERVICES.glob("*/*/*.py"):
+        if source.relative_to(SERVICES).parts[0] == "desk":
+            continue  # the console answers no API: its own words are its catalogue (desk.catalogue)
         for formatted, code in CODE.findall(source.read_text(encoding="utf-8")):
             codes.add(code if not formatted else code + "*")
     assert len(codes) > 30, "the scan found the services' codes"
