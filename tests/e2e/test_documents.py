@@ -128,6 +128,7 @@ async def test_an_in_person_case_prints_its_slip_receipt_refund_and_report_and_m
                                         " AND action LIKE 'read_personal_data_for_%' ORDER BY id", case_id)
         assert {(row["actor_id"], row["action"]) for row in reads} == {
             ("coord-1", "read_personal_data_for_slip_via_scheduling"),
+            ("cashier-3", "read_personal_data_for_receipt_via_billing"),
             ("coord-1", "read_personal_data_for_report_via_reporting"),
             ("dr-sato", "read_personal_data_for_report_via_reporting")}, "intake's access log names each reader"
 
@@ -158,7 +159,7 @@ async def test_an_online_case_has_no_slip_and_a_receipt_of_44000_yen(rabbitmq_ur
         expect(await h.complete(appointment_id), 200)
         await h.wait_for(case_id, "PaymentCaptured")
         invoice_id = (await h.invoice_of(case_id))["invoice_id"]
-        expect(await h.billing.post(f"/invoices/{invoice_id}/receipt", headers=STAFF["coordinator"]), 201)
+        expect(await h.billing.post(f"/invoices/{invoice_id}/receipt", headers=STAFF["cashier"]), 201)
         receipt = pdf(await h.billing.get(f"/invoices/{invoice_id}/receipt.pdf", headers=STAFF["cashier"]), tmp_path,
                       "receipt-online")
         assert missing_text(receipt, "領収書", f"{PAYER} 様", "44,000円（税込）", "40,000円", "4,000円", "10%対象",
