@@ -28,7 +28,7 @@ from secondopinion_contracts.codes import Mode
 from secondopinion_contracts.events.scheduling import SlotConfirmed
 
 from .checker import Checker, Report, dead_letter_reason, topic_matches
-from .cluster import Cluster, ServiceProcess, running_cluster
+from .cluster import CONSULTED_AT, Cluster, ServiceProcess, running_cluster
 from .desk import CaseRun, Desk, Outcome
 from .infra import (
     MachineBusy,
@@ -396,7 +396,8 @@ async def test_concurrent_commands_on_one_aggregate_one_wins_per_version_the_res
                                       for n in range(6)))
     assert sorted(a.status or 0 for a in payments) == [201, 409, 409, 409, 409, 409]
     await desk.until(run, "scheduling", f"/cases/{run.case_id}/schedule", lambda body: body["fee_paid"], "fee paid")
-    await desk.command(run, "scheduling", "CompleteConsultation", f"/appointments/{run.appointment_id}/complete")
+    await desk.command(run, "scheduling", "CompleteConsultation", f"/appointments/{run.appointment_id}/complete",
+                       at=CONSULTED_AT)
     await desk.report(run)
     run.finished = True
     conn = await cluster.database("intake")
