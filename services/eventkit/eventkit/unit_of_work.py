@@ -179,8 +179,11 @@ class PostgresUnitOfWork(UnitOfWork):
         """The unit of work's connection, in its transaction (opened now if it is not yet): for the handler's own
         statements, which then commit (or roll back) with its appends."""
         if self._conn is None:
-            self._transaction = db.transaction(self.store.pool)
-            self._conn = await self._transaction.__aenter__()
+            transaction = db.transaction(self.store.pool)
+            # Kept only once open: one that failed to open (the database down) is not ended again, which would
+            # raise a RuntimeError in place of the database's error (and answer 500 instead of 503).
+            self._conn = await transaction.__aenter__()
+            self._transaction = transaction
         return self._conn
 
     async def load_stream(self, stream_id: str) -> list[RecordedEvent]:

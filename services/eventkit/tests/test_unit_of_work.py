@@ -4,6 +4,7 @@ a transaction with the handler's own statements), joined to a consumer's deliver
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from dataclasses import dataclass
 
@@ -208,3 +209,20 @@ async def test_a_services_adapter_reaches_the_connection_of_a_postgresql_unit_of
         assert await connection_of(uow) is conn
     with pytest.raises(TypeError, match="PostgreSQL's unit of work"):
         await connection_of(InMemoryUnitOfWork(InMemoryEventStore("intake", TYPES), context()))
+
+
+async def test_a_transaction_that_cannot_open_raises_the_databases_error_and_the_unit_of_work_still_ends() -> None:
+    """The database down (nothing listens): the handler's first statement raises the connection error, which the
+    API answers as 503; ending the unit of work afterwards must not replace it (it once raised RuntimeError: 500)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{closed_port}/none", min_size=0)
+    try:
+        store = EventStore(pool, service="intake", types=TYPES)
+        with pytest.raises(db.TRANSIENT_DB_ERRORS) as refused:
+            async with PostgresUnitOfWork(store, context("down")) as uow:
+                await connection_of(uow)
+        assert db.is_transient(refused.value)
+    finally:
+        await pool.close()
