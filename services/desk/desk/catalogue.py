@@ -43,7 +43,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "document.application_form": ("申込書", "Application form"), "document.consent_form": ("同意書", "Consent form"),
     "document.relationship_proof": ("続柄を証する書類", "Proof of relationship"),
     "document.referral_letter": ("診療情報提供書", "Referral letter"),
-    "document.test_results": ("検査結果", "Test results"),
+    "document.test_results": ("検査資料", "Test materials"),
     # refusal / decline reasons
     "reason.requester_not_patient_or_family": ("申込者が患者本人・家族ではありません",
                                                "The requester is neither the patient nor family"),
@@ -129,6 +129,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "access.read_personal_data_for_report_via_reporting": ("報告書の宛先の提供（報告サービス）",
                                                            "Gave the report letter's names (reporting)"),
     "access.print_opinion_report": ("報告書の印刷", "Printed the opinion report"),
+    "access.list_cases": ("案件一覧の表示", "Listed cases"),
+    "access.list_access_log": ("アクセスログの閲覧", "Read the access log"),
+    "access.refused": ("権限のない操作の拒否", "Refused"),
     "access.read_payer_name_for_receipt": ("領収書の宛名の閲覧", "Read the payer's name for a receipt"),
     "access.read_opinion_report": ("報告書の閲覧", "Read the opinion report"),
 }
@@ -351,9 +354,21 @@ def refusal(code: str | None, lang: str, service: str | None = None) -> str:
     return pair[0] if lang == "ja" else pair[1]
 
 
+def access_action(action: str, lang: str) -> str:
+    """An access-log entry's action in words: a listing with what was asked for (filters and page, never personal
+    data), a refusal with its route, or a read by its code."""
+    if action.startswith("refused "):
+        return f"{label('access.refused', lang)}: {action.removeprefix('refused ')}"
+    listing, _, query = action.partition("?")
+    if query:
+        return f"{label('access.' + listing, lang)}（{query}）"
+    return label(f"access.{action}", lang)
+
+
 def words(lang: str) -> dict[str, Any]:
     """What a template needs to speak `lang`."""
-    return {"t": lambda key: label(key, lang), "dept": lambda code: department(code, lang), "lang": lang}
+    return {"t": lambda key: label(key, lang), "dept": lambda code: department(code, lang), "lang": lang,
+            "access_action": lambda action: access_action(action, lang)}
 
 
 def refusal_detail(item: str, lang: str) -> str:

@@ -63,7 +63,7 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         case_id = await new_case(c, desk, screenshot="new-case")
         await expect(desk.locator("#status")).to_have_text("受付")
         await expect(desk.locator("#documents .missing").first).to_contain_text("申込書")
-        await record_documents(desk, "application_form", "referral_letter")
+        await record_documents(desk, "application_form", "referral_letter", "test_results")
         await expect(desk.locator("#status")).to_have_text("審査中")
         await expect(desk.locator("#documents .missing")).to_have_count(0)
         assert PATIENT not in (await desk.title()), "no personal data in the page title"
@@ -188,7 +188,7 @@ async def test_an_online_case_whose_card_is_declined_is_charged_again_and_closed
         desk = await c.page()
         await c.sign_in(desk, "coord-1", "coordinator")
         case_id = await new_case(c, desk, mode="online")
-        await record_documents(desk, "application_form", "referral_letter")
+        await record_documents(desk, "application_form", "referral_letter", "test_results")
         await desk.get_by_role("link", name="相談枠の登録").click()
         await desk.locator("#physician_id").fill("dr-sato")
         await desk.locator("#from").fill("2026/12/03")

@@ -75,8 +75,11 @@ async def test_refusals_roles_language_and_the_access_log(rabbitmq_url: str) -> 
         auditor = await c.page()
         await c.sign_in(auditor, "audit-1", "auditor")
         await expect(auditor.locator('[data-service="intake"] .badge')).to_have_text("改ざんなし")
-        await expect(auditor.locator("tbody tr").first).to_contain_text("患者情報の閲覧")
-        await expect(auditor.locator("tbody tr").first).to_contain_text("coord-1")
+        read = auditor.locator('tbody tr:has(td[data-action="read_case_personal_data"])').first
+        await expect(read).to_contain_text("患者情報の閲覧")
+        await expect(read).to_contain_text("coord-1")
+        listed = auditor.locator('tbody tr:has(td[data-action^="list_cases"])').first
+        await expect(listed).to_contain_text("案件一覧の表示（")  # a listing in words, with what was asked
         await accessible(auditor, "audit")
 
 
@@ -153,7 +156,7 @@ async def test_dates_are_moved_cancelled_and_a_no_show_recorded_and_a_physician_
                 "attending_physician": {"name": "Dr", "institution": "Clinic", "consents": True},
                 "wants_treatment_here": False, "complaint_or_litigation": False})
             case_id: str = case.json()["case_id"]
-            for kind in ("application_form", "referral_letter"):
+            for kind in ("application_form", "referral_letter", "test_results"):
                 await intake.post(f"/cases/{case_id}/documents", headers=coordinator,
                                   json={"kind": kind, "received_on": "2026-12-02"})
             return case_id
