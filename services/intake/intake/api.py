@@ -1,5 +1,6 @@
 """Intake's HTTP API for the desk: submit a case, record documents, screen, withdraw, correct its details, log the
-contacts with the patient's side, erase (two privacy officers), and read; and, for the other services' documents, the personal data each one prints."""
+contacts with the patient's side, erase (two privacy officers), and read; and, for the other services' documents,
+the personal data each one prints."""
 
 from __future__ import annotations
 

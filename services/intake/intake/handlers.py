@@ -67,7 +67,8 @@ async def correct_case_details(command: CorrectCaseDetails, uow: UnitOfWork, *,
     return await uow.commit()
 
 
-async def record_contact(command: RecordContact, uow: UnitOfWork, *, personal_data: PersonalData) -> list[RecordedEvent]:
+async def record_contact(command: RecordContact, uow: UnitOfWork, *,
+                         personal_data: PersonalData) -> list[RecordedEvent]:
     """The contact's facts as an event, its note sealed beside the stream, in one transaction."""
     case = await uow.load(CASES, command.case_id)
     if case.state.status is domain.CaseStatus.NEW:

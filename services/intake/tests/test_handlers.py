@@ -354,7 +354,8 @@ async def test_a_correction_never_accepts_a_case_and_a_declined_case_is_not_corr
         store: InMemoryEventStore) -> None:
     declined = CaseDeclinedV2(case_id=CASE_ID, reasons=[DeclineReason.SEEKS_TREATMENT_HERE],
                               screening=Screening.AUTOMATIC)
-    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted().model_copy(update={"wants_treatment_here": True}), declined])
+    wants_treatment = submitted().model_copy(update={"wants_treatment_here": True})
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [wants_treatment, declined])
     with pytest.raises(CommandRejected) as refused:
         await handle(store, correction(wants_treatment_here=False))
     assert refused.value.code == "case_declined"
