@@ -11,8 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from eventkit.testing import EventCollector, SettableClock, assert_valid, bearer, erase_personal_data, fetch, \
-    running_app
+from eventkit.testing import (
+    EventCollector,
+    SettableClock,
+    assert_valid,
+    bearer,
+    erase_personal_data,
+    fetch,
+    running_app,
+)
 from intake.bootstrap import build
 from intake.settings import IntakeSettings
 
