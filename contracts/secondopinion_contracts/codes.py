@@ -182,3 +182,44 @@ class AmendmentReason(StrEnum):
     NEW_INFORMATION = "new_information"
     CLARIFICATION = "clarification"
     OTHER = "other"
+
+
+class CorrectedField(StrEnum):
+    """What a correction of a case changed (CaseDetailsCorrected): the personal details (their values stay sealed
+    in intake), the question, and the request's facts a refusal is decided on."""
+
+    REQUESTER_NAME = "requester_name"
+    REQUESTER_PHONE = "requester_phone"
+    PATIENT_NAME = "patient_name"
+    PATIENT_BIRTH_DATE = "patient_birth_date"
+    PATIENT_POSTAL_ADDRESS = "patient_postal_address"
+    ATTENDING_PHYSICIAN_NAME = "attending_physician_name"
+    ATTENDING_INSTITUTION = "attending_institution"
+    ATTENDING_INSTITUTION_ADDRESS = "attending_institution_address"
+    QUESTION = "question"
+    PATIENT_DECEASED = "patient_deceased"
+    ATTENDING_PHYSICIAN_CONSENTS = "attending_physician_consents"
+    WANTS_TREATMENT_HERE = "wants_treatment_here"
+    COMPLAINT_OR_LITIGATION = "complaint_or_litigation"
+
+
+class CorrectionReason(StrEnum):
+    """Why a case's details were corrected; the coordinator's own words, if any, stay sealed in intake."""
+
+    TYPING_ERROR = "typing_error"
+    REPORTED_BY_REQUESTER = "reported_by_requester"
+    DIFFERS_FROM_DOCUMENTS = "differs_from_documents"
+    OTHER = "other"
+
+
+class ContactDirection(StrEnum):
+    """A call or letter from the patient's side to the desk (`incoming`), or from the desk to them (`outgoing`)."""
+
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+
+
+class ContactChannel(StrEnum):
+    PHONE = "phone"
+    LETTER = "letter"
+    EMAIL = "email"

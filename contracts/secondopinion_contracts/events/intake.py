@@ -11,6 +11,10 @@ from pydantic import Field, model_validator
 from secondopinion_contracts.base import EventData
 from secondopinion_contracts.codes import (
     ConsentBasis,
+    ContactChannel,
+    ContactDirection,
+    CorrectedField,
+    CorrectionReason,
     DeclineReason,
     Department,
     DocumentKind,
@@ -158,6 +162,39 @@ class PersonalDataErased(_IntakeEvent):
     erased_on: date = tokyo_date("When the data was erased")
 
 
+class CaseDetailsCorrected(_IntakeEvent):
+    """A coordinator corrected the case's details (a mistyped name, phone, address, birth date, attending
+    physician) or the request's facts. Names the fields and why, never their values: those stay sealed in intake.
+    A corrected fact a refusal is decided on carries its new value; when it shows a refusal reason, `CaseDeclined`
+    follows at once (screening `automatic`). Added in 1.2.0."""
+
+    NAME: ClassVar[str] = "CaseDetailsCorrected"
+    correction_id: UUID = Field(description="The correction (its note, if any, stays sealed in intake).")
+    fields: list[CorrectedField] = Field(min_length=1, max_length=len(CorrectedField),
+                                         description="What was corrected, in the order of `CorrectedField`.")
+    reason: CorrectionReason = Field(description="Why it was corrected.")
+    corrected_on: date = tokyo_date("When it was corrected")
+    patient_is_minor: bool | None = Field(
+        None, description="Set when the birth date was corrected: whether the patient is under 18 on the "
+                          "submission date now.")
+    patient_deceased: bool | None = Field(None, description="The new value, when corrected.")
+    attending_physician_consents: bool | None = Field(None, description="The new value, when corrected.")
+    wants_treatment_here: bool | None = Field(None, description="The new value, when corrected.")
+    complaint_or_litigation: bool | None = Field(None, description="The new value, when corrected.")
+
+
+class ContactRecorded(_IntakeEvent):
+    """A call, letter or e-mail to or from the patient's side about the case, entered in the desk's contact log.
+    The note of what was said stays sealed in intake. Added in 1.2.0."""
+
+    NAME: ClassVar[str] = "ContactRecorded"
+    contact_id: UUID = Field(description="The contact log entry (its note stays in intake).")
+    contacted_on: date = tokyo_date("When the call was made or the letter sent or received")
+    direction: ContactDirection = Field(description="From the patient's side to the desk, or the other way.")
+    channel: ContactChannel = Field(description="Phone, letter or e-mail.")
+    handled_by: str = Field(min_length=1, max_length=100, description="Staff id of who made or took it.")
+
+
 EVENTS: tuple[type[EventData], ...] = (
     CaseSubmitted,
     DocumentReceived,
@@ -167,4 +204,6 @@ EVENTS: tuple[type[EventData], ...] = (
     CaseDeclinedV2,
     CaseWithdrawn,
     PersonalDataErased,
+    CaseDetailsCorrected,
+    ContactRecorded,
 )

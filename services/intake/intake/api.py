@@ -1,5 +1,6 @@
-"""Intake's HTTP API for the desk: submit a case, record documents, screen, withdraw, erase (two privacy officers),
-and read; and, for the other services' documents, the personal data each one prints."""
+"""Intake's HTTP API for the desk: submit a case, record documents, screen, withdraw, correct its details, log the
+contacts with the patient's side, erase (two privacy officers), and read; and, for the other services' documents,
+the personal data each one prints."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from eventkit.service_identity import ServiceCall, allow_service
 from eventkit.staff import StaffMember
 from intake.commands import (
     ApproveErasure,
+    CorrectCaseDetails,
     Person,
     PostalAddress,
     ReceiveDocument,
+    RecordContact,
     RequestErasure,
     ScreenCase,
     SubmitCase,
@@ -31,9 +34,18 @@ from intake.commands import (
 )
 from intake.domain import PURPOSES, CaseStatus
 from intake.queries import CaseCursor, CaseFilters, CaseQueries, case_status, personal_data, received_documents
-from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
+from secondopinion_contracts.codes import (
+    ContactChannel,
+    ContactDirection,
+    CorrectionReason,
+    DocumentKind,
+    Mode,
+    RefusalReason,
+    Relationship,
+    WithdrawalReason,
+)
 from secondopinion_contracts.departments import CATALOGUE, DepartmentCode
-from secondopinion_contracts.events.intake import DocumentReceived
+from secondopinion_contracts.events.intake import CaseDetailsCorrected, DocumentReceived
 
 router = APIRouter(tags=["cases"])
 Handle = Annotated[Dispatcher, Depends(from_app_state("handle", Dispatcher))]
@@ -125,6 +137,9 @@ class CommandResult(BaseModel):
     document_id: UUID | None = None
     copy_of: UUID | None = Field(None, description="The first document of the same kind, when this one is a copy.")
     erasure_requested_by: str | None = None
+    correction_id: UUID | None = None
+    corrected_fields: list[str] | None = Field(None, description="What the correction changed (not the values).")
+    contact_id: UUID | None = None
 
 
 async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:
@@ -194,6 +209,114 @@ async def withdraw_case(case_id: UUID, body: WithdrawalIn, actor: Annotated[Acto
     recorded = await handle(WithdrawCase(case_id=case_id, reason=body.reason),
                             command_context(actor, case_id, "WithdrawCase"))
     return await _result(case_id, recorded, q)
+
+
+class RequesterCorrectionIn(Strict):
+    name: Name | None = None
+    phone: Phone | None = None
+
+
+class PatientCorrectionIn(Strict):
+    name: Name | None = None
+    birth_date: BirthDate | None = None
+    postal_address: PostalAddressIn | None = None
+    deceased: bool | None = None
+
+
+class AttendingPhysicianCorrectionIn(Strict):
+    name: Name | None = None
+    institution: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    institution_address: PostalAddressIn | None = None
+    consents: bool | None = None
+
+
+class CorrectionIn(Strict):
+    """Only what is corrected, with the corrected value; what is left out stays as recorded."""
+
+    reason: CorrectionReason
+    note: Annotated[str | None, Field(min_length=1, max_length=200, description=(
+        "A short reason in the coordinator's words; sealed with the case's personal data, never published."))] = None
+    requester: RequesterCorrectionIn | None = None
+    patient: PatientCorrectionIn | None = None
+    attending_physician: AttendingPhysicianCorrectionIn | None = None
+    question: Annotated[str | None, Field(min_length=1, max_length=4000), Prose] = None
+    wants_treatment_here: bool | None = None
+    complaint_or_litigation: bool | None = None
+
+    @model_validator(mode="after")
+    def _corrects_something(self) -> CorrectionIn:
+        parts = (self.requester, self.patient, self.attending_physician)
+        given = [value for part in parts if part is not None for value in part.model_dump().values()]
+        given += [self.question, self.wants_treatment_here, self.complaint_or_litigation]
+        if all(value is None for value in given):
+            raise ValueError("a correction gives at least one corrected field")
+        return self
+
+    def command(self, case_id: UUID, correction_id: UUID, corrected_on: date) -> CorrectCaseDetails:
+        requester = self.requester or RequesterCorrectionIn()
+        patient = self.patient or PatientCorrectionIn()
+        attending = self.attending_physician or AttendingPhysicianCorrectionIn()
+        return CorrectCaseDetails(
+            case_id=case_id, correction_id=correction_id, reason=self.reason, corrected_on=corrected_on,
+            note=self.note, requester_name=requester.name, requester_phone=requester.phone,
+            patient_name=patient.name, patient_birth_date=patient.birth_date,
+            patient_postal_address=patient.postal_address.command() if patient.postal_address else None,
+            attending_physician_name=attending.name, attending_institution=attending.institution,
+            attending_institution_address=(attending.institution_address.command()
+                                           if attending.institution_address else None),
+            question=self.question, patient_deceased=patient.deceased,
+            attending_physician_consents=attending.consents, wants_treatment_here=self.wants_treatment_here,
+            complaint_or_litigation=self.complaint_or_litigation)
+
+
+@router.post("/cases/{case_id}/corrections", status_code=201, response_model=CommandResult)
+async def correct_case(case_id: UUID, body: CorrectionIn, actor: Annotated[Actor, Depends(allow("coordinator"))],
+                       corrected_on: Annotated[date, Depends(today)], handle: Handle,
+                       q: Queries) -> CommandResult:
+    """Correct what was recorded (a mistyped name, phone, address, birth date, attending physician, or a fact of
+    the request). The event names the fields and the reason, never the values. A corrected fact that shows a
+    refusal reason declines the case at once (`CaseDeclined`, screening `automatic`); an accepted case is not
+    declined by a correction (409 `refusal_after_acceptance`: withdraw it instead)."""
+    correction_id = uuid4()
+    recorded = await handle(body.command(case_id, correction_id, corrected_on),
+                            command_context(actor, case_id, "CorrectCaseDetails"))
+    fields = next((e.data.fields for e in recorded if isinstance(e.data, CaseDetailsCorrected)), [])
+    return await _result(case_id, recorded, q, correction_id=correction_id,
+                         corrected_fields=[field.value for field in fields])
+
+
+class ContactIn(Strict):
+    contacted_on: DeskDate = Field(description="When the call was made, or the letter or e-mail sent or received.")
+    direction: ContactDirection
+    channel: ContactChannel
+    note: Annotated[str, Field(min_length=1, max_length=2000, description=(
+        "What was said, briefly: personal data, sealed with the case's key, never published.")), Prose]
+
+
+@router.post("/cases/{case_id}/contacts", status_code=201, response_model=CommandResult)
+async def record_contact(case_id: UUID, body: ContactIn,
+                         coordinator: Annotated[StaffMember, Depends(allow_staff("coordinator"))],
+                         recorded_on: Annotated[date, Depends(today)], handle: Handle, q: Queries) -> CommandResult:
+    """Log a call, letter or e-mail to or from the patient's side, made or taken by the signed-in coordinator."""
+    contact_id = uuid4()
+    command = RecordContact(case_id=case_id, contact_id=contact_id, contacted_on=body.contacted_on,
+                            direction=body.direction, channel=body.channel, note=body.note,
+                            handled_by=coordinator.staff_id, recorded_on=recorded_on)
+    recorded = await handle(command, command_context(coordinator.actor, case_id, "RecordContact"))
+    return await _result(case_id, recorded, q, contact_id=contact_id)
+
+
+@router.get("/cases/{case_id}/contacts")
+async def list_contacts(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
+                        q: Queries) -> dict[str, Any]:
+    """The case's contact log, oldest first, with each note (*** once the case's personal data is erased). Reading
+    the notes is written to the access log."""
+    contacts = await q.contacts(case_id)
+    if contacts is None:
+        raise NotFound(f"no case {case_id}")
+    async with q.pool.acquire() as conn:
+        await record_access(conn, actor, case_id, "read_contact_notes")
+    return {"case_id": str(case_id), "contacts": contacts}
 
 
 PrivacyOfficer = Annotated[Actor, Depends(allow("privacy_officer"))]

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
-from secondopinion_contracts.codes import DocumentKind, Mode, RefusalReason, Relationship, WithdrawalReason
+from secondopinion_contracts.codes import (
+    ContactChannel,
+    ContactDirection,
+    CorrectionReason,
+    DocumentKind,
+    Mode,
+    RefusalReason,
+    Relationship,
+    WithdrawalReason,
+)
 
 
 @dataclass(frozen=True)
@@ -91,3 +100,42 @@ class ApproveErasure:
 class WithdrawCase:
     case_id: UUID
     reason: WithdrawalReason
+
+
+@dataclass(frozen=True)
+class CorrectCaseDetails:
+    """A coordinator corrects what was recorded: each field given (not None) is the corrected value. The personal
+    values go to the sealed personal data only; the facts a refusal is decided on are decided again."""
+
+    case_id: UUID
+    correction_id: UUID
+    reason: CorrectionReason
+    corrected_on: date
+    note: str | None = None
+    requester_name: str | None = None
+    requester_phone: str | None = None
+    patient_name: str | None = None
+    patient_birth_date: date | None = None
+    patient_postal_address: PostalAddress | None = None
+    attending_physician_name: str | None = None
+    attending_institution: str | None = None
+    attending_institution_address: PostalAddress | None = None
+    question: str | None = None
+    patient_deceased: bool | None = None
+    attending_physician_consents: bool | None = None
+    wants_treatment_here: bool | None = None
+    complaint_or_litigation: bool | None = None
+
+
+@dataclass(frozen=True)
+class RecordContact:
+    """A call, letter or e-mail to or from the patient's side, for the case's contact log; the note is sealed."""
+
+    case_id: UUID
+    contact_id: UUID
+    contacted_on: date
+    direction: ContactDirection
+    channel: ContactChannel
+    note: str
+    handled_by: str
+    recorded_on: date

@@ -6,16 +6,27 @@ the patient's consent counts as verified.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
 from eventkit.errors import CommandRejected
 from eventkit.events import Event
-from intake.commands import ErasePersonalData, ReceiveDocument, ScreenCase, SubmitCase, WithdrawCase
+from intake.commands import (
+    CorrectCaseDetails,
+    ErasePersonalData,
+    ReceiveDocument,
+    RecordContact,
+    ScreenCase,
+    SubmitCase,
+    WithdrawCase,
+)
 from secondopinion_contracts.codes import (
     ConsentBasis,
+    CorrectedField,
     DeclineReason,
     DocumentKind,
     Mode,
@@ -27,9 +38,11 @@ from secondopinion_contracts.codes import (
 from secondopinion_contracts.events.intake import (
     CaseAccepted,
     CaseDeclinedV2,
+    CaseDetailsCorrected,
     CaseSubmitted,
     CaseWithdrawn,
     ConsentVerified,
+    ContactRecorded,
     DocumentReceived,
     PersonalDataErased,
 )
@@ -64,6 +77,12 @@ class Case:
     reasons: tuple[DeclineReason, ...] = field(default=())
     recommendation: Recommendation | None = None
     personal_data_erased: bool = False
+    # The submitted facts a refusal is decided on (CaseSubmitted, then corrections), decided again on a correction.
+    submitted_on: date | None = None
+    patient_deceased: bool = False
+    attending_physician_consents: bool = True
+    wants_treatment_here: bool = False
+    complaint_or_litigation: bool = False
 
     @property
     def missing_documents(self) -> list[DocumentKind]:
@@ -107,22 +126,33 @@ def consent_basis(case: Case) -> ConsentBasis | None:
 
 def refusal_reasons(command: SubmitCase, departments: frozenset[str], patient_is_minor: bool) -> list[DeclineReason]:
     """Refusal reasons the submitted facts already show, in the guide's order."""
-    reasons: list[DeclineReason] = []
-    if command.requester_relationship is Relationship.OTHER:
-        reasons.append(DeclineReason.REQUESTER_NOT_PATIENT_OR_FAMILY)
-    if (command.requester_relationship is Relationship.FAMILY and command.patient_consents is False
-            and not patient_is_minor):
-        reasons.append(DeclineReason.MISSING_PATIENT_CONSENT)
-    if command.wants_treatment_here:
-        reasons.append(DeclineReason.SEEKS_TREATMENT_HERE)
-    if command.complaint_or_litigation:
-        reasons.append(DeclineReason.COMPLAINT_OR_LITIGATION)
-    if command.patient_deceased:
-        reasons.append(DeclineReason.PATIENT_DECEASED)
-    if not command.attending_physician_consents:
-        reasons.append(DeclineReason.ATTENDING_PHYSICIAN_NOT_CONSENTING)
+    reasons = fact_refusals(
+        relationship=command.requester_relationship, patient_consents=command.patient_consents,
+        patient_is_minor=patient_is_minor, wants_treatment_here=command.wants_treatment_here,
+        complaint_or_litigation=command.complaint_or_litigation, patient_deceased=command.patient_deceased,
+        attending_physician_consents=command.attending_physician_consents)
     if command.department not in departments:
         reasons.append(DeclineReason.NO_SPECIALIST_AVAILABLE)
+    return reasons
+
+
+def fact_refusals(*, relationship: Relationship | None, patient_consents: bool | None, patient_is_minor: bool,
+                  wants_treatment_here: bool, complaint_or_litigation: bool, patient_deceased: bool,
+                  attending_physician_consents: bool) -> list[DeclineReason]:
+    """The guide's refusal reasons the request's facts show, in its order (all but the department's)."""
+    reasons: list[DeclineReason] = []
+    if relationship is Relationship.OTHER:
+        reasons.append(DeclineReason.REQUESTER_NOT_PATIENT_OR_FAMILY)
+    if relationship is Relationship.FAMILY and patient_consents is False and not patient_is_minor:
+        reasons.append(DeclineReason.MISSING_PATIENT_CONSENT)
+    if wants_treatment_here:
+        reasons.append(DeclineReason.SEEKS_TREATMENT_HERE)
+    if complaint_or_litigation:
+        reasons.append(DeclineReason.COMPLAINT_OR_LITIGATION)
+    if patient_deceased:
+        reasons.append(DeclineReason.PATIENT_DECEASED)
+    if not attending_physician_consents:
+        reasons.append(DeclineReason.ATTENDING_PHYSICIAN_NOT_CONSENTING)
     return reasons
 
 
@@ -197,6 +227,96 @@ def withdraw(command: WithdrawCase, case: Case) -> list[Event]:
     return [CaseWithdrawn(case_id=command.case_id, reason=command.reason)]
 
 
+# The request's facts a correction may change, each decided again by the refusal rules.
+FACTS = (CorrectedField.PATIENT_DECEASED, CorrectedField.ATTENDING_PHYSICIAN_CONSENTS,
+         CorrectedField.WANTS_TREATMENT_HERE, CorrectedField.COMPLAINT_OR_LITIGATION)
+
+
+def personal_corrections(command: CorrectCaseDetails) -> dict[CorrectedField, dict[str, Any]]:
+    """The personal details a correction gives, each as the values of the sealed personal data it sets."""
+    given: dict[CorrectedField, dict[str, Any] | None] = {
+        CorrectedField.REQUESTER_NAME: _one("requester_name", command.requester_name),
+        CorrectedField.REQUESTER_PHONE: _one("requester_phone", command.requester_phone),
+        CorrectedField.PATIENT_NAME: _one("patient_name", command.patient_name),
+        CorrectedField.PATIENT_BIRTH_DATE: _one(
+            "patient_birth_date", command.patient_birth_date.isoformat() if command.patient_birth_date else None),
+        CorrectedField.PATIENT_POSTAL_ADDRESS: None if command.patient_postal_address is None else {
+            "patient_postal_code": command.patient_postal_address.postal_code,
+            "patient_address": command.patient_postal_address.address},
+        CorrectedField.ATTENDING_PHYSICIAN_NAME: _one("attending_name", command.attending_physician_name),
+        CorrectedField.ATTENDING_INSTITUTION: _one("attending_institution", command.attending_institution),
+        CorrectedField.ATTENDING_INSTITUTION_ADDRESS: None if command.attending_institution_address is None else {
+            "attending_postal_code": command.attending_institution_address.postal_code,
+            "attending_address": command.attending_institution_address.address},
+        CorrectedField.QUESTION: _one("question", command.question),
+    }
+    return {name: values for name, values in given.items() if values is not None}
+
+
+def _one(key: str, value: Any) -> dict[str, Any] | None:
+    return None if value is None else {key: value}
+
+
+def correct(command: CorrectCaseDetails, case: Case, changed: Collection[CorrectedField]) -> list[Event]:
+    """A correction of an open case. `changed`: the personal details whose sealed value it really changes. The
+    facts it changes are decided again by the refusal rules: a reason declines the case at once (an accepted case
+    is not declined by a correction: it is withdrawn), and it is never accepted by one."""
+    _require_open(case, "correct the case")
+    if case.personal_data_erased:
+        raise CommandRejected("the case's personal data was erased: nothing is left to correct", code="already_erased")
+    assert case.submitted_on is not None
+    if command.patient_birth_date is not None and command.patient_birth_date > case.submitted_on:
+        raise CommandRejected("the patient's birth date is after the submission date", code="invalid_birth_date")
+    facts = {fact: value for fact in FACTS
+             if (value := getattr(command, fact.value)) is not None and value != getattr(case, fact.value)}
+    fields = [name for name in CorrectedField if name in changed or name in facts]
+    if not fields:
+        raise CommandRejected("the correction changes nothing: every value given is the one recorded",
+                              code="nothing_to_correct")
+    minor = None
+    if CorrectedField.PATIENT_BIRTH_DATE in fields:
+        assert command.patient_birth_date is not None
+        minor = age_on(command.patient_birth_date, case.submitted_on) < ADULT_AGE
+    corrected = CaseDetailsCorrected(
+        case_id=command.case_id, correction_id=command.correction_id, fields=fields, reason=command.reason,
+        corrected_on=command.corrected_on, patient_is_minor=minor, **{fact.value: v for fact, v in facts.items()})
+    after = evolve(case, corrected)
+    reasons = fact_refusals(
+        relationship=after.relationship, patient_consents=None, patient_is_minor=after.patient_is_minor,
+        wants_treatment_here=after.wants_treatment_here, complaint_or_litigation=after.complaint_or_litigation,
+        patient_deceased=after.patient_deceased, attending_physician_consents=after.attending_physician_consents)
+    if case.status is CaseStatus.ACCEPTED:
+        undone = [reason.value for reason in reasons]
+        if case.consent is not None and after.consent is None:
+            undone.append("consent_verified")
+        if undone:
+            raise CommandRejected(
+                "the case was already accepted: a correction cannot decline it (" + ", ".join(undone)
+                + "); withdraw the case instead", code="refusal_after_acceptance", details=undone)
+    events: list[Event] = [corrected]
+    if reasons:
+        events.append(CaseDeclinedV2(case_id=command.case_id, reasons=reasons, screening=Screening.AUTOMATIC))
+    elif minor is not None and after.consent is None and (basis := consent_basis(after)) is not None:
+        events.append(ConsentVerified(case_id=command.case_id, basis=basis))
+    return events
+
+
+def record_contact(command: RecordContact, case: Case) -> list[Event]:
+    """A contact is logged on any case, closed ones too, until its personal data is erased (its note is sealed with
+    the case's key)."""
+    if case.status is CaseStatus.NEW:
+        raise CommandRejected("no such case", code="not_found")
+    if case.personal_data_erased:
+        raise CommandRejected("the case's personal data was erased: no contact is logged on it",
+                              code="already_erased")
+    if command.contacted_on > command.recorded_on:
+        raise CommandRejected(f"the contact date {command.contacted_on.isoformat()} is after today",
+                              code="contact_in_future")
+    return [ContactRecorded(case_id=command.case_id, contact_id=command.contact_id,
+                            contacted_on=command.contacted_on, direction=command.direction, channel=command.channel,
+                            handled_by=command.handled_by)]
+
+
 def retention_ends(last_activity_on: date, years: int) -> date:
     try:
         return last_activity_on.replace(year=last_activity_on.year + years)
@@ -253,7 +373,11 @@ def evolve(case: Case, event: Event) -> Case:
     match event:
         case CaseSubmitted():
             return Case(status=CaseStatus.SUBMITTED, mode=event.mode, department=event.department,
-                        relationship=event.requester_relationship, patient_is_minor=event.patient_is_minor)
+                        relationship=event.requester_relationship, patient_is_minor=event.patient_is_minor,
+                        submitted_on=event.submitted_on, patient_deceased=event.patient_deceased,
+                        attending_physician_consents=event.attending_physician_consents,
+                        wants_treatment_here=event.wants_treatment_here,
+                        complaint_or_litigation=event.complaint_or_litigation)
         case DocumentReceived():
             originals = case.originals
             if case.original_of(event.kind) is None:
@@ -274,4 +398,18 @@ def evolve(case: Case, event: Event) -> Case:
             return replace(case, status=CaseStatus.WITHDRAWN)
         case PersonalDataErased():
             return replace(case, personal_data_erased=True)
+        case CaseDetailsCorrected():
+            return _corrected(case, event)
     return case
+
+
+def _corrected(case: Case, event: CaseDetailsCorrected) -> Case:
+    facts = {fact.value: value for fact in FACTS if (value := getattr(event, fact.value)) is not None}
+    corrected = replace(case, **facts)
+    if event.patient_is_minor is not None:
+        corrected = replace(corrected, patient_is_minor=event.patient_is_minor)
+        if not event.patient_is_minor and corrected.consent is ConsentBasis.MINOR_WITH_RELATIONSHIP_PROOF:
+            corrected = replace(corrected, consent=None)  # an adult's family needs the patient's consent form
+    if case.status is CaseStatus.SUBMITTED:
+        return corrected
+    return replace(corrected, status=_status_after_documents(corrected))

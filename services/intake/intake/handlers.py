@@ -20,8 +20,10 @@ from eventkit.unit_of_work import Loaded, UnitOfWork
 from intake import domain
 from intake.commands import (
     ApproveErasure,
+    CorrectCaseDetails,
     ErasePersonalData,
     ReceiveDocument,
+    RecordContact,
     RequestErasure,
     ScreenCase,
     SubmitCase,
@@ -49,6 +51,31 @@ async def screen_case(command: ScreenCase, uow: UnitOfWork, *, departments: froz
 
 async def withdraw_case(command: WithdrawCase, uow: UnitOfWork) -> list[RecordedEvent]:
     return await uow.execute(CASES, command.case_id, _existing(lambda case: domain.withdraw(command, case)))
+
+
+async def correct_case_details(command: CorrectCaseDetails, uow: UnitOfWork, *,
+                               personal_data: PersonalData) -> list[RecordedEvent]:
+    """The domain decides on the details that really change; the corrected values are sealed in the same
+    transaction as the events (a refused correction changes nothing)."""
+    case = await uow.load(CASES, command.case_id)
+    if case.state.status is domain.CaseStatus.NEW:
+        raise NotFound("no such case")
+    corrections = domain.personal_corrections(command)
+    changed = await personal_data.changed(uow, command.case_id, corrections)
+    uow.save(case, domain.correct(command, case.state, changed))
+    await personal_data.correct(uow, command, {name: corrections[name] for name in changed})
+    return await uow.commit()
+
+
+async def record_contact(command: RecordContact, uow: UnitOfWork, *,
+                         personal_data: PersonalData) -> list[RecordedEvent]:
+    """The contact's facts as an event, its note sealed beside the stream, in one transaction."""
+    case = await uow.load(CASES, command.case_id)
+    if case.state.status is domain.CaseStatus.NEW:
+        raise NotFound("no such case")
+    uow.save(case, domain.record_contact(command, case.state))
+    await personal_data.keep_contact(uow, command)
+    return await uow.commit()
 
 
 async def erase_personal_data(command: ErasePersonalData, uow: UnitOfWork, *, retention_years: int, clock: Clock,
@@ -112,6 +139,8 @@ HANDLERS: dict[type, Callable[..., Any]] = {
     ReceiveDocument: receive_document,
     ScreenCase: screen_case,
     WithdrawCase: withdraw_case,
+    CorrectCaseDetails: correct_case_details,
+    RecordContact: record_contact,
     ErasePersonalData: erase_personal_data,
     RequestErasure: request_erasure,
     ApproveErasure: approve_erasure,

@@ -57,14 +57,26 @@ class CaseViewProjection:
                               "received_on": data.received_on.isoformat(),
                               "copy_of": str(data.copy_of) if data.copy_of else None})
         erased_on = data.erased_on if isinstance(data, events.PersonalDataErased) else row["personal_data_erased_on"]
+        corrections, contacts = json.loads(row["corrections"]), json.loads(row["contacts"])
+        by = event.metadata.get("actor", {}).get("id")
+        if isinstance(data, events.CaseDetailsCorrected):
+            corrections.append({"correction_id": str(data.correction_id), "fields": [f.value for f in data.fields],
+                                "reason": data.reason.value, "corrected_on": data.corrected_on.isoformat(),
+                                "by": by, "at": event.recorded_at.isoformat()})
+        if isinstance(data, events.ContactRecorded):
+            contacts.append({"contact_id": str(data.contact_id), "contacted_on": data.contacted_on.isoformat(),
+                             "direction": data.direction.value, "channel": data.channel.value,
+                             "handled_by": data.handled_by, "at": event.recorded_at.isoformat()})
         await conn.execute(
             """UPDATE case_view SET status = $2, consent_basis = $3, documents = $4::jsonb, decline_reasons = $5::jsonb,
-                                    personal_data_erased_on = $10,
+                                    personal_data_erased_on = $10, patient_is_minor = $11,
+                                    corrections = $12::jsonb, contacts = $13::jsonb,
                                     history = history || $6::jsonb, version = $7, updated_at = $8, recommendation = $9
                WHERE case_id = $1""",
             case_id, after.status.value, after.consent.value if after.consent else None, json.dumps(documents),
             json.dumps([reason.value for reason in after.reasons]), entry, event.version, event.recorded_at,
-            after.recommendation.value if after.recommendation else None, erased_on,
+            after.recommendation.value if after.recommendation else None, erased_on, after.patient_is_minor,
+            json.dumps(corrections), json.dumps(contacts),
         )
 
 

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from eventkit.crypto import MASK
+from eventkit.crypto import MASK, open_with
 from eventkit.db import Conn, retried_read
 from intake.projections import case_from_row
 from intake.repository import CASE_KEYS
@@ -25,6 +25,13 @@ async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
     sealed = await conn.fetchval("SELECT sealed FROM case_personal_data WHERE case_id = $1", case_id)
     opened = await CASE_KEYS.open(conn, case_id, sealed) if sealed is not None else None
     return opened if opened is not None else dict.fromkeys(PERSONAL_FIELDS, MASK)
+
+
+async def notes(conn: Conn, case_id: UUID, kind: str) -> dict[str, str]:
+    """The case's sealed notes of a kind (`correction`, `contact`) by their id, opened; *** once the key is erased."""
+    rows = await conn.fetch("SELECT note_id, sealed FROM case_notes WHERE case_id = $1 AND kind = $2", case_id, kind)
+    key = await CASE_KEYS.key(conn, case_id) if rows else None
+    return {str(row["note_id"]): open_with(key, case_id, row["sealed"])["note"] if key else MASK for row in rows}
 
 
 async def case_status(conn: Conn, case_id: UUID) -> str | None:
@@ -91,6 +98,7 @@ class CaseQueries:
             if row is None:
                 return None
             person = await personal_data(conn, case_id)
+            correction_notes = await notes(conn, case_id, "correction")
         case = case_from_row(row)
         return {
             "case_id": row["case_id"],
@@ -114,9 +122,23 @@ class CaseQueries:
             "consent": {"verified": row["consent_basis"] is not None, "basis": row["consent_basis"]},
             "decline_reasons": json.loads(row["decline_reasons"]),
             "recommendation": row["recommendation"],
+            "corrections": [{**correction, "note": correction_notes.get(correction["correction_id"])}
+                            for correction in json.loads(row["corrections"])],
             "history": json.loads(row["history"]),
             "version": row["version"],
         }
+
+    @retried_read
+    async def contacts(self, case_id: UUID) -> list[dict[str, Any]] | None:
+        """The case's contact log, oldest contact first (then as recorded), each with its note opened (*** once
+        erased); None: no such case."""
+        async with self.pool.acquire() as conn:
+            logged = await conn.fetchval("SELECT contacts FROM case_view WHERE case_id = $1", case_id)
+            if logged is None:
+                return None
+            opened = await notes(conn, case_id, "contact")
+        entries = [{**entry, "note": opened.get(entry["contact_id"])} for entry in json.loads(logged)]
+        return sorted(entries, key=lambda entry: entry["contacted_on"])  # stable: same day keeps the log's order
 
     async def department(self, case_id: UUID) -> str | None:
         """The case's department (None: no such case), without opening its personal data."""

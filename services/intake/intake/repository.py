@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventkit.aggregate import AggregateType
@@ -12,7 +13,8 @@ from eventkit.db import Conn
 from eventkit.store import EventTypes
 from eventkit.unit_of_work import UnitOfWork, connection_of
 from intake import domain
-from intake.commands import SubmitCase
+from intake.commands import CorrectCaseDetails, RecordContact, SubmitCase
+from secondopinion_contracts.codes import CorrectedField
 from secondopinion_contracts.events import intake as events
 
 EVENT_TYPES = EventTypes.of(*events.EVENTS, upcasters={("CaseDeclined", 1): events.CaseDeclinedV2.upcast_v1})
@@ -55,6 +57,20 @@ class PersonalData(Protocol):
         """Destroys the case's key."""
         ...
 
+    async def changed(self, uow: UnitOfWork, case_id: UUID,
+                      corrections: Mapping[CorrectedField, Mapping[str, Any]]) -> list[CorrectedField]:
+        """Which of the corrected details differ from the sealed values (domain.personal_corrections gives them)."""
+        ...
+
+    async def correct(self, uow: UnitOfWork, command: CorrectCaseDetails,
+                      corrections: Mapping[CorrectedField, Mapping[str, Any]]) -> None:
+        """Seals the corrected values in place of the old ones, and the correction's note (if any) beside them."""
+        ...
+
+    async def keep_contact(self, uow: UnitOfWork, command: RecordContact) -> None:
+        """Seals the contact's note."""
+        ...
+
 
 class PostgresPersonalData:
     async def keep(self, uow: UnitOfWork, command: SubmitCase) -> str:
@@ -65,6 +81,38 @@ class PostgresPersonalData:
 
     async def erase(self, uow: UnitOfWork, case_id: UUID, erased_by: str, erased_at: datetime) -> None:
         await CASE_KEYS.erase(await connection_of(uow), case_id, erased_by, erased_at)
+
+    async def _opened(self, conn: Conn, case_id: UUID) -> dict[str, Any] | None:
+        sealed = await conn.fetchval("SELECT sealed FROM case_personal_data WHERE case_id = $1 FOR UPDATE", case_id)
+        return None if sealed is None else await CASE_KEYS.open(conn, case_id, sealed)
+
+    async def changed(self, uow: UnitOfWork, case_id: UUID,
+                      corrections: Mapping[CorrectedField, Mapping[str, Any]]) -> list[CorrectedField]:
+        person = await self._opened(await connection_of(uow), case_id)
+        if person is None:
+            return []  # erased (the domain refuses): nothing is compared with what cannot be read
+        return [name for name, values in corrections.items()
+                if any(person.get(key) != value for key, value in values.items())]
+
+    async def correct(self, uow: UnitOfWork, command: CorrectCaseDetails,
+                      corrections: Mapping[CorrectedField, Mapping[str, Any]]) -> None:
+        conn = await connection_of(uow)
+        person = await self._opened(conn, command.case_id)
+        assert person is not None, "the domain refuses a correction once the case is erased"
+        for values in corrections.values():
+            person.update(values)
+        await conn.execute("UPDATE case_personal_data SET sealed = $2 WHERE case_id = $1", command.case_id,
+                           await CASE_KEYS.seal(conn, command.case_id, person))
+        if command.note:
+            await _keep_note(conn, command.case_id, command.correction_id, "correction", command.note)
+
+    async def keep_contact(self, uow: UnitOfWork, command: RecordContact) -> None:
+        await _keep_note(await connection_of(uow), command.case_id, command.contact_id, "contact", command.note)
+
+
+async def _keep_note(conn: Conn, case_id: UUID, note_id: UUID, kind: str, note: str) -> None:
+    await conn.execute("INSERT INTO case_notes (note_id, case_id, kind, sealed) VALUES ($1, $2, $3, $4)",
+                       note_id, case_id, kind, await CASE_KEYS.seal(conn, case_id, {"note": note}))
 
 
 class ErasureRequests(Protocol):

@@ -4,8 +4,10 @@ a command, then the events appended, what the outbox would publish and what happ
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -17,10 +19,12 @@ from eventkit.unit_of_work import UnitOfWork
 from intake.bootstrap import bind_handlers
 from intake.commands import (
     ApproveErasure,
+    CorrectCaseDetails,
     ErasePersonalData,
     Person,
     PostalAddress,
     ReceiveDocument,
+    RecordContact,
     RequestErasure,
     ScreenCase,
     SubmitCase,
@@ -28,8 +32,30 @@ from intake.commands import (
 )
 from intake.repository import CASES, EVENT_TYPES, STREAM_TYPE
 from intake.settings import IntakeSettings
-from secondopinion_contracts.codes import DocumentKind, Mode, Relationship, WithdrawalReason
-from secondopinion_contracts.events.intake import CaseSubmitted, CaseWithdrawn, DocumentReceived, PersonalDataErased
+from secondopinion_contracts.codes import (
+    ConsentBasis,
+    ContactChannel,
+    ContactDirection,
+    CorrectedField,
+    CorrectionReason,
+    DeclineReason,
+    DocumentKind,
+    Mode,
+    Relationship,
+    Screening,
+    WithdrawalReason,
+)
+from secondopinion_contracts.events.intake import (
+    CaseAccepted,
+    CaseDeclinedV2,
+    CaseDetailsCorrected,
+    CaseSubmitted,
+    CaseWithdrawn,
+    ConsentVerified,
+    ContactRecorded,
+    DocumentReceived,
+    PersonalDataErased,
+)
 
 CASE_ID = uuid.uuid4()
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -41,6 +67,9 @@ class InMemoryPersonalData:
 
     kept: dict[UUID, SubmitCase] = field(default_factory=dict)
     erased: dict[UUID, tuple[str, datetime]] = field(default_factory=dict)
+    # the sealed values as corrections leave them, and the notes of corrections and contacts by their id
+    values: dict[UUID, dict[str, Any]] = field(default_factory=dict)
+    notes: dict[UUID, str] = field(default_factory=dict)
 
     async def keep(self, uow: UnitOfWork, command: SubmitCase) -> str:
         self.kept[command.case_id] = command
@@ -48,6 +77,22 @@ class InMemoryPersonalData:
 
     async def erase(self, uow: UnitOfWork, case_id: UUID, erased_by: str, erased_at: datetime) -> None:
         self.erased[case_id] = (erased_by, erased_at)
+
+    async def changed(self, uow: UnitOfWork, case_id: UUID,
+                      corrections: Mapping[CorrectedField, Mapping[str, Any]]) -> list[CorrectedField]:
+        person = self.values.get(case_id, {})
+        return [name for name, values in corrections.items()
+                if any(person.get(key) != value for key, value in values.items())]
+
+    async def correct(self, uow: UnitOfWork, command: CorrectCaseDetails,
+                      corrections: Mapping[CorrectedField, Mapping[str, Any]]) -> None:
+        for values in corrections.values():
+            self.values.setdefault(command.case_id, {}).update(values)
+        if command.note:
+            self.notes[command.correction_id] = command.note
+
+    async def keep_contact(self, uow: UnitOfWork, command: RecordContact) -> None:
+        self.notes[command.contact_id] = command.note
 
 
 @dataclass
@@ -251,3 +296,143 @@ async def test_an_approval_without_a_request_or_of_ones_own_is_refused_and_erase
     assert refused.value.code == code
     assert store.new_events() == []
     assert CASE_ID not in PERSONAL_DATA.erased
+
+
+def correction(**changes: Any) -> CorrectCaseDetails:
+    return CorrectCaseDetails(case_id=CASE_ID, correction_id=uuid.uuid4(), reason=CorrectionReason.TYPING_ERROR,
+                              corrected_on=date(2026, 12, 3), **changes)
+
+
+def contact(**changes: Any) -> RecordContact:
+    return RecordContact(**{"case_id": CASE_ID, "contact_id": uuid.uuid4(), "contacted_on": date(2026, 12, 2),
+                            "direction": ContactDirection.INCOMING, "channel": ContactChannel.PHONE,
+                            "note": "Zzyzx asked when the letter arrives", "handled_by": "coord-1",
+                            "recorded_on": date(2026, 12, 3), **changes})
+
+
+async def test_a_correction_seals_the_new_values_and_its_event_names_the_fields_and_reason_only(
+        store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    PERSONAL_DATA.values[CASE_ID] = {"patient_name": "Hanako Zzyzx", "requester_phone": "03-1111-2222"}
+    command = correction(patient_name="Hanako Zzyzx-Canary", requester_phone="03-1111-2222",
+                         patient_postal_address=PostalAddress("980-8574", "仙台市 Canary棟"),
+                         note="the application form spells it Zzyzx-Canary")
+    await handle(store, command)
+    assert store.new_events() == [CaseDetailsCorrected(
+        case_id=CASE_ID, correction_id=command.correction_id, reason=CorrectionReason.TYPING_ERROR,
+        fields=[CorrectedField.PATIENT_NAME, CorrectedField.PATIENT_POSTAL_ADDRESS], corrected_on=date(2026, 12, 3))]
+    assert PERSONAL_DATA.values[CASE_ID] == {"patient_name": "Hanako Zzyzx-Canary", "requester_phone": "03-1111-2222",
+                                             "patient_postal_code": "980-8574", "patient_address": "仙台市 Canary棟"}
+    assert PERSONAL_DATA.notes[command.correction_id] == "the application form spells it Zzyzx-Canary"
+    published = " ".join(message.model_dump_json() for message in store.outbox)
+    for text in ("Zzyzx", "Canary", "980-8574", "application form"):
+        assert text not in published
+        assert text not in repr(store.new_events())
+    [message] = store.outbox
+    assert (message.type, message.actorid) == (CaseDetailsCorrected.type_name(), "coord-1")
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"wants_treatment_here": True}, DeclineReason.SEEKS_TREATMENT_HERE),
+    ({"complaint_or_litigation": True}, DeclineReason.COMPLAINT_OR_LITIGATION),
+    ({"patient_deceased": True}, DeclineReason.PATIENT_DECEASED),
+    ({"attending_physician_consents": False}, DeclineReason.ATTENDING_PHYSICIAN_NOT_CONSENTING),
+])
+async def test_a_corrected_fact_that_shows_a_refusal_reason_declines_the_case_at_once(
+        store: InMemoryEventStore, changes: dict[str, Any], reason: DeclineReason) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    command = correction(**changes)
+    await handle(store, command)
+    corrected, declined = store.new_events()
+    assert isinstance(corrected, CaseDetailsCorrected)
+    assert [field.value for field in corrected.fields] == list(changes)
+    assert corrected.model_dump(include=set(changes)) == changes
+    assert declined == CaseDeclinedV2(case_id=CASE_ID, reasons=[reason], screening=Screening.AUTOMATIC)
+
+
+async def test_a_correction_never_accepts_a_case_and_a_declined_case_is_not_corrected(
+        store: InMemoryEventStore) -> None:
+    declined = CaseDeclinedV2(case_id=CASE_ID, reasons=[DeclineReason.SEEKS_TREATMENT_HERE],
+                              screening=Screening.AUTOMATIC)
+    wants_treatment = submitted().model_copy(update={"wants_treatment_here": True})
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [wants_treatment, declined])
+    with pytest.raises(CommandRejected) as refused:
+        await handle(store, correction(wants_treatment_here=False))
+    assert refused.value.code == "case_declined"
+    assert store.new_events() == []
+
+
+async def test_an_accepted_case_is_not_declined_by_a_correction_but_told_to_withdraw(
+        store: InMemoryEventStore) -> None:
+    accepted = CaseAccepted(case_id=CASE_ID, department="cardiology", mode=Mode.IN_PERSON, screened_by="dr-sato")
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted(), accepted])
+    with pytest.raises(CommandRejected) as refused:
+        await handle(store, correction(complaint_or_litigation=True))
+    assert (refused.value.code, refused.value.details) == ("refusal_after_acceptance", ["complaint_or_litigation"])
+    assert store.new_events() == []
+    await handle(store, correction(attending_physician_name="Dr. Ichiro Satou"))
+    assert [type(event) for event in store.new_events()] == [CaseDetailsCorrected]
+
+
+async def test_a_birth_date_that_makes_the_patient_a_minor_is_decided_again_for_consent(
+        store: InMemoryEventStore) -> None:
+    family = submitted().model_copy(update={"requester_relationship": Relationship.FAMILY})
+    proof = DocumentReceived(case_id=CASE_ID, document_id=uuid.uuid4(), kind=DocumentKind.RELATIONSHIP_PROOF,
+                             received_on=date(2026, 12, 2))
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [family, proof])
+    await handle(store, correction(patient_birth_date=date(2012, 5, 5)))
+    corrected, verified = store.new_events()
+    assert isinstance(corrected, CaseDetailsCorrected)
+    assert (corrected.fields, corrected.patient_is_minor) == ([CorrectedField.PATIENT_BIRTH_DATE], True)
+    assert verified == ConsentVerified(case_id=CASE_ID, basis=ConsentBasis.MINOR_WITH_RELATIONSHIP_PROOF)
+    assert "2012" not in store.outbox[0].model_dump_json()
+
+
+@pytest.mark.parametrize(("changes", "code"), [
+    ({}, "nothing_to_correct"),
+    ({"patient_name": "Hanako Zzyzx"}, "nothing_to_correct"),  # the value recorded already
+    ({"wants_treatment_here": False}, "nothing_to_correct"),
+    ({"patient_birth_date": date(2026, 12, 2)}, "invalid_birth_date"),
+])
+async def test_a_correction_that_changes_nothing_or_is_impossible_is_refused(
+        store: InMemoryEventStore, changes: dict[str, Any], code: str) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    PERSONAL_DATA.values[CASE_ID] = {"patient_name": "Hanako Zzyzx"}
+    with pytest.raises(CommandRejected) as refused:
+        await handle(store, correction(**changes))
+    assert refused.value.code == code
+    assert store.new_events() == []
+    assert PERSONAL_DATA.values[CASE_ID] == {"patient_name": "Hanako Zzyzx"}
+
+
+async def test_nothing_is_corrected_or_logged_once_the_personal_data_is_erased(store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE,
+                [submitted(), PersonalDataErased(case_id=CASE_ID, erased_on=date(2032, 12, 2))])
+    for command in (correction(patient_name="X"), contact()):
+        with pytest.raises(CommandRejected) as refused:
+            await handle(store, command)
+        assert refused.value.code == "already_erased"
+    assert store.new_events() == []
+
+
+async def test_a_contact_is_logged_with_its_note_sealed_and_only_its_facts_published(
+        store: InMemoryEventStore) -> None:
+    withdrawn = CaseWithdrawn(case_id=CASE_ID, reason=WithdrawalReason.PATIENT_REQUEST)
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted(), withdrawn])  # a closed case too
+    command = contact()
+    await handle(store, command)
+    assert store.new_events() == [ContactRecorded(
+        case_id=CASE_ID, contact_id=command.contact_id, contacted_on=date(2026, 12, 2),
+        direction=ContactDirection.INCOMING, channel=ContactChannel.PHONE, handled_by="coord-1")]
+    assert PERSONAL_DATA.notes[command.contact_id] == command.note
+    assert "Zzyzx" not in store.outbox[0].model_dump_json()
+
+
+async def test_a_contact_dated_after_today_or_on_no_case_is_refused(store: InMemoryEventStore) -> None:
+    with pytest.raises(NotFound):
+        await handle(store, contact())
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    with pytest.raises(CommandRejected) as refused:
+        await handle(store, contact(contacted_on=date(2026, 12, 4)))
+    assert refused.value.code == "contact_in_future"
+    assert store.new_events() == []
