@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -80,6 +81,9 @@ def _address(person: dict[str, Any], postal_code: str, address: str) -> dict[str
     return {"postal_code": person.get(postal_code), "address": person.get(address)}
 
 
+Rows = list[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class CaseQueries:
     pool: asyncpg.Pool
@@ -152,8 +156,8 @@ class CaseQueries:
         return page, CaseCursor(filters.sort, last["submitted_on"], last["case_id"]) if last else None
 
     @retried_read
-    async def search(self, case_number: str | None, digests: list[tuple[str, bytes]],
-                     limit: int) -> list[dict[str, Any]]:
+    async def search(self, case_number: str | None, digests: Sequence[tuple[str, bytes]],
+                     limit: int) -> Rows:
         """The cases with this number (if given) and every kind of `digests` among their blind index rows (a case
         found by name matches one of its names, kanji or kana), newest first; no personal data. An erased case has
         no index rows left: it is found by its number only."""
