@@ -139,7 +139,8 @@ def test_production_profile_refuses_development_keys_and_default_passwords(
     monkeypatch.setenv("APP_PROFILE", "production")
     with pytest.raises(UnsafeConfiguration, match="development key") as refusal:
         service_app("intake")
-    for name in ("INTAKE_RABBITMQ_PASSWORD", "INTAKE_DATABASE_PASSWORD", "INTAKE_ACCESS_LOG_KEY"):
+    for name in ("INTAKE_RABBITMQ_PASSWORD", "INTAKE_DATABASE_PASSWORD", "INTAKE_ACCESS_LOG_KEY",
+                 "INTAKE_SEARCH_INDEX_KEY"):
         assert f"{name} is not set" in str(refusal.value)
     monkeypatch.setenv("JWT_JWKS_URL", "https://idp.hospital.example/.well-known/jwks.json")
     monkeypatch.setenv("RABBITMQ_URL", "amqp://rabbitmq:5672/")
@@ -151,6 +152,7 @@ def test_production_profile_refuses_development_keys_and_default_passwords(
     monkeypatch.setenv("INTAKE_RABBITMQ_PASSWORD", "Kx9-long-secret")
     monkeypatch.setenv("INTAKE_DATABASE_PASSWORD", "Qz7-long-secret")
     monkeypatch.setenv("INTAKE_ACCESS_LOG_KEY", "Hm4-long-secret-key")
+    monkeypatch.setenv("INTAKE_SEARCH_INDEX_KEY", "Sx2-long-search-index-key")
     with pytest.raises(UnsafeConfiguration, match="CASE_KEY_ENCRYPTION_KEY is the repository's development key"):
         service_app("intake")
     monkeypatch.setenv("CASE_KEY_ENCRYPTION_KEY", "c2VjcmV0LWtleS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=")

@@ -57,3 +57,21 @@ async def test_the_trace_of_a_submission_continues_through_the_outbox_into_a_con
     assert len(consumer) == 1
     assert consumer[0].context.trace_id == trace_id
     assert consumer[0].parent is not None
+
+
+async def test_a_search_by_name_is_traced_by_its_path_never_its_query(
+        spans: InMemorySpanExporter, database: str, rabbitmq_url: str) -> None:
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
+    async with running_app(build(settings), headers=bearer("coordinator")) as intake:
+        searched = await intake.get("/cases/search", params={"name": "山田 Zzyzx", "phone": "03-4444-1234"})
+        assert searched.status_code == 200, searched.text
+        listed = await intake.get("/cases", params={"status": "submitted"})
+        assert listed.status_code == 200
+    server = [span for span in spans.get_finished_spans() if span.kind == SpanKind.SERVER]
+    search_spans = [span for span in server if "/cases/search" in str(span.attributes)]
+    assert search_spans, "the search was traced"
+    traced = " ".join(str(dict(span.attributes or {})) for span in search_spans)
+    for value in ("Zzyzx", "%E5%B1%B1", "山田", "4444", "phone="):
+        assert value not in traced
+    assert any("status=submitted" in str(dict(span.attributes or {})) for span in server), \
+        "other routes keep their query"

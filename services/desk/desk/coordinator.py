@@ -193,23 +193,38 @@ async def submit_case(request: Request, session: Coordinator, form: Form) -> Res
 @router.get("/find", response_class=HTMLResponse)
 async def find_form(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))]
                     ) -> Response:
-    return render(request, "find.html", session, problem=None)
+    return render(request, "find.html", session, values={}, found=None, problem=None)
 
 
 @router.post("/find", response_class=HTMLResponse)
 async def find(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))],
                form: Form) -> Response:
-    # Posted, not a query string: what is typed (possibly a name) never appears in a URL or an access log.
-    typed = forms.text(str(form.get("q", "")))
+    # Posted, not a query string: what is typed (possibly a name) never appears in the desk's URLs; intake's search
+    # keeps it out of its access log and traces too.
+    typed = {key: forms.text(str(form.get(key, ""))) for key in ("q", "name", "birth_date", "phone")}
     try:
-        case_id = UUID(typed)
+        case_id = UUID(typed["q"])
     except ValueError:
-        return render(request, "find.html", session, status_code=422, problem={
-            "message": catalogue.label("find_by_id_only", session.lang)})
-    answer = await backends(request).get("intake", f"/cases/{case_id}", session.access_token)
+        case_id = None
+    if case_id is not None:
+        answer = await backends(request).get("intake", f"/cases/{case_id}", session.access_token)
+        if not answer.ok:
+            return render(request, "find.html", session, status_code=answer.status, values=typed,
+                          problem=problem(answer, session.lang))
+        return RedirectResponse(f"/cases/{case_id}", status_code=303)
+    if not any(typed.values()):
+        return render(request, "find.html", session, status_code=422, values=typed, problem={
+            "message": catalogue.label("find_by_what", session.lang)})
+    answer = await backends(request).get("intake", "/cases/search", session.access_token,
+                                         case_number=typed["q"] or None, name=typed["name"] or None,
+                                         birth_date=typed["birth_date"] or None, phone=typed["phone"] or None)
     if not answer.ok:
-        return render(request, "find.html", session, status_code=answer.status, problem=problem(answer, session.lang))
-    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+        return render(request, "find.html", session, status_code=answer.status, values=typed,
+                      problem=problem(answer, session.lang))
+    found = answer.body["cases"]
+    if len(found) == 1:
+        return RedirectResponse(f"/cases/{found[0]['case_id']}", status_code=303)
+    return render(request, "find.html", session, values=typed, found=found, problem=None)
 
 
 @router.get("/cases", response_class=HTMLResponse)

@@ -208,3 +208,35 @@ async def test_dates_are_moved_cancelled_and_a_no_show_recorded_and_a_physician_
         await desk.get_by_role("button", name="来院なし").click()
         await expect(desk.locator("#schedule h3 .badge")).to_have_text("来院なし")
         await accessible(desk)
+
+
+async def test_a_caller_is_found_by_name_in_kana_or_by_case_number_and_the_numbers_are_shown(
+        rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        coordinator = c.as_staff("coordinator", subject="coord-1")
+        numbers = []
+        for birth_date in ("1968-04-01", "1975-01-01"):
+            case = await c.services["intake"].post("/cases", headers=coordinator, json={
+                "requester": {"relationship": "self", "name": "山田 太郎", "phone": "03-1234-5678"},
+                "patient": {"name": "山田 太郎", "name_kana": "ヤマダ タロウ", "birth_date": birth_date},
+                "mode": "online", "department": "cardiology", "question": "q",
+                "attending_physician": {"name": "Dr", "institution": "Clinic", "consents": True},
+                "wants_treatment_here": False, "complaint_or_litigation": False})
+            assert case.status_code == 201, case.text
+            numbers.append((case.json()["case_id"], case.json()["case_number"]))
+        page = await c.page()
+        await c.sign_in(page, "coord-1", "coordinator")
+        await page.goto(f"{c.url}/find")
+        await page.get_by_label("患者氏名（漢字・フリガナ）").fill("やまだ たろう")
+        await page.get_by_role("button", name="検索").click()
+        for case_id, number in numbers:  # two callers of one name: both listed, with their numbers
+            await expect(page.locator(f'#found [data-case-id="{case_id}"]')).to_contain_text(number)
+        await page.get_by_label("生年月日").fill("1975/1/1")
+        await page.get_by_role("button", name="検索").click()
+        await expect(page.locator("#case-number")).to_have_text(numbers[1][1])
+        await page.goto(f"{c.url}/find")
+        await page.get_by_label("受付番号または案件ID").fill(numbers[0][1].lower())
+        await page.get_by_role("button", name="検索").click()
+        await expect(page.locator("#case-number")).to_have_text(numbers[0][1])
+        await page.goto(f"{c.url}/cases")
+        await expect(page.locator(f'[data-case-id="{numbers[0][0]}"]')).to_contain_text(numbers[0][1])

@@ -67,6 +67,11 @@ class ServiceSettings(BaseSettings):
         return (init_settings, credentials.ServiceEnvironment(settings_cls, service),
                 credentials.SharedEnvironment(settings_cls), dotenv_settings, file_secret_settings)
 
+    def secrets_of_its_own(self) -> dict[str, SecretStr]:
+        """A service's further secrets, by the variable that sets each (production refuses their development
+        defaults, as it refuses the shared ones'); none here."""
+        return {}
+
     @model_validator(mode="after")
     def _connect_as_the_service(self) -> ServiceSettings:
         """The broker URL and the DSN the service uses carry its own user's credentials, never the owner's."""
@@ -99,7 +104,8 @@ def production_problems(settings: ServiceSettings, uses_development_key: bool) -
     prefix = settings.service.upper()
     for name, secret in ((f"{prefix}_RABBITMQ_PASSWORD", settings.rabbitmq_password),
                          (f"{prefix}_DATABASE_PASSWORD", settings.database_password),
-                         (f"{prefix}_ACCESS_LOG_KEY", settings.access_log_key)):
+                         (f"{prefix}_ACCESS_LOG_KEY", settings.access_log_key),
+                         *settings.secrets_of_its_own().items()):
         value = secret.get_secret_value()
         if value in _DEFAULT_PASSWORDS or credentials.is_development_secret(value):
             problems.append(f"{name} is not set (the development default or a well-known value)")

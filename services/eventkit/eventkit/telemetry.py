@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry import context as otel_context
@@ -36,9 +37,28 @@ def _otlp_endpoint() -> str | None:
     return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
+# Routes whose query string may hold personal data (intake's search by name, birth date or phone): their spans
+# keep the path, never the query.
+QUERY_NOT_TRACED = frozenset({"/cases/search"})
+_URL_ATTRIBUTES = ("http.url", "url.full", "http.target")
+
+
+def _keep_query_out(span: trace.Span, scope: dict[str, Any]) -> None:
+    """The server span of a QUERY_NOT_TRACED route without its query string (the instrumentation put it in)."""
+    if scope.get("path") not in QUERY_NOT_TRACED or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        if name in attributes:
+            span.set_attribute(name, str(attributes[name]).split("?", 1)[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "")
+
+
 def instrument_http(app: FastAPI) -> None:
     """A server span per request, continuing the caller's `traceparent` if it sent one."""
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics",
+                                       server_request_hook=_keep_query_out)
 
 
 # A proxy until a provider is configured, then the provider's tracer: one for the process, not one per delivery.

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from eventkit.audit import listing, record_access
+from eventkit.audit import NO_CASE, listing, record_access
 from eventkit.auth import allow, allow_staff
 from eventkit.bootstrap import Dispatcher
 from eventkit.errors import InvalidCommand, NotFound
@@ -34,6 +34,14 @@ from intake.commands import (
 )
 from intake.domain import PURPOSES, CaseStatus
 from intake.queries import CaseCursor, CaseFilters, CaseQueries, case_status, personal_data, received_documents
+from intake.search import (
+    BlindIndex,
+    SearchKind,
+    normalise_birth_date,
+    normalise_case_number,
+    normalise_name,
+    normalise_phone,
+)
 from secondopinion_contracts.codes import (
     ContactChannel,
     ContactDirection,
@@ -81,6 +89,7 @@ class PostalAddressIn(Strict):
 
 class PatientIn(Strict):
     name: Name
+    name_kana: Name | None = Field(None, description="The name in kana (フリガナ): the case is found by either.")
     birth_date: BirthDate
     postal_address: PostalAddressIn | None = Field(None, description="Where the appointment slip is posted.")
     deceased: bool = False
@@ -130,6 +139,7 @@ class WithdrawalIn(Strict):
 
 class CommandResult(BaseModel):
     case_id: UUID
+    case_number: str | None = Field(None, description="The number read over the phone, e.g. SO-2026-00123.")
     status: str
     events: list[str]
     decline_reasons: list[str] = []
@@ -145,7 +155,8 @@ class CommandResult(BaseModel):
 async def _result(case_id: UUID, recorded: list[RecordedEvent], q: CaseQueries, **extra: Any) -> CommandResult:
     view = await q.get(case_id)
     assert view is not None
-    return CommandResult(case_id=case_id, status=view["status"], events=[e.name for e in recorded],
+    return CommandResult(case_id=case_id, case_number=view["case_number"], status=view["status"],
+                         events=[e.name for e in recorded],
                          decline_reasons=view["decline_reasons"], recommendation=view["recommendation"], **extra)
 
 
@@ -158,7 +169,8 @@ async def submit_case(body: SubmitCaseIn, actor: Annotated[Actor, Depends(allow(
     command = SubmitCase(
         case_id=case_id, requester_relationship=body.requester.relationship,
         requester=Person(name=body.requester.name, phone=body.requester.phone),
-        patient_name=body.patient.name, patient_birth_date=body.patient.birth_date,
+        patient_name=body.patient.name, patient_name_kana=body.patient.name_kana,
+        patient_birth_date=body.patient.birth_date,
         patient_postal_address=body.patient.postal_address.command() if body.patient.postal_address else None,
         attending_institution_address=(body.attending_physician.institution_address.command()
                                        if body.attending_physician.institution_address else None),
@@ -338,6 +350,55 @@ async def approve_erasure(case_id: UUID, actor: PrivacyOfficer, approved_on: Ann
     recorded = await handle(ApproveErasure(case_id=case_id, approved_on=approved_on),
                             command_context(actor, case_id, "ErasePersonalData"))
     return await _result(case_id, recorded, q)
+
+
+class CaseSearchIn(Strict):
+    """What a caller gives to be found by: any of these, each normalised (full-width or half-width, spaces, hiragana
+    or katakana); a case is found when it matches every one given. Any other query parameter is refused (422)."""
+
+    case_number: str | None = Field(None, max_length=40, description="e.g. SO-2026-00123 (as read over the phone).")
+    name: str | None = Field(None, max_length=100, description="The patient's name, in kanji or in kana.")
+    birth_date: str | None = Field(None, max_length=40, description="The patient's, e.g. 1968-04-01 or 1968年4月1日.")
+    phone: str | None = Field(None, max_length=40, description="The requester's phone, any punctuation.")
+    limit: int = Field(20, ge=1, le=100)
+
+
+CaseSearcher = Annotated[Actor, Depends(allow("coordinator", "cashier", "physician"))]
+BlindIndexOf = Annotated[BlindIndex, Depends(from_app_state("blind_index", BlindIndex))]
+
+
+@router.get("/cases/search")
+async def search_cases(actor: CaseSearcher, q: Queries, index: BlindIndexOf,
+                       searched: Annotated[CaseSearchIn, Query()]) -> dict[str, Any]:
+    """The cases a caller is found by: their case number, the patient's name (kanji or kana), birth date, or the
+    requester's phone; no personal data in the answer (open the case for that). Each search is written to the
+    access log, naming what it searched by, never the values. An erased case is found by its number only."""
+    problems, digests, number = [], [], None
+    if searched.case_number is not None:
+        number = normalise_case_number(searched.case_number)
+        if number is None:
+            problems.append("`case_number` is not a case number such as SO-2026-00123")
+    if searched.name is not None:
+        if not (name := normalise_name(searched.name)):
+            problems.append("`name` has no letters")
+        digests.append((SearchKind.NAME, index.digest(SearchKind.NAME, name)))
+    if searched.birth_date is not None:
+        if (born := normalise_birth_date(searched.birth_date)) is None:
+            problems.append("`birth_date` is not a date such as 1968-04-01")
+        else:
+            digests.append((SearchKind.BIRTH_DATE, index.digest(SearchKind.BIRTH_DATE, born)))
+    if searched.phone is not None:
+        if len(phone := normalise_phone(searched.phone)) < 3:
+            problems.append("`phone` has fewer than 3 digits")
+        digests.append((SearchKind.PHONE, index.digest(SearchKind.PHONE, phone)))
+    by = [key for key in ("case_number", "name", "birth_date", "phone") if getattr(searched, key) is not None]
+    if not by:
+        problems.append("give at least one of `case_number`, `name`, `birth_date`, `phone`")
+    if problems:
+        raise InvalidCommand("; ".join(problems), details=problems)
+    async with q.pool.acquire() as conn:
+        await record_access(conn, actor, NO_CASE, "search_cases_by_" + "_and_".join(by))
+    return {"cases": await q.search(number, digests, searched.limit), "searched_by": by}
 
 
 @router.get("/cases/{case_id}")

@@ -17,11 +17,14 @@ from intake.handlers import HANDLERS
 from intake.projections import PROJECTIONS
 from intake.repository import (
     EVENT_TYPES,
+    CaseNumbers,
     ErasureRequests,
     PersonalData,
+    PostgresCaseNumbers,
     PostgresErasureRequests,
     PostgresPersonalData,
 )
+from intake.search import BlindIndex
 from intake.settings import IntakeSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -31,13 +34,21 @@ def runtime_for(settings: ServiceSettings) -> ServiceRuntime:
     return ServiceRuntime(settings, types=EVENT_TYPES, projections=PROJECTIONS, migrations=[MIGRATIONS])
 
 
+def blind_index(settings: IntakeSettings) -> BlindIndex:
+    """The index cases are searched by, keyed with INTAKE_SEARCH_INDEX_KEY (the handlers write it, the search reads
+    it: one key for both)."""
+    return BlindIndex(settings.search_index_key.get_secret_value().encode())
+
+
 def bind_handlers(settings: IntakeSettings, clock: Clock, personal_data: PersonalData | None = None,
-                  erasure_requests: ErasureRequests | None = None) -> dict[type, BoundHandler]:
+                  erasure_requests: ErasureRequests | None = None,
+                  case_numbers: CaseNumbers | None = None) -> dict[type, BoundHandler]:
     """The handlers' table with their dependencies bound: `(command, uow)` each (tests pass fakes of the units of
-    work, of the personal data and of the erasure requests)."""
+    work, of the personal data, of the erasure requests and of the case numbers)."""
     return bind(HANDLERS, departments=frozenset(settings.departments), retention_years=settings.retention_years,
-                clock=clock, personal_data=personal_data or PostgresPersonalData(),
-                erasure_requests=erasure_requests or PostgresErasureRequests())
+                clock=clock, personal_data=personal_data or PostgresPersonalData(blind_index(settings)),
+                erasure_requests=erasure_requests or PostgresErasureRequests(),
+                case_numbers=case_numbers or PostgresCaseNumbers())
 
 
 def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -53,4 +64,5 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
         handlers=handlers, clock=clock,
     )
     app.state.departments = tuple(settings.departments)
+    app.state.blind_index = blind_index(settings)
     return app

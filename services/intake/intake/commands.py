@@ -51,6 +51,8 @@ class SubmitCase:
     # Where documents are posted: the appointment slip to the patient, the report to the attending physician.
     patient_postal_address: PostalAddress | None = None
     attending_institution_address: PostalAddress | None = None
+    # The patient's name in kana (フリガナ), so that a caller who spells it is found as one who writes it.
+    patient_name_kana: str | None = None
     # The requester's name sealed with the case's key, for billing's receipts (set by the handler).
     payer_name_sealed: str | None = None
 

@@ -2,7 +2,8 @@
 
 Each is `(command, uow)` plus what bootstrap binds to it; the table of command -> handler is at the bottom. The case's
 personal data and keys, kept beside its events, go through `personal_data` (repository.PersonalData); erasures
-waiting for a second privacy officer through `erasure_requests` (repository.ErasureRequests).
+waiting for a second privacy officer through `erasure_requests` (repository.ErasureRequests); the case numbers through
+`case_numbers` (repository.CaseNumbers).
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ from intake.commands import (
     SubmitCase,
     WithdrawCase,
 )
-from intake.repository import CASES, ErasureRequests, PersonalData
+from intake.repository import CASES, CaseNumbers, ErasureRequests, PersonalData
 
 
 async def submit_case(command: SubmitCase, uow: UnitOfWork, *, departments: frozenset[str],
-                      personal_data: PersonalData) -> list[RecordedEvent]:
+                      personal_data: PersonalData, case_numbers: CaseNumbers) -> list[RecordedEvent]:
+    """The submission, its sealed personal data and its case number, in one transaction. The number is taken last,
+    just before the commit, so its year's counter stays locked as briefly as it can."""
     payer_name_sealed = await personal_data.keep(uow, command)
     case = await uow.load(CASES, command.case_id)
     uow.save(case, domain.submit(replace(command, payer_name_sealed=payer_name_sealed), case.state, departments))
+    await case_numbers.assign(uow, command.case_id, command.submitted_on)
     return await uow.commit()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -18,7 +19,7 @@ from intake.repository import CASE_KEYS
 
 PERSONAL_FIELDS = ("requester_name", "requester_phone", "patient_name", "patient_birth_date", "attending_name",
                    "attending_institution", "question", "patient_postal_code", "patient_address",
-                   "attending_postal_code", "attending_address")
+                   "attending_postal_code", "attending_address", "patient_name_kana")
 
 async def personal_data(conn: Conn, case_id: UUID) -> dict[str, Any]:
     """The case's personal data, or every field masked once its key was erased."""
@@ -87,6 +88,9 @@ def _address(person: dict[str, Any], postal_code: str, address: str) -> dict[str
     return {"postal_code": person.get(postal_code), "address": person.get(address)}
 
 
+Rows = list[dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class CaseQueries:
     pool: asyncpg.Pool
@@ -94,7 +98,9 @@ class CaseQueries:
     @retried_read
     async def get(self, case_id: UUID) -> dict[str, Any] | None:
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow("SELECT * FROM case_view WHERE case_id = $1", case_id)
+            row = await conn.fetchrow(
+                "SELECT v.*, n.number AS case_number FROM case_view v LEFT JOIN case_numbers n USING (case_id)"
+                " WHERE v.case_id = $1", case_id)
             if row is None:
                 return None
             person = await personal_data(conn, case_id)
@@ -102,13 +108,15 @@ class CaseQueries:
         case = case_from_row(row)
         return {
             "case_id": row["case_id"],
+            "case_number": row["case_number"],
             "status": row["status"],
             "mode": row["mode"],
             "department": row["department"],
             "submitted_on": row["submitted_on"],
             "requester": {"relationship": row["requester_relationship"], "name": person["requester_name"],
                           "phone": person["requester_phone"]},
-            "patient": {"name": person["patient_name"], "birth_date": person["patient_birth_date"],
+            "patient": {"name": person["patient_name"], "name_kana": person.get("patient_name_kana"),
+                        "birth_date": person["patient_birth_date"],
                         "is_minor": row["patient_is_minor"],
                         "postal_address": _address(person, "patient_postal_code", "patient_address")},
             "attending_physician": {"name": person["attending_name"],
@@ -155,8 +163,9 @@ class CaseQueries:
         beyond, direction = ("<", "DESC") if newer_first else (">", "ASC")
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                f"""SELECT case_id, status, mode, department, submitted_on, updated_at, decline_reasons, recommendation
-                    FROM case_view
+                f"""SELECT case_id, n.number AS case_number, status, mode, department, submitted_on, updated_at,
+                           decline_reasons, recommendation
+                    FROM case_view LEFT JOIN case_numbers n USING (case_id)
                     WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR department = $2)
                       AND ($3::date IS NULL OR submitted_on >= $3) AND ($4::date IS NULL OR submitted_on <= $4)
                       AND ($5::date IS NULL OR (submitted_on, case_id) {beyond} ($5, $6::uuid))
@@ -167,3 +176,24 @@ class CaseQueries:
         page = [{**dict(row), "decline_reasons": json.loads(row["decline_reasons"])} for row in rows[:limit]]
         last = page[-1] if len(rows) > limit else None
         return page, CaseCursor(filters.sort, last["submitted_on"], last["case_id"]) if last else None
+
+    @retried_read
+    async def search(self, case_number: str | None, digests: Sequence[tuple[str, bytes]],
+                     limit: int) -> Rows:
+        """The cases with this number (if given) and every kind of `digests` among their blind index rows (a case
+        found by name matches one of its names, kanji or kana), newest first; no personal data. An erased case has
+        no index rows left: it is found by its number only."""
+        kinds = sorted({kind for kind, _ in digests})
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT v.case_id, n.number AS case_number, v.status, v.mode, v.department, v.submitted_on,
+                          v.personal_data_erased_on
+                   FROM case_view v LEFT JOIN case_numbers n USING (case_id)
+                   WHERE ($1::text IS NULL OR n.number = $1)
+                     AND ($2::int = 0 OR v.case_id IN (
+                         SELECT case_id FROM case_search_index
+                         WHERE (kind, digest) IN (SELECT * FROM unnest($3::text[], $4::bytea[]))
+                         GROUP BY case_id HAVING count(DISTINCT kind) = $2))
+                   ORDER BY v.submitted_on DESC, v.case_id DESC LIMIT $5""",
+                case_number, len(kinds), [kind for kind, _ in digests], [digest for _, digest in digests], limit)
+        return [dict(row) for row in rows]

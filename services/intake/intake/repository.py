@@ -14,6 +14,7 @@ from eventkit.store import EventTypes
 from eventkit.unit_of_work import UnitOfWork, connection_of
 from intake import domain
 from intake.commands import CorrectCaseDetails, RecordContact, SubmitCase
+from intake.search import BlindIndex, case_number
 from secondopinion_contracts.codes import CorrectedField
 from secondopinion_contracts.events import intake as events
 
@@ -38,6 +39,7 @@ async def save_personal_data(conn: Conn, command: SubmitCase) -> None:
         "attending_address": attending_address.address if attending_address else None,
         "requester_name": command.requester.name, "requester_phone": command.requester.phone,
         "patient_name": command.patient_name, "patient_birth_date": command.patient_birth_date.isoformat(),
+        "patient_name_kana": command.patient_name_kana,
         "attending_name": command.attending_physician_name, "attending_institution": command.attending_institution,
         "question": command.question,
     })
@@ -73,14 +75,36 @@ class PersonalData(Protocol):
 
 
 class PostgresPersonalData:
+    """The sealed row and, beside it, the case's rows in the blind index it is searched by (`case_search_index`):
+    kept together, and erased together with the key, in the handler's transaction."""
+
+    def __init__(self, index: BlindIndex) -> None:
+        self.index = index
+
     async def keep(self, uow: UnitOfWork, command: SubmitCase) -> str:
         conn = await connection_of(uow)
         payer = await CASE_KEYS.seal(conn, command.case_id, {"payer_name": command.requester.name})
         await save_personal_data(conn, command)
+        await self._index(conn, command.case_id, {
+            "patient_name": command.patient_name, "patient_name_kana": command.patient_name_kana,
+            "patient_birth_date": command.patient_birth_date.isoformat(), "requester_phone": command.requester.phone})
         return to_text(payer)
 
     async def erase(self, uow: UnitOfWork, case_id: UUID, erased_by: str, erased_at: datetime) -> None:
-        await CASE_KEYS.erase(await connection_of(uow), case_id, erased_by, erased_at)
+        conn = await connection_of(uow)
+        await CASE_KEYS.erase(conn, case_id, erased_by, erased_at)
+        await conn.execute("DELETE FROM case_search_index WHERE case_id = $1", case_id)
+
+    async def _index(self, conn: Conn, case_id: UUID, person: Mapping[str, Any]) -> None:
+        """The case's rows in the blind index, from its personal data as it stands."""
+        born = person.get("patient_birth_date")
+        entries = self.index.entries(names=(person.get("patient_name"), person.get("patient_name_kana")),
+                                     birth_date=date.fromisoformat(born) if born else None,
+                                     phone=person.get("requester_phone"))
+        await conn.execute("DELETE FROM case_search_index WHERE case_id = $1", case_id)
+        await conn.executemany(
+            "INSERT INTO case_search_index (kind, digest, case_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            [(kind, digest, case_id) for kind, digest in entries])
 
     async def _opened(self, conn: Conn, case_id: UUID) -> dict[str, Any] | None:
         sealed = await conn.fetchval("SELECT sealed FROM case_personal_data WHERE case_id = $1 FOR UPDATE", case_id)
@@ -103,12 +127,40 @@ class PostgresPersonalData:
             person.update(values)
         await conn.execute("UPDATE case_personal_data SET sealed = $2 WHERE case_id = $1", command.case_id,
                            await CASE_KEYS.seal(conn, command.case_id, person))
+        # The case is found by what it says now: its rows in the blind index follow the corrected values.
+        await self._index(conn, command.case_id, person)
         if command.note:
             await _keep_note(conn, command.case_id, command.correction_id, "correction", command.note)
 
     async def keep_contact(self, uow: UnitOfWork, command: RecordContact) -> None:
         await _keep_note(await connection_of(uow), command.case_id, command.contact_id, "contact", command.note)
 
+
+class CaseNumbers(Protocol):
+    """The case numbers read over the phone (SO-2026-00123), one per case, in the order of submission within each
+    year (Asia/Tokyo), in the handler's unit of work: a submission rolled back takes its number back with it, so
+    none is skipped or given twice. `PostgresCaseNumbers` in the service; a fake in handler tests."""
+
+    async def assign(self, uow: UnitOfWork, case_id: UUID, submitted_on: date) -> str:
+        """The case's number, the next of `submitted_on`'s year."""
+        ...
+
+
+class PostgresCaseNumbers:
+    """A counter row per year (`case_number_counters`), taken with a row lock held until the submission commits:
+    concurrent submissions of one year are numbered one after the other. `case_numbers` keeps each case's number;
+    its unique keys are the last guard against a number given twice."""
+
+    async def assign(self, uow: UnitOfWork, case_id: UUID, submitted_on: date) -> str:
+        conn = await connection_of(uow)
+        sequence: int = await conn.fetchval(
+            """INSERT INTO case_number_counters (year, last) VALUES ($1, 1)
+               ON CONFLICT (year) DO UPDATE SET last = case_number_counters.last + 1 RETURNING last""",
+            submitted_on.year)
+        number = case_number(submitted_on.year, sequence)
+        await conn.execute("INSERT INTO case_numbers (case_id, number, year, sequence) VALUES ($1, $2, $3, $4)",
+                           case_id, number, submitted_on.year, sequence)
+        return number
 
 async def _keep_note(conn: Conn, case_id: UUID, note_id: UUID, kind: str, note: str) -> None:
     await conn.execute("INSERT INTO case_notes (note_id, case_id, kind, sealed) VALUES ($1, $2, $3, $4)",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from eventkit import credentials
 from eventkit.settings import ServiceSettings, default_dsn
 from secondopinion_contracts.codes import Department
 from secondopinion_contracts.departments import CATALOGUE
@@ -20,6 +21,18 @@ class IntakeSettings(ServiceSettings):
     http_port: int = Field(8001, validation_alias="INTAKE_HTTP_PORT")
     retention_years: int = Field(5, validation_alias="INTAKE_RETENTION_YEARS", ge=1, le=100)
     departments: tuple[Department, ...] = Field(DEFAULT_DEPARTMENTS, validation_alias="INTAKE_DEPARTMENTS")
+    # The key of the blind index cases are searched by (intake.search); empty: the development default, which
+    # production refuses. Changing it makes every case submitted before unfindable by name, birth date and phone.
+    search_index_key: SecretStr = Field(SecretStr(""), validation_alias="INTAKE_SEARCH_INDEX_KEY")
+
+    def secrets_of_its_own(self) -> dict[str, SecretStr]:
+        return {"INTAKE_SEARCH_INDEX_KEY": self.search_index_key}
+
+    @model_validator(mode="after")
+    def _development_search_index_key(self) -> IntakeSettings:
+        if not self.search_index_key.get_secret_value():
+            self.search_index_key = SecretStr(credentials.development_secret(self.service, "search_index_key"))
+        return self
 
     @field_validator("departments", mode="before")
     @classmethod

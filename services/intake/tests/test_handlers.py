@@ -31,6 +31,7 @@ from intake.commands import (
     WithdrawCase,
 )
 from intake.repository import CASES, EVENT_TYPES, STREAM_TYPE
+from intake.search import case_number
 from intake.settings import IntakeSettings
 from secondopinion_contracts.codes import (
     ConsentBasis,
@@ -115,9 +116,23 @@ class InMemoryErasureRequests:
         self.waiting.pop(case_id, None)
 
 
+@dataclass
+class InMemoryCaseNumbers:
+    """intake.repository.CaseNumbers in memory: the last sequence of each year, and each case's number."""
+
+    last: dict[int, int] = field(default_factory=dict)
+    numbers: dict[UUID, str] = field(default_factory=dict)
+
+    async def assign(self, uow: UnitOfWork, case_id: UUID, submitted_on: date) -> str:
+        self.last[submitted_on.year] = self.last.get(submitted_on.year, 0) + 1
+        self.numbers[case_id] = case_number(submitted_on.year, self.last[submitted_on.year])
+        return self.numbers[case_id]
+
+
 PERSONAL_DATA = InMemoryPersonalData()
 ERASURE_REQUESTS = InMemoryErasureRequests()
-HANDLERS = bind_handlers(IntakeSettings(), lambda: NOW, PERSONAL_DATA, ERASURE_REQUESTS)
+CASE_NUMBERS = InMemoryCaseNumbers()
+HANDLERS = bind_handlers(IntakeSettings(), lambda: NOW, PERSONAL_DATA, ERASURE_REQUESTS, CASE_NUMBERS)
 CONTEXT = CommandContext(actor=Actor(id="coord-1", role="coordinator"), correlation_id=str(CASE_ID))
 
 
@@ -213,6 +228,25 @@ async def test_a_submission_keeps_the_personal_data_aside_and_publishes_the_seal
     assert PERSONAL_DATA.kept[CASE_ID] == submission()
     assert "Hanako" not in store.outbox[0].model_dump_json()
 
+
+
+async def test_a_submission_is_numbered_in_its_years_order_and_the_number_never_goes_into_the_event(
+        store: InMemoryEventStore) -> None:
+    first, second, next_year = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await handle(store, replace(submission(), case_id=first, submitted_on=date(2030, 12, 31)))
+    await handle(store, replace(submission(), case_id=second, submitted_on=date(2030, 12, 31)))
+    await handle(store, replace(submission(), case_id=next_year, submitted_on=date(2031, 1, 1)))
+    assert [CASE_NUMBERS.numbers[case] for case in (first, second, next_year)] == [
+        "SO-2030-00001", "SO-2030-00002", "SO-2031-00001"]
+    assert "SO-20" not in " ".join(message.model_dump_json() for message in store.outbox)
+
+
+async def test_a_refused_submission_takes_no_number(store: InMemoryEventStore) -> None:
+    store.given(CASES.stream_id(CASE_ID), STREAM_TYPE, [submitted()])
+    taken = dict(CASE_NUMBERS.last)
+    with pytest.raises(CommandRejected):
+        await handle(store, replace(submission(), submitted_on=date(2040, 1, 6)))
+    assert CASE_NUMBERS.last == taken
 
 
 async def test_the_postal_addresses_go_to_the_personal_data_and_never_into_the_event(
