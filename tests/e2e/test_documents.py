@@ -123,7 +123,8 @@ async def test_an_in_person_case_prints_its_slip_receipt_refund_and_report_and_m
         await h.write_report(case_id)
         letter = pdf(await h.reporting.get(report_url, headers=coordinator), tmp_path, "opinion-report")
         assert missing_text(letter, "セカンドオピニオン報告書", "〒105-0011", "東京都港区芝公園4-2-8", "Minato Clinic",
-                            "Dr. Ichiro Sato 先生", f"{PATIENT} 様", f"受付番号 {number}", "1958年4月1日", "2026年12月8日（火）", "対面",
+                            "Dr. Ichiro Sato 先生", f"{PATIENT} 様", f"受付番号 {number}", "1958年4月1日",
+                            "2026年12月8日（火）", "対面",
                             "循環器内科", "佐藤 一郎", "Surgery is reasonable", HOSPITAL.name, HOSPITAL.address) == []
         assert (await h.reporting.get(report_url, headers=physician)).content == letter, "the same letter twice"
         assert (await h.reporting.get(report_url, headers=cashier)).status_code == 403
