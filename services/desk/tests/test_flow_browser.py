@@ -154,6 +154,9 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await accessible(doctor, "report-editor")
         await doctor.get_by_role("button", name="確定").click()
         await expect(doctor.locator("#report-status")).to_have_text("確定")
+        await doctor.goto(f"{c.url}/cases/{case_id}")
+        await printed(c, doctor, "#report-pdf", refused=[])
+        await accessible(doctor)
 
         # The desk hands the report over: the case closes.
         await desk.goto(f"{c.url}/cases/{case_id}")
