@@ -58,13 +58,17 @@ async def test_an_in_person_case_prints_its_slip_receipt_refund_and_report_and_m
         appointment = await h.book(case_id)
         appointment_id = appointment["appointment_id"]
         slip_url = f"/appointments/{appointment_id}/slip.pdf"
+        number = expect(await h.intake.get(f"/cases/{case_id}", headers=coordinator), 200)["case_number"]
+        assert re.fullmatch(r"SO-\d{4}-\d{5}", number), number
 
         # The appointment slip, posted to the patient.
         slip = pdf(await h.scheduling.get(slip_url, headers=coordinator), tmp_path, "appointment-slip-first")
         assert missing_text(slip, "予約票", "Appointment slip", "〒980-0811", "宮城県仙台市青葉区一番町1-2-3",
-                            f"{PATIENT} 様", case_id, "2026年12月8日（火） 10:00～11:00", "循環器内科", "佐藤 一郎",
+                            f"{PATIENT} 様", f"受付番号 {number}", "2026年12月8日（火） 10:00～11:00", "循環器内科",
+                            "佐藤 一郎",
                             "新患受付", "会計窓口", "紹介状）と検査資料は郵送で受領済みです", "33,000円（税込）",
                             HOSPITAL.desk_phone, "8:30～17:00", "一般外来の予約はできません") == []
+        assert case_id not in pdf_text(slip), "the case number, not the case id"
         assert (await h.scheduling.get(slip_url, headers=coordinator)).content == slip, "the same slip twice"
         for role in ("physician", "cashier", "auditor"):
             assert (await h.scheduling.get(slip_url, headers=bearer(role))).status_code == 403, role
@@ -119,7 +123,8 @@ async def test_an_in_person_case_prints_its_slip_receipt_refund_and_report_and_m
         await h.write_report(case_id)
         letter = pdf(await h.reporting.get(report_url, headers=coordinator), tmp_path, "opinion-report")
         assert missing_text(letter, "セカンドオピニオン報告書", "〒105-0011", "東京都港区芝公園4-2-8", "Minato Clinic",
-                            "Dr. Ichiro Sato 先生", f"{PATIENT} 様", "1958年4月1日", "2026年12月8日（火）", "対面",
+                            "Dr. Ichiro Sato 先生", f"{PATIENT} 様", f"受付番号 {number}", "1958年4月1日",
+                            "2026年12月8日（火）", "対面",
                             "循環器内科", "佐藤 一郎", "Surgery is reasonable", HOSPITAL.name, HOSPITAL.address) == []
         assert (await h.reporting.get(report_url, headers=physician)).content == letter, "the same letter twice"
         assert (await h.reporting.get(report_url, headers=cashier)).status_code == 403
@@ -144,6 +149,8 @@ async def test_an_in_person_case_prints_its_slip_receipt_refund_and_report_and_m
             content = pdf(response, tmp_path, f"{name}-erased")
             assert "*** 様" in pdf_text(content), name
             assert "山田" not in pdf_text(content), name
+            if name != "receipt":
+                assert number in pdf_text(content), f"the {name} still prints the case number (not personal data)"
         assert "Surgery" not in pdf_text(erased["report"].content)
 
 

@@ -12,6 +12,8 @@ import httpx
 log = logging.getLogger(__name__)
 
 SERVICES = ("intake", "scheduling", "billing", "reporting")
+# What the desk passes on of a printed document's answer: the file name is the service's (ids only).
+DOCUMENT_HEADERS = ("content-type", "content-disposition", "x-document-sha256")
 
 
 @dataclass
@@ -24,6 +26,9 @@ class Answer:
     code: str | None = None
     reasons: list[str] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
+    # A document's bytes and the headers it came with (`document`); the body then stays None.
+    content: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -62,6 +67,26 @@ class Backends:
             body = None
         if response.is_success:
             return Answer(status=response.status_code, body=body, service=service)
+        answer = _refusal(response.status_code, body)
+        answer.service = service
+        return answer
+
+    async def document(self, service: str, path: str, token: str) -> Answer:
+        """A printed document (a PDF) as the service answered it: its bytes and the headers that go with it."""
+        client = self._clients[service]
+        try:
+            response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as error:
+            log.warning("%s GET %s unreachable: %s", service, path, error.__class__.__name__)
+            return Answer(status=503, code="unreachable", service=service)
+        if response.is_success:
+            return Answer(status=response.status_code, service=service, content=response.content,
+                          headers={name: response.headers[name] for name in DOCUMENT_HEADERS
+                                   if name in response.headers})
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
         answer = _refusal(response.status_code, body)
         answer.service = service
         return answer

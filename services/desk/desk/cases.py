@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from desk import forms
 from desk.backends import Answer, Backends
 from desk.sessions import StaffSession
-from desk.web import Form, backends, done, fingerprint, problem, render, staff, store, today_tokyo
+from desk.web import Form, backends, done, fingerprint, printed, problem, render, staff, store, today_tokyo
 from secondopinion_contracts.codes import (
     CancellationReason,
     CancelledBy,
@@ -223,6 +223,22 @@ async def appointment_step(request: Request, case_id: UUID, step: str, session: 
     answer = await backends(request).post("scheduling", f"/appointments/{appointment_id}/{step}",
                                           session.access_token, body)
     return await _act(request, session, case_id, step, answer, "schedule")
+
+
+@router.get("/cases/{case_id}/slip.pdf")
+async def slip_pdf(request: Request, case_id: UUID, session: Coordinator) -> Response:
+    """The appointment slip as scheduling prints it (in person, once booked)."""
+    appointment_id = await _appointment_of(request, session, case_id)
+    if appointment_id is None:
+        return render(request, "error.html", session, status_code=404,
+                      problem=problem(Answer(status=404, code="not_found"), session.lang))
+    return await printed(request, session, "scheduling", f"/appointments/{appointment_id}/slip.pdf")
+
+
+@router.get("/cases/{case_id}/report.pdf")
+async def report_pdf(request: Request, case_id: UUID, session: CaseStaff) -> Response:
+    """The report letter as reporting prints it (once finalized)."""
+    return await printed(request, session, "reporting", f"/cases/{case_id}/report.pdf")
 
 
 @router.post("/cases/{case_id}/report/delivery")

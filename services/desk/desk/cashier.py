@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from desk import forms
 from desk.backends import Backends
 from desk.sessions import StaffSession
-from desk.web import Form, backends, done, fingerprint, problem, render, staff, store, today_tokyo, tokyo
+from desk.web import Form, backends, done, fingerprint, printed, problem, render, staff, store, today_tokyo, tokyo
 from secondopinion_contracts.codes import RefundReason
 
 router = APIRouter()
@@ -93,6 +93,18 @@ async def _after(request: Request, session: StaffSession, invoice_id: UUID, acti
 def _invalid(session: StaffSession, error: forms.FieldError) -> dict[str, Any]:
     return {"message": error.message(session.lang), "reasons": [],
             "fields": {error.field: error.message(session.lang)}, "code": "invalid"}
+
+
+@router.get("/invoices/{invoice_id}/receipt.pdf")
+async def receipt_pdf(request: Request, invoice_id: UUID, session: Cashier) -> Response:
+    """The issued receipt as billing prints it (a second print says 再発行)."""
+    return await printed(request, session, "billing", f"/invoices/{invoice_id}/receipt.pdf")
+
+
+@router.get("/invoices/{invoice_id}/refund.pdf")
+async def refund_pdf(request: Request, invoice_id: UUID, session: Cashier) -> Response:
+    """The refund note as billing prints it, for everything refunded so far."""
+    return await printed(request, session, "billing", f"/invoices/{invoice_id}/refund.pdf")
 
 
 @router.post("/invoices/{invoice_id}/payment", response_class=HTMLResponse)

@@ -22,6 +22,7 @@ from desk import catalogue
 from desk.backends import Answer, Backends
 from desk.sessions import CSRF_FIELD, SESSION_COOKIE, SessionStore, StaffSession
 
+PDF_MEDIA_TYPE = "application/pdf"
 TOKYO = ZoneInfo("Asia/Tokyo")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 # Before sign-in (the sign-in form, the language switch) the CSRF token is a cookie of its own.
@@ -181,6 +182,21 @@ def problem(answer: Answer, lang: str) -> dict[str, Any]:
     return {"message": catalogue.refusal(answer.code, lang, answer.service),
             "reasons": [catalogue.refusal_detail(reason, lang) for reason in answer.reasons],
             "fields": answer.fields, "code": answer.code}
+
+
+async def printed(request: Request, session: StaffSession, service: str, path: str) -> Response:
+    """A service's printed document, fetched with the person's token (a browser cannot send it) and answered as
+    the service named it; a refusal is shown as the desk shows any other."""
+    answer = await backends(request).document(service, path, session.access_token)
+    if not answer.ok or not answer.content.startswith(b"%PDF"):
+        status = answer.status if not answer.ok else 502
+        refused = answer if not answer.ok else Answer(status=502, code="unavailable", service=service)
+        return render(request, "error.html", session, status_code=status, problem=problem(refused, session.lang))
+    headers = {"Cache-Control": "no-store",
+               "Content-Disposition": answer.headers.get("content-disposition", "inline")}
+    if "x-document-sha256" in answer.headers:
+        headers["X-Document-SHA256"] = answer.headers["x-document-sha256"]
+    return Response(answer.content, media_type=PDF_MEDIA_TYPE, headers=headers)
 
 
 def field_problem(field: str, message: str) -> dict[str, Any]:

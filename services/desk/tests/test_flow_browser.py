@@ -45,6 +45,25 @@ async def new_case(c: Console, page: Page, *, mode: str = "in_person", relations
     return match.group(1)
 
 
+async def printed(c: Console, page: Page, link: str, *, refused: list[Page]) -> None:
+    """Follow a document's link as the page shows it: a PDF under the service's file name (ids only) for the
+    person on the page, 403 for each of `refused` (people without the role)."""
+    href = await page.locator(link).get_attribute("href")
+    assert href is not None
+    assert href.endswith(".pdf"), href
+    answer = await page.request.get(f"{c.url}{href}")
+    assert answer.status == 200, await answer.text()
+    assert answer.headers["content-type"] == "application/pdf"
+    assert (await answer.body()).startswith(b"%PDF")
+    disposition = answer.headers["content-disposition"]
+    assert re.fullmatch(r'inline; filename="[a-z-]+-[A-Za-z0-9-]+\.pdf"', disposition), disposition
+    assert PATIENT not in disposition
+    for other in refused:
+        refusal = await other.request.get(answer.url)
+        assert refusal.status == 403, (answer.url, refusal.status)
+        assert not (await refusal.body()).startswith(b"%PDF")
+
+
 async def record_documents(page: Page, *kinds: str) -> None:
     for kind in kinds:
         await page.locator("#kind").select_option(kind)
@@ -101,6 +120,7 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await desk.get_by_role("button", name="患者の選択を記録").click()
         await expect(desk.locator("#schedule .badge").first).to_have_text("予約確定")
         await expect(desk.locator("#appointment-start")).to_have_text("2026/12/03 10:00")
+        await printed(c, desk, "#slip-pdf", refused=[doctor])
 
         # The consultation day: the cashier takes the fee at the counter.
         c.clock.set_tokyo(CONSULTATION_DAY, time(9, 30))
@@ -119,6 +139,7 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await cashier.get_by_role("button", name="領収書を発行").click()
         await expect(cashier.locator("#receipt-printed")).to_contain_text(PATIENT)
         await accessible(cashier, "invoice")
+        await printed(c, cashier, "#receipt-pdf", refused=[desk, doctor])
         await cashier.get_by_role("link", name="本日の売上").click()
         await expect(cashier.locator("#takings-net")).to_have_text("¥33,000")
         await accessible(cashier, "takings")
@@ -133,11 +154,16 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await accessible(doctor, "report-editor")
         await doctor.get_by_role("button", name="確定").click()
         await expect(doctor.locator("#report-status")).to_have_text("確定")
+        await doctor.goto(f"{c.url}/cases/{case_id}")
+        await printed(c, doctor, "#report-pdf", refused=[])
+        await accessible(doctor)
 
         # The desk hands the report over: the case closes.
         await desk.goto(f"{c.url}/cases/{case_id}")
+        await printed(c, desk, "#report-pdf", refused=[cashier])
         await desk.get_by_role("button", name="交付を記録").click()
         await expect(desk.locator("#report .badge")).to_have_text("交付済み")
+        await printed(c, desk, "#report-pdf", refused=[])
         await expect(desk.locator('#timeline tr[data-event="CaseClosed"]')).to_contain_text("案件完了",
                                                                                              timeout=15_000)
         await accessible(desk, "case-closed")
@@ -152,6 +178,7 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await cashier.locator("#refund_reason").select_option("goodwill")
         await cashier.get_by_role("button", name="返金").click()
         await expect(cashier.locator("#invoice-status")).to_have_text("一部返金")
+        await printed(c, cashier, "#refund-pdf", refused=[desk])
         await cashier.get_by_role("link", name="本日の売上").click()
         await expect(cashier.locator("#takings-net")).to_have_text("¥32,000")
 

@@ -121,6 +121,9 @@ def allow_service(*services: str) -> Callable[..., Coroutine[Any, Any, ServiceCa
     return authorized
 
 
+BESIDE_FIELDS = ("received_documents", "case_number")
+
+
 @dataclass
 class IntakeDisclosure:
     """Intake's `GET /cases/{id}/personal-data/for/{purpose}`: the fields one purpose needs, opened by intake."""
@@ -148,9 +151,9 @@ class IntakeDisclosure:
                                 headers={"Retry-After": "2"})
         body = response.json()
         fields: dict[str, Any] = body["fields"]
-        # The slip also gets the kinds of documents received so far (not personal data: beside the fields).
-        return {**fields, "received_documents": body["received_documents"]} if "received_documents" in body \
-            else fields
+        # Beside the fields, not personal data: the slip's kinds of documents received so far, and the slip's and
+        # the report's case number.
+        return {**fields, **{name: body[name] for name in BESIDE_FIELDS if name in body}}
 
 
 def intake_disclosure(service: str, base_url: str,

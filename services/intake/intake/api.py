@@ -33,7 +33,15 @@ from intake.commands import (
     WithdrawCase,
 )
 from intake.domain import PURPOSES, CaseStatus
-from intake.queries import CaseCursor, CaseFilters, CaseQueries, case_status, personal_data, received_documents
+from intake.queries import (
+    CaseCursor,
+    CaseFilters,
+    CaseQueries,
+    case_status,
+    number_of_case,
+    personal_data,
+    received_documents,
+)
 from intake.search import (
     BlindIndex,
     SearchKind,
@@ -416,13 +424,18 @@ async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordin
 ServicePrinting = Annotated[ServiceCall, Depends(allow_service(*sorted({p.service for p in PURPOSES.values()})))]
 
 
+# The documents that print the case number (SO-2026-00123), by which the patient or physician calls back.
+NUMBERED = ("slip", "report")
+
+
 @router.get("/cases/{case_id}/personal-data/for/{purpose}", tags=["personal data"])
 async def personal_data_for(case_id: UUID, purpose: Literal["receipt", "slip", "report"], call: ServicePrinting,
                             q: Queries) -> dict[str, Any]:
     """The fields one document prints (*** each once erased), for the service that prints it, acting for staff
     whose role prints it, and only of an accepted case (the other services hold nothing of any other case). The
     access log names both the staff member and the service. The slip also gets the kinds of the documents
-    received so far (it asks only for what is missing)."""
+    received so far (it asks only for what is missing); the slip and the report also the case number (not
+    personal data: beside the fields, never masked)."""
     wanted = PURPOSES[purpose]
     if call.service != wanted.service:
         raise HTTPException(403, f"the {purpose} is printed by the {wanted.service} service")
@@ -439,8 +452,11 @@ async def personal_data_for(case_id: UUID, purpose: Literal["receipt", "slip", "
         actor = Actor(id=call.person.staff_id, role=sorted(roles)[0])
         await record_access(conn, actor, case_id, f"read_personal_data_for_{purpose}_via_{call.service}")
         received = await received_documents(conn, case_id) if purpose == "slip" else None
-    answer = {"case_id": str(case_id), "purpose": purpose,
-              "fields": {name: person.get(source) for name, source in wanted.fields.items()}}
+        number = await number_of_case(conn, case_id) if purpose in NUMBERED else None
+    answer: dict[str, Any] = {"case_id": str(case_id), "purpose": purpose,
+                              "fields": {name: person.get(source) for name, source in wanted.fields.items()}}
+    if purpose in NUMBERED:
+        answer["case_number"] = number
     return answer if received is None else {**answer, "received_documents": received}
 
 

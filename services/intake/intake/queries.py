@@ -40,6 +40,12 @@ async def case_status(conn: Conn, case_id: UUID) -> str | None:
     return status
 
 
+async def number_of_case(conn: Conn, case_id: UUID) -> str | None:
+    """The case's number (SO-2026-00123): not personal data, what staff and patients call the case by."""
+    number: str | None = await conn.fetchval("SELECT number FROM case_numbers WHERE case_id = $1", case_id)
+    return number
+
+
 async def received_documents(conn: Conn, case_id: UUID) -> list[str]:
     """The kinds of the documents received for the case, in order (the slip asks only for what is missing)."""
     documents = await conn.fetchval("SELECT documents FROM case_view WHERE case_id = $1", case_id)

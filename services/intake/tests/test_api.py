@@ -503,11 +503,15 @@ async def _addresses_through_their_life(intake: httpx.AsyncClient, bus: EventCol
     scheduling = intake_disclosure("scheduling", "http://intake", intake._transport)
     reporting = intake_disclosure("reporting", "http://intake", intake._transport)
     desk, physician = STAFF["Authorization"], bearer("physician", subject="dr-sato")["Authorization"]
+    number = view["case_number"]
+    assert number.startswith("SO-2026-")
     slip = await scheduling.personal_data(uuid.UUID(case_id), "slip", desk)
     assert slip == {"patient_name": PATIENT_NAME, "patient_postal_code": "980-8574",
                     "patient_address": PATIENT_ADDRESS["address"],
-                    "received_documents": ["application_form", "referral_letter", "test_results"]}
+                    "received_documents": ["application_form", "referral_letter", "test_results"],
+                    "case_number": number}
     report = await reporting.personal_data(uuid.UUID(case_id), "report", physician)
+    assert report["case_number"] == number, "the report letter prints the case number too"
     assert report["attending_address"] == CLINIC_ADDRESS["address"]
     assert report["patient_birth_date"] == "1968-04-01"
     assert "requester_phone" not in report, "a document reads only what it prints"
@@ -525,7 +529,9 @@ async def _addresses_through_their_life(intake: httpx.AsyncClient, bus: EventCol
     assert after["patient"]["postal_address"] == {"postal_code": "***", "address": "***"}
     assert after["attending_physician"]["institution_address"] == {"postal_code": "***", "address": "***"}
     slip_after = await scheduling.personal_data(uuid.UUID(case_id), "slip", desk)
-    assert {value for name, value in slip_after.items() if name != "received_documents"} == {"***"}
+    assert {value for name, value in slip_after.items() if name not in ("received_documents", "case_number")} \
+        == {"***"}
+    assert slip_after["case_number"] == number, "the case number is not personal data: never masked"
     conn = await asyncpg.connect(database)
     try:
         reads = [row["action"] for row in await conn.fetch(

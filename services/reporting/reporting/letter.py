@@ -83,7 +83,9 @@ def letter_document(facts: LetterFacts, person: Mapping[str, Any], hospital: Hos
     return Document(
         title="セカンドオピニオン報告書", title_english="Second-opinion report for the attending physician",
         reference=f"second-opinion-report-{facts.report_id}", issued_on=facts.finalized_on,
-        addressee=_addressee(person), numbers=[("報告書番号", str(facts.report_id).split("-")[0].upper())],
+        addressee=_addressee(person),
+        numbers=[*([("受付番号", str(person["case_number"]))] if person.get("case_number") else []),
+                 ("報告書番号", str(facts.report_id).split("-")[0].upper())],
         blocks=[
             Lines(["平素より大変お世話になっております。",
                    "ご紹介いただきました患者さんについて、当院セカンドオピニオン外来での相談の結果を下記のとおりご報告いたします。"]),

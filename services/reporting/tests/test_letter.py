@@ -19,7 +19,7 @@ from secondopinion_contracts.codes import Mode
 HOSPITAL = HospitalSettings(HOSPITAL_PHYSICIANS={"dr-sato": "佐藤 一郎"})
 PERSON = {"patient_name": "山田 花子", "patient_birth_date": "1958-04-01", "attending_name": "鈴木 次郎",
           "attending_institution": "みなとクリニック", "attending_postal_code": "105-0011",
-          "attending_address": "東京都港区芝公園4-2-8"}
+          "attending_address": "東京都港区芝公園4-2-8", "case_number": "SO-2026-00123"}
 FINAL = OpinionReport(status=ReportStatus.FINALIZED, report_id=uuid.UUID(int=5), draft_number=2,
                       physician_id="dr-sato", consultation_mode=Mode.IN_PERSON, consulted_on=date(2026, 12, 8),
                       finalized_on=date(2026, 12, 9))
@@ -36,6 +36,7 @@ def test_the_letter_is_addressed_to_the_attending_physician_and_holds_the_final_
         "みなとクリニック",
         "鈴木 次郎 先生",
         "山田 花子 様",
+        "受付番号 SO-2026-00123",
         "1958年4月1日",
         "2026年12月8日（火）",
         "対面",
@@ -58,7 +59,7 @@ def test_a_long_opinion_flows_onto_further_pages_each_numbered() -> None:
 
 
 def test_after_erasure_names_and_the_opinion_print_masked() -> None:
-    masked = dict.fromkeys(PERSON, "***")
+    masked = {**dict.fromkeys(PERSON, "***"), "case_number": "SO-2026-00123"}
     pdf = render_letter(LetterFacts.of(uuid.uuid4(), FINAL, "cardiology", None), masked, HOSPITAL)
     text = pdf_text(pdf)
     assert "*** 様" in text

@@ -67,6 +67,13 @@ def _addressee(person: Mapping[str, Any]) -> list[str]:
     return [*lines, f"{person['patient_name']} 様"]
 
 
+def _case_number(facts: SlipFacts, person: Mapping[str, Any]) -> str:
+    """The case number intake gave the case (SO-2026-00123), which the patient quotes when calling the desk; the
+    case id's first part only for a case intake has no number for."""
+    number = person.get("case_number")
+    return str(number) if number else str(facts.case_id).split("-")[0].upper()
+
+
 MATERIALS = {"referral_letter": "主治医の診療情報提供書（紹介状）", "test_results": "検査資料（CD-R 可）"}
 
 
@@ -83,14 +90,14 @@ def slip_document(facts: SlipFacts, person: Mapping[str, Any], hospital: Hospita
     return Document(
         title="予約票　セカンドオピニオン外来", title_english="Appointment slip — second-opinion outpatient clinic",
         reference=f"appointment-slip-{facts.appointment_id}", issued_on=facts.issued_on,
-        addressee=_addressee(person), numbers=[("受付番号", str(facts.case_id).split("-")[0].upper())],
+        addressee=_addressee(person), numbers=[("受付番号", _case_number(facts, person))],
         stamp="変更後の予約票" if facts.replaces_earlier else None,
         stamp_note="予約日時の変更により、以前お送りした予約票に代わるものです。" if facts.replaces_earlier else None,
         blocks=[
             Lines(["セカンドオピニオン外来のご予約を下記のとおり承りました。"]),
             Heading("ご予約の内容", "Your appointment"),
             Fields([
-                ("受付番号\nCase number", str(facts.case_id)),
+                ("受付番号\nCase number", _case_number(facts, person)),
                 ("患者氏名\nPatient", f"{person['patient_name']} 様"),
                 ("日時\nDate and time (Tokyo)", ja_time_range(facts.start, facts.end)),
                 ("診療科\nDepartment", department_ja(facts.department)),

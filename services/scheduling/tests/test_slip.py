@@ -17,7 +17,7 @@ from scheduling.slip import SlipFacts, render_slip
 
 HOSPITAL = HospitalSettings(HOSPITAL_PHYSICIANS={"dr-sato": "佐藤 一郎"})
 PERSON = {"patient_name": "山田 花子", "patient_postal_code": "980-8574",
-          "patient_address": "宮城県仙台市青葉区星陵町1-1"}
+          "patient_address": "宮城県仙台市青葉区星陵町1-1", "case_number": "SO-2026-00123"}
 
 
 def view(**changes: Any) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def test_the_slip_says_when_where_what_to_bring_and_how_to_change() -> None:
         "〒980-8574",
         "宮城県仙台市青葉区星陵町1-1",
         "山田 花子 様",
-        "3f2a0c1e-0000-4000-8000-000000000001",
+        "受付番号 SO-2026-00123",
         "2026年12月8日（火） 10:00～11:00",
         "循環器内科",
         "佐藤 一郎",
@@ -50,6 +50,7 @@ def test_the_slip_says_when_where_what_to_bring_and_how_to_change() -> None:
     ]
     assert missing_text(pdf, *expected) == []
     assert "変更後" not in pdf_text(pdf)
+    assert "3f2a0c1e" not in pdf_text(pdf).lower(), "the case number, not the case id"
     assert unembedded_fonts(pdf) == []
 
 
@@ -68,8 +69,9 @@ def test_materials_already_posted_are_not_asked_for_again() -> None:
 
 
 def test_erased_personal_data_prints_masked() -> None:
-    masked = dict.fromkeys(PERSON, "***")
+    masked = {**dict.fromkeys(PERSON, "***"), "case_number": "SO-2026-00123"}
     text = pdf_text(render_slip(SlipFacts.from_view(view()), masked, HOSPITAL))
+    assert "SO-2026-00123" in text, "the case number is not personal data"
     assert "*** 様" in text
     assert "山田" not in text
 
@@ -82,3 +84,8 @@ def test_erased_personal_data_prints_masked() -> None:
 def test_no_slip_to_print_says_why(changes: dict[str, Any], reason: str) -> None:
     with pytest.raises(NotFound, match=reason):
         SlipFacts.from_view(view(**changes))
+
+
+def test_a_case_without_a_number_prints_its_id_prefix() -> None:
+    unnumbered = {name: value for name, value in PERSON.items() if name != "case_number"}
+    assert missing_text(render_slip(SlipFacts.from_view(view()), unnumbered, HOSPITAL), "受付番号 3F2A0C1E") == []
