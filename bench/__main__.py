@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark of issue 8 in one run, against this machine's PostgreSQL and RabbitMQ.
+"""`make bench`: every benchmark of docs/BENCHMARKS.md in one run, against this machine's PostgreSQL and RabbitMQ.
 
     uv run --frozen --group bench python -m bench [--cases 150 --rate 3,flat ...]   (see --help)
 
@@ -224,7 +224,7 @@ def summary(results: dict[str, Any]) -> str:
         lines += [_line(wait, _percentiles(figures)) for wait, figures in outcome["acted_on_event"].items()]
         if outcome["failures"]:
             lines.append(_line("failures", outcome["failures"]))
-    lines.append("issue 8's targets")
+    lines.append("the targets (docs/BENCHMARKS.md)")
     lines += [_line(("met    " if item["met"] else "MISSED ") + item["target"], item["measured"])
               for item in results["targets"]]
     return "\n".join(lines)
