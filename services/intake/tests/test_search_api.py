@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 from datetime import time
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
-from eventkit.testing import SettableClock, bearer, erase_personal_data, running_app
+from eventkit.testing import SettableClock, bearer, erase_personal_data, fetch, running_app
 from intake.bootstrap import build
 from intake.settings import IntakeSettings
 
@@ -73,14 +72,6 @@ async def search(client: httpx.AsyncClient, **params: str) -> list[dict[str, Any
     assert response.status_code == 200, response.text
     cases: list[dict[str, Any]] = response.json()["cases"]
     return cases
-
-
-async def fetch(database: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database)
-    try:
-        return list(await conn.fetch(query, *args))
-    finally:
-        await conn.close()
 
 
 async def test_cases_are_numbered_in_order_per_tokyo_year_and_the_number_is_shown_beside_the_id(
