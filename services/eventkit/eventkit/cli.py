@@ -1,11 +1,13 @@
-"""The command line every service shares: `python -m <service> serve|migrate|rebuild`."""
+"""The command line every service shares: `python -m <service> serve|migrate|rebuild|check`, and a service's own
+maintenance commands (intake: `reindex-search`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -66,10 +68,16 @@ async def _rebuild(runtime: ServiceRuntime) -> int:
     return count
 
 
+# A service's own maintenance command: run with its settings, it answers what it did in a line.
+Maintenance = Callable[[ServiceSettings], Coroutine[Any, Any, str]]
+
+
 def main(settings_type: type[ServiceSettings], runtime_for: Callable[[ServiceSettings], ServiceRuntime],
-         build: Callable[[ServiceSettings], FastAPI]) -> None:
+         build: Callable[[ServiceSettings], FastAPI], maintenance: Mapping[str, Maintenance] | None = None) -> None:
+    maintenance = maintenance or {}
     parser = argparse.ArgumentParser(prog=f"python -m {settings_type().service}")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", "rebuild", "check"])
+    parser.add_argument("command", nargs="?", default="serve",
+                        choices=["serve", "migrate", "rebuild", "check", *maintenance])
     args = parser.parse_args()
     settings = settings_type()
     logs.configure(settings.service, settings.log_level)
@@ -82,6 +90,9 @@ def main(settings_type: type[ServiceSettings], runtime_for: Callable[[ServiceSet
     if args.command == "migrate":
         applied = asyncio.run(db_roles.prepare(settings, runtime_for(settings).migrations))
         print(f"{settings.service}: {len(applied)} migration(s) applied", file=sys.stderr)
+        return
+    if args.command in maintenance:
+        print(f"{settings.service}: {asyncio.run(maintenance[args.command](settings))}", file=sys.stderr)
         return
     if args.command == "rebuild":
         count = asyncio.run(_rebuild(runtime_for(settings)))

@@ -1,5 +1,5 @@
 from eventkit.cli import main
-from intake.bootstrap import build, runtime_for
+from intake.bootstrap import build, reindex_search, runtime_for
 from intake.settings import IntakeSettings
 
-main(IntakeSettings, runtime_for, build)
+main(IntakeSettings, runtime_for, build, maintenance={"reindex-search": reindex_search})

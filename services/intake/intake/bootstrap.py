@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from eventkit import db
 from eventkit.bootstrap import BoundHandler, bind
 from eventkit.clock import Clock, utc_now
 from eventkit.runtime import ServiceRuntime, create_app
@@ -38,6 +39,18 @@ def blind_index(settings: IntakeSettings) -> BlindIndex:
     """The index cases are searched by, keyed with INTAKE_SEARCH_INDEX_KEY (the handlers write it, the search reads
     it: one key for both)."""
     return BlindIndex(settings.search_index_key.get_secret_value().encode())
+
+
+async def reindex_search(settings: ServiceSettings) -> str:
+    """`python -m intake reindex-search`: the blind index rebuilt from the sealed data under the current key (the
+    cases submitted before the index, or every case after the key changed)."""
+    assert isinstance(settings, IntakeSettings)
+    pool = await db.create_pool(settings.database_url, max_size=2)
+    try:
+        count = await PostgresPersonalData(blind_index(settings)).reindex(pool)
+    finally:
+        await pool.close()
+    return f"search index rebuilt for {count.indexed} case(s); {count.erased} erased case(s) left out"
 
 
 def bind_handlers(settings: IntakeSettings, clock: Clock, personal_data: PersonalData | None = None,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
+
+import asyncpg
 
 from eventkit.aggregate import AggregateType
 from eventkit.crypto import CaseKeys, to_text
@@ -74,6 +77,14 @@ class PersonalData(Protocol):
         ...
 
 
+@dataclass
+class ReindexCount:
+    """What a re-index did: the cases indexed from their sealed data, and the erased ones left out."""
+
+    indexed: int = 0
+    erased: int = 0
+
+
 class PostgresPersonalData:
     """The sealed row and, beside it, the case's rows in the blind index it is searched by (`case_search_index`):
     kept together, and erased together with the key, in the handler's transaction."""
@@ -105,6 +116,26 @@ class PostgresPersonalData:
         await conn.executemany(
             "INSERT INTO case_search_index (kind, digest, case_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             [(kind, digest, case_id) for kind, digest in entries])
+
+    async def reindex(self, pool: asyncpg.Pool, progress: Callable[[int, int], None] | None = None) -> ReindexCount:
+        """Every case's rows in the blind index again, from its sealed data, under the index's key as it is now: the
+        cases submitted before there was an index, and all of them after INTAKE_SEARCH_INDEX_KEY changed. One case
+        per transaction, its row locked as a correction locks it; an erased case keeps no row. Safe to run again."""
+        rows = await pool.fetch("SELECT case_id FROM case_personal_data ORDER BY case_id")
+        case_ids = [row["case_id"] for row in rows]
+        count = ReindexCount()
+        for done, case_id in enumerate(case_ids, start=1):
+            async with pool.acquire() as conn, conn.transaction():
+                person = await self._opened(conn, case_id)
+                if person is None:
+                    await conn.execute("DELETE FROM case_search_index WHERE case_id = $1", case_id)
+                    count.erased += 1
+                else:
+                    await self._index(conn, case_id, person)
+                    count.indexed += 1
+            if progress is not None:
+                progress(done, len(case_ids))
+        return count
 
     async def _opened(self, conn: Conn, case_id: UUID) -> dict[str, Any] | None:
         sealed = await conn.fetchval("SELECT sealed FROM case_personal_data WHERE case_id = $1 FOR UPDATE", case_id)
