@@ -21,7 +21,7 @@ from desk import api, auditor, cases, cashier, coordinator, physician, signin
 from desk.backends import Backends
 from desk.sessions import SessionStore
 from desk.settings import DeskSettings, production_problems
-from desk.web import CsrfRejected, Forbidden, SignInRequired, current_session, render
+from desk.web import LIVE_SUFFIX, CsrfRejected, Forbidden, SignInRequired, current_session, render
 from eventkit import db
 from eventkit.clock import Clock, utc_now
 from eventkit.http import BodySizeLimit
@@ -58,8 +58,10 @@ def build(settings: DeskSettings | None = None, *, clock: Clock | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await db.migrate(settings.database_url, [MIGRATIONS])
         pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
+        oidc: signin.OpenIdProvider | None = getattr(app.state, "oidc", None)
         app.state.sessions = SessionStore(pool, timedelta(minutes=settings.idle_timeout_minutes),
-                                          settings.session_key_bytes)
+                                          settings.session_key_bytes, renew=oidc.renew if oidc else None,
+                                          renew_before=timedelta(seconds=settings.token_renew_before_seconds))
         app.state.backends = Backends(settings.service_urls, settings.service_timeout_seconds, transports)
         purge = asyncio.create_task(_purge_idle_sessions(app.state.sessions))
         try:
@@ -92,7 +94,7 @@ def build(settings: DeskSettings | None = None, *, clock: Clock | None = None,
 
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, _: SignInRequired) -> Response:
-        if request.url.path.endswith("/live"):
+        if request.url.path.endswith(LIVE_SUFFIX):
             return JSONResponse({"signed_in": False}, status_code=401)
         return RedirectResponse("/sign-in", status_code=303)
 

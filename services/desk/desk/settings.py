@@ -39,6 +39,8 @@ class DeskSettings(BaseSettings):
     # The base URL staff open (the OIDC redirect URI is derived from it).
     public_url: str = Field("http://127.0.0.1:8000", validation_alias="DESK_PUBLIC_URL")
     idle_timeout_minutes: int = Field(30, validation_alias="DESK_IDLE_TIMEOUT_MINUTES", ge=1, le=24 * 60)
+    # How long before its expiry an access token is renewed with the refresh token (production sign-in).
+    token_renew_before_seconds: int = Field(60, validation_alias="DESK_TOKEN_RENEW_BEFORE_SECONDS", ge=0, le=3600)
     # How often a page showing a pending step asks again, in seconds.
     poll_seconds: float = Field(2.0, validation_alias="DESK_POLL_SECONDS", gt=0, le=60)
 

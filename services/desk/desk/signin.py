@@ -8,6 +8,7 @@ import logging
 import secrets
 import time
 import warnings
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from desk import forms
-from desk.sessions import SESSION_COOKIE
+from desk.sessions import SESSION_COOKIE, Tokens
 from desk.settings import DeskSettings
 from desk.web import Form, current_session, render, set_cookie, store
 from eventkit.auth import STAFF_ROLES, mint_development_token
@@ -44,12 +45,14 @@ def settings_of(request: Request) -> DeskSettings:
 
 
 async def _start_session(request: Request, *, subject: str, name: str, roles: list[str], access_token: str,
-                         expires_at: datetime, id_token: str | None = None) -> Response:
+                         expires_at: datetime, id_token: str | None = None,
+                         refresh_token: str | None = None) -> Response:
     previous = request.cookies.get(SESSION_COOKIE)
     if previous:
         await store(request).delete(previous)  # a new sign-in never reuses an old session id
     session = await store(request).create(subject=subject, display_name=name, roles=roles, access_token=access_token,
                                           token_expires_at=expires_at, id_token=id_token,
+                                          refresh_token=refresh_token,
                                           lang=request.cookies.get("desk_lang", "ja"))
     log.info("signed in: %s as %s", subject, ",".join(roles))
     response = RedirectResponse("/", status_code=303)
@@ -114,6 +117,14 @@ class OpenIdProvider:
     def extra(self) -> dict[str, str]:
         return {"resource": self.settings.oidc_resource} if self.settings.oidc_resource else {}
 
+    async def renew(self, refresh_token: str) -> Tokens:
+        """The refresh grant: a new access token (and, where the provider rotates them, a new refresh token)."""
+        metadata = await self.metadata()
+        async with self.client() as client:
+            token = await client.refresh_token(metadata["token_endpoint"], refresh_token=refresh_token,
+                                               **self.extra())
+        return _tokens(token)
+
     async def id_claims(self, id_token: str, nonce: str) -> dict[str, Any]:
         metadata = await self.metadata()
         if self._keys is None:
@@ -125,6 +136,12 @@ class OpenIdProvider:
         if not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
             raise jwt.InvalidTokenError("the ID token's nonce is not this sign-in's")
         return claims
+
+
+def _tokens(token: Mapping[str, Any]) -> Tokens:
+    """The token endpoint's answer as the session keeps it (Authlib computes `expires_at` from `expires_in`)."""
+    expires_at = datetime.fromtimestamp(float(token.get("expires_at") or time.time() + 300), UTC)
+    return Tokens(str(token["access_token"]), expires_at, token.get("id_token"), token.get("refresh_token"))
 
 
 async def _in_thread(function: Any, *args: Any) -> Any:
@@ -181,11 +198,11 @@ async def oidc_callback(request: Request, state: str = "", code: str = "") -> Re
         return render(request, "sign_in.html", None, status_code=403, development=False, oidc=True,
                       staff=DEVELOPMENT_STAFF, roles=STAFF_ROLES,
                       problem={"message": "この窓口の役割が割り当てられていません / No desk role is assigned to you"})
-    expires_at = datetime.fromtimestamp(float(token.get("expires_at") or time.time() + 300), UTC)
+    tokens = _tokens(token)
     return await _start_session(request, subject=str(claims["sub"]),
                                 name=str(claims.get(settings.oidc_name_claim) or claims["sub"]), roles=roles,
-                                access_token=token["access_token"], expires_at=expires_at,
-                                id_token=token["id_token"])
+                                access_token=tokens.access_token, expires_at=tokens.expires_at,
+                                id_token=tokens.id_token, refresh_token=tokens.refresh_token)
 
 
 @router.post("/sign-out")

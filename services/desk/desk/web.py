@@ -27,6 +27,8 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 # Before sign-in (the sign-in form, the language switch) the CSRF token is a cookie of its own.
 ANONYMOUS_CSRF_COOKIE = "desk_csrf"
+# The path every page's live check ends in (static/live.js polls it).
+LIVE_SUFFIX = "/live"
 
 
 class SignInRequired(Exception):
@@ -110,7 +112,8 @@ async def current_session(request: Request) -> StaffSession | None:
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id:
         return None
-    session = await store(request).get(session_id)
+    # A page left open polls its live check: that keeps nobody signed in past the idle timeout.
+    session = await store(request).get(session_id, activity=not request.url.path.endswith(LIVE_SUFFIX))
     request.state.staff = session
     return session
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.async_api import expect
@@ -21,12 +22,13 @@ AUDIENCE = "https://api.secondopinion.test"  # a resource indicator is an absolu
 
 
 @asynccontextmanager
-async def identity_provider(redirect_uri: str) -> AsyncIterator[str]:
+async def identity_provider(redirect_uri: str, access_token_seconds: int = 3600) -> AsyncIterator[str]:
     if not (NODE_TOOLS / "node_modules" / "oidc-provider").exists():
         pytest.fail(f"oidc-provider is not installed: run `npm ci --prefix {NODE_TOOLS}` (make test does)")
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         "node", str(NODE_TOOLS / "idp.mjs"), str(port), CLIENT_ID, CLIENT_SECRET, redirect_uri, AUDIENCE,
+        str(access_token_seconds),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     try:
         assert process.stdout is not None
@@ -42,13 +44,15 @@ async def test_staff_sign_in_at_the_identity_provider_and_the_services_accept_it
         rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     desk_port = free_port()
     desk_url = f"http://localhost:{desk_port}"
-    async with identity_provider(f"{desk_url}/sign-in/callback") as issuer:
+    # Access tokens live 40 s and are renewed in their last 38: each request after the first seconds renews one.
+    async with identity_provider(f"{desk_url}/sign-in/callback", access_token_seconds=40) as issuer:
         # The four services trust the provider's keys, as in production.
         monkeypatch.setenv("JWT_JWKS_URL", f"{issuer}/jwks")
         monkeypatch.setenv("JWT_ISSUER", issuer)
         monkeypatch.setenv("JWT_AUDIENCE", AUDIENCE)
         async with console(rabbitmq_url, desk_port=desk_port, OIDC_ISSUER=issuer, OIDC_CLIENT_ID=CLIENT_ID,
-                           OIDC_CLIENT_SECRET=CLIENT_SECRET, OIDC_RESOURCE=AUDIENCE, DESK_PUBLIC_URL=desk_url) as c:
+                           OIDC_CLIENT_SECRET=CLIENT_SECRET, OIDC_RESOURCE=AUDIENCE, DESK_PUBLIC_URL=desk_url,
+                           DESK_TOKEN_RENEW_BEFORE_SECONDS=38) as c:
             page = await c.page()
             asked: list[str] = []
             page.on("request", lambda request: asked.append(request.url))
@@ -66,7 +70,10 @@ async def test_staff_sign_in_at_the_identity_provider_and_the_services_accept_it
             assert "code_challenge=" in authorization
             assert all("access_token" not in url and "id_token" not in url for url in asked)
             cookies = await page.context.cookies()
-            [session] = await fetch(c.desk_database, "SELECT subject, roles, sealed_tokens FROM desk_sessions")
+            [session] = await fetch(c.desk_database,
+                                    "SELECT subject, roles, sealed_tokens, token_expires_at FROM desk_sessions")
+            session_expires_at = session["token_expires_at"]
+            assert session_expires_at < datetime.now(UTC) + timedelta(seconds=41), "the provider's short-lived token"
             assert (session["subject"], json.loads(session["roles"])) == ("coord-oidc", ["coordinator"])
             assert "eyJ" not in session["sealed_tokens"], "the provider's tokens are kept sealed"
             assert not [cookie for cookie in cookies if "eyJ" in cookie["value"]], "the browser holds no token"
@@ -83,6 +90,15 @@ async def test_staff_sign_in_at_the_identity_provider_and_the_services_accept_it
             await page.get_by_role("button", name="受け付ける").click()
             await expect(page.locator(".flash")).to_contain_text("記録しました")
             await expect(page.locator("#status")).to_have_text("受付")
+
+            # The provider's refresh token renewed the access token (rotated each time) without a new sign-in,
+            # and the services accept the renewed one.
+            await asyncio.sleep(2.5)
+            await page.reload()
+            await expect(page.locator("#status")).to_have_text("受付")
+            [renewed] = await fetch(c.desk_database, "SELECT sealed_tokens, token_expires_at FROM desk_sessions")
+            assert renewed["sealed_tokens"] != session["sealed_tokens"]
+            assert renewed["token_expires_at"] > session_expires_at
 
             await page.get_by_role("button", name="サインアウト").click()
             assert await fetch(c.desk_database, "SELECT 1 FROM desk_sessions") == []

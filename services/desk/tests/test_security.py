@@ -152,6 +152,18 @@ async def test_an_idle_session_ends_and_sign_out_ends_it_at_once(database: str) 
         assert (await client.get("/cases/new")).status_code == 303
 
 
+async def test_a_page_left_open_does_not_keep_an_idle_person_signed_in(database: str) -> None:
+    async with desk(database, DESK_IDLE_TIMEOUT_MINUTES=30) as client:
+        await sign_in(client)
+        await fetch(database, "UPDATE desk_sessions SET last_seen_at = now() - $1::interval", timedelta(minutes=29))
+        polled = await client.get("/board/live")  # what static/live.js asks every few seconds
+        assert polled.status_code == 200
+        [row] = await fetch(database, "SELECT last_seen_at < now() - interval '28 minutes' AS idle FROM desk_sessions")
+        assert row["idle"], "the live check restarted the idle clock"
+        await fetch(database, "UPDATE desk_sessions SET last_seen_at = now() - $1::interval", timedelta(minutes=31))
+        assert (await client.get("/board/live")).status_code == 401
+
+
 async def test_a_page_of_another_role_is_refused(database: str) -> None:
     async with desk(database) as client:
         await sign_in(client, "cash-1", "cashier")

@@ -1,11 +1,13 @@
 // A real OpenID provider for the desk's sign-in test (the certified `oidc-provider` package), standing in
 // for the hospital's: authorization code flow with PKCE required, ID tokens carrying the staff's roles,
-// and JWT access tokens for the services' API (resource indicator), signed with a key made at start.
-// Usage: node idp.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI AUDIENCE
+// and JWT access tokens for the services' API (resource indicator), signed with a key made at start; refresh
+// tokens, rotated at each use, as a hospital's provider issues them to a confidential client.
+// Usage: node idp.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI AUDIENCE [ACCESS_TOKEN_SECONDS]
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import Provider from "oidc-provider";
 
-const [port, clientId, clientSecret, redirectUri, audience] = process.argv.slice(2);
+const [port, clientId, clientSecret, redirectUri, audience, accessTokenSeconds = "3600"] = process.argv.slice(2);
+const accessTokenTTL = Number(accessTokenSeconds);
 const issuer = `http://localhost:${port}`;
 // Who may sign in, and the roles the hospital's directory gives them (any password: dev interactions).
 const STAFF = {
@@ -19,7 +21,7 @@ const jwk = { ...privateKey.export({ format: "jwk" }), kid: randomUUID(), alg: "
 const provider = new Provider(issuer, {
   clients: [{
     client_id: clientId, client_secret: clientSecret, redirect_uris: [redirectUri],
-    response_types: ["code"], grant_types: ["authorization_code"], token_endpoint_auth_method: "client_secret_basic",
+    response_types: ["code"], grant_types: ["authorization_code", "refresh_token"], token_endpoint_auth_method: "client_secret_basic",
   }],
   jwks: { keys: [jwk] },
   pkce: { required: () => true },
@@ -36,12 +38,15 @@ const provider = new Provider(issuer, {
       defaultResource: () => audience,
       useGrantedResource: () => true,
       getResourceServerInfo: () => ({
-        scope: "openid profile", audience, accessTokenFormat: "jwt", accessTokenTTL: 3600,
+        scope: "openid profile", audience, accessTokenFormat: "jwt", accessTokenTTL,
         jwt: { sign: { alg: "RS256" } },
       }),
     },
   },
+  // Without asking for offline_access (as Keycloak does for a confidential client), and a new one at each use.
+  issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
+  rotateRefreshToken: () => true,
   extraTokenClaims: async (_ctx, token) => ({ roles: STAFF[token.accountId]?.roles ?? [] }),
-  ttl: { Session: 3600, Interaction: 600, Grant: 3600, IdToken: 3600, AccessToken: 3600 },
+  ttl: { Session: 3600, Interaction: 600, Grant: 3600, IdToken: 3600, AccessToken: accessTokenTTL, RefreshToken: 3600 },
 });
 provider.listen(Number(port), () => console.log(`listening ${issuer}`));
