@@ -39,7 +39,7 @@ NODE_TOOLS := tests/contracts/node_modules/.installed contracts/examples/node/no
 
 node-tools: $(NODE_TOOLS)
 
-# Debian's Chromium for the dashboard's and the desk's browser tests (Playwright drives it; no browser download).
+# Debian's Chromium for the desk's and the API docs pages' browser tests (Playwright drives it; no browser download).
 browser:
 	@bash scripts/install-chromium.sh
 

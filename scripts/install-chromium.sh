@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's Chromium for the reporting dashboard's browser test (Playwright drives it through
+# Installs Debian's Chromium for the browser tests of the desk console and the API docs pages (Playwright drives it through
 # executable_path, so no browser download is needed), with CJK fonts so the Japanese labels render.
 # Idempotent and quiet: does nothing when /usr/bin/chromium exists; prints apt's output only on failure.
 set -euo pipefail
@@ -18,7 +18,7 @@ fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-echo "install-chromium: installing Debian's chromium for the dashboard browser test" >&2
+echo "install-chromium: installing Debian's chromium for the browser tests" >&2
 export DEBIAN_FRONTEND=noninteractive
 if ! { $SUDO apt-get update -qq && \
        $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-noto-cjk; } >"$log" 2>&1; then

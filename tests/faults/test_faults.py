@@ -414,7 +414,7 @@ async def test_an_event_committed_after_later_ones_is_still_relayed_and_reaches_
         cluster: Cluster, desk: Desk) -> None:
     """One intake transaction holds its outbox row (a lower id) open while a later one commits; then one reporting
     transaction holds its log row (a lower position) open while a later one commits. Nothing that reads in id
-    or position order may pass the gap for good: not the outbox relay, not the dashboard's revision."""
+    or position order may pass the gap for good: not the outbox relay, not the board's revision."""
     early, late = desk.new_run(0), desk.new_run(1)
     for run in (early, late):
         await desk.submit(run)
@@ -427,7 +427,7 @@ async def test_an_event_committed_after_later_ones_is_still_relayed_and_reaches_
     assert ids[early.case_id] < ids[late.case_id], "the early event took the lower outbox id and committed last"
     before = await held_back(desk, cluster.databases["reporting"],
                              "SELECT 1 FROM case_board WHERE case_id = $1 FOR UPDATE", early, late, "2")
-    assert await board_revision(desk) != before, "the dashboard's revision moves when the early event lands"
+    assert await board_revision(desk) != before, "the board's revision moves when the early event lands"
     for run in (early, late):
         await desk.accept(run)
         await desk.book(run)

@@ -137,6 +137,16 @@ LABELS: dict[str, tuple[str, str]] = {
     "access.refused": ("権限のない操作の拒否", "Refused"),
     "access.read_payer_name_for_receipt": ("領収書の宛名の閲覧", "Read the payer's name for a receipt"),
     "access.read_opinion_report": ("報告書の閲覧", "Read the opinion report"),
+    # the case board's KPIs (reporting's GET /kpis)
+    "kpis": ("指標", "KPIs"), "kpi_from": ("受付日（から）", "Submitted from"), "kpi_to": ("受付日（まで）", "to"),
+    "kpi_show": ("表示", "Show"), "kpi_summary": ("期間中に受け付けた案件", "Cases submitted in the period"),
+    "kpi_cases": ("案件数", "Cases"), "kpi_median": ("中央値", "median"), "kpi_p90": ("90%", "90th pct."),
+    "kpi_days": ("営業日", " business days"), "kpi_count": ("件", " cases"),
+    "kpi.submission_to_consultation": ("受付から相談まで", "Submission to consultation"),
+    "kpi.submission_to_report_delivery": ("受付から報告書の交付まで", "Submission to report delivery"),
+    "kpi_no_show_rate": ("来院なしの割合", "No-show rate"), "kpi_fees": ("相談料（返金を除く）", "Fees net of refunds"),
+    "kpi_by_stage": ("段階別", "By stage"), "kpi_by_department": ("診療科別", "By department"),
+    "kpi_declines": ("お断りの理由", "Decline reasons"), "board_show_all": ("すべて表示", "Show all"),
 }
 
 # The departments the desk offers, by their Japanese names. The codes are intake's (settings.DEFAULT_DEPARTMENTS):

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from desk import catalogue, forms
 from desk.backends import Backends
 from desk.sessions import StaffSession
-from desk.web import Form, backends, done, fingerprint, problem, render, staff, store, today_tokyo
+from desk.web import Form, backends, done, field_problem, fingerprint, problem, render, staff, store, today_tokyo
 from secondopinion_contracts.codes import Mode, Relationship
 
 router = APIRouter()
@@ -112,13 +112,37 @@ async def board_live(request: Request, session: DeskReader) -> JSONResponse:
                         headers={"Cache-Control": "no-store"})
 
 
+BOARD_COLUMN = 20
+BOARD_COLUMN_MAX = 500  # reporting's most per column
+KPI_DAYS = 90
+
+
 @router.get("/board", response_class=HTMLResponse)
-async def board(request: Request, session: DeskReader) -> Response:
-    answer = await backends(request).get("reporting", "/board", session.access_token, per_column=20)
+async def board(request: Request, session: DeskReader,
+                per_column: Annotated[int, Query(ge=1, le=BOARD_COLUMN_MAX)] = BOARD_COLUMN,
+                first: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+                last: Annotated[str | None, Query(alias="to", max_length=40)] = None) -> Response:
+    """The case board with the desk's KPIs over the cases submitted in a period (the last 90 days unless asked)."""
+    b = backends(request)
+    today = today_tokyo(request)
+    period = {"from": first or (today - timedelta(days=KPI_DAYS)).strftime("%Y/%m/%d"),
+              "to": last or today.strftime("%Y/%m/%d")}
+    kpi_problem = None
+    try:
+        since, until = forms.a_date("from", period["from"]), forms.a_date("to", period["to"])
+    except forms.FieldError as error:
+        kpi_problem, since, until = field_problem(error.field, error.message(session.lang)), None, None
+    answer, kpis = await asyncio.gather(
+        b.get("reporting", "/board", session.access_token, per_column=per_column),
+        b.get("reporting", "/kpis", session.access_token, **({"from": since.isoformat(), "to": until.isoformat()}
+                                                             if since and until else {})))
     if not answer.ok:
         return render(request, "error.html", session, status_code=answer.status, problem=problem(answer, session.lang))
+    if kpi_problem is None and not kpis.ok:
+        kpi_problem = problem(kpis, session.lang)
     return render(request, "board.html", session, board=answer.body, live=fingerprint(answer.body["revision"]),
-                  live_url="/board/live")
+                  live_url="/board/live", per_column=per_column, column_max=BOARD_COLUMN_MAX, period=period,
+                  kpis=kpis.body if kpis.ok and kpi_problem is None else None, kpi_problem=kpi_problem)
 
 
 # --- a new case from a phone call ---------------------------------------------------------------------

@@ -169,7 +169,15 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await accessible(desk, "case-closed")
         await desk.get_by_role("link", name="案件ボード").click()
         await expect(desk.locator(f'[data-column="closed"] [data-case-id="{case_id}"]')).to_be_visible()
+        # The KPIs the reporting dashboard showed, in words: the fee taken, the business days to the consultation.
+        await expect(desk.locator("#kpi-fees")).to_have_text("¥33,000")
+        await expect(desk.locator("#kpi-submission_to_consultation")).to_contain_text("中央値")
+        await expect(desk.locator("#kpi-stages")).to_contain_text("完了")
         await accessible(desk, "board")
+        await desk.locator("#kpi-from").fill("12月")
+        await desk.get_by_role("button", name="表示").click()
+        await expect(desk.locator("#from-error")).to_contain_text("2026/12/02 のように")
+        await expect(desk.locator(f'[data-column="closed"] [data-case-id="{case_id}"]')).to_be_visible()
 
         # A goodwill refund of part of the fee: the till's takings follow.
         await cashier.get_by_role("link", name="本日の売上").click()

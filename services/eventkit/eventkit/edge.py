@@ -7,10 +7,7 @@ count; docs/security.md says so). `install` wires all of the edge, in order, int
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
-import re
 import time
 from importlib.resources import files
 from typing import Any
@@ -73,22 +70,11 @@ def fastapi_docs_options(settings: EdgeSettings) -> dict[str, Any]:
 
 # An API answer is data, never a page: nothing may load from it, frame it or run in it.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# A page (the docs, a dashboard) loads only from this service. ReDoc and Swagger UI set styles at run time, and
+# A page (the docs) loads only from this service. ReDoc and Swagger UI set styles at run time, and
 # ReDoc runs a worker from a blob.
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; "
                "base-uri 'none'; form-action 'self'")
-
-
-def page_policy_for_inline(html: str) -> str:
-    """The page policy for a page with inline <script>/<style> blocks: each allowed by its hash, nothing else inline."""
-    def hashes(tag: str) -> str:
-        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S)
-        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
-
-    return (f"default-src 'self'; script-src 'self' {hashes('script')}; style-src 'self' {hashes('style')}; "
-            "img-src 'self' data:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
-            "form-action 'self'")
 
 
 class SecurityHeaders:

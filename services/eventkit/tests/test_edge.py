@@ -10,7 +10,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
 from eventkit.auth import allow
-from eventkit.edge import EdgeSettings, page_policy_for_inline
+from eventkit.edge import EdgeSettings
 from eventkit.events import Actor
 from eventkit.runtime import ServiceRuntime, create_app
 from eventkit.settings import ServiceSettings
@@ -127,8 +127,3 @@ def test_a_rate_setting_must_be_a_rate(monkeypatch: pytest.MonkeyPatch) -> None:
         EdgeSettings()
 
 
-def test_a_page_with_inline_blocks_allows_exactly_those() -> None:
-    policy = page_policy_for_inline("<style>b{}</style><script>go()</script>")
-    assert re.search(r"script-src 'self' 'sha256-[A-Za-z0-9+/=]{44}';", policy)
-    assert re.search(r"style-src 'self' 'sha256-[A-Za-z0-9+/=]{44}';", policy)
-    assert "unsafe-inline" not in policy

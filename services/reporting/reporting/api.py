@@ -1,23 +1,20 @@
 """Reporting's HTTP API: the opinion report (draft, finalize, delivery), and the read side for the desk:
-case timelines, the case board, KPIs and the dashboard page that shows them."""
+case timelines, the case board and KPIs (the desk console shows them)."""
 
 from __future__ import annotations
 
-from functools import cache
-from importlib.resources import files
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from eventkit.audit import record_access
 from eventkit.auth import allow, allow_staff
 from eventkit.bootstrap import Dispatcher
 from eventkit.documents import PDF_MEDIA_TYPE, HospitalSettings, issued_pdf
-from eventkit.edge import page_policy_for_inline
 from eventkit.errors import InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool
@@ -245,7 +242,7 @@ async def case_timeline(case_id: UUID, _: DeskReader,
 async def case_board(_: DeskReader, q: Queries,
                      per_column: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     """The case board: a column per stage, the most recently active cases first. `revision` changes
-    whenever an event arrives (the dashboard polls it)."""
+    whenever an event arrives (the desk console's live board polls it)."""
     return await q.board(per_column)
 
 
@@ -262,19 +259,8 @@ async def kpis(_: DeskReader, q: Queries,
     return await q.kpis(first, last)
 
 
-@cache
-def _dashboard_template() -> str:
-    return files("reporting").joinpath("static/dashboard.html").read_text(encoding="utf-8")
-
-
-@router.get("/dashboard", response_class=HTMLResponse, tags=["dashboard"])
-async def dashboard(request: Request) -> HTMLResponse:
-    """The desk coordinators' page: the case board, a case's timeline on click, and the KPIs with charts.
-
-    The page itself is open (a browser cannot send a bearer token when it navigates); it holds no data and
-    calls the API above with the staff member's token (entered on the page, or handed over in the URL
-    fragment `#token=...`, which never reaches a server or its logs)."""
-    poll_ms = int(request.app.state.dashboard_poll_seconds * 1000)
-    page = _dashboard_template().replace("__POLL_MS__", str(poll_ms))
-    return HTMLResponse(page, headers={"Cache-Control": "no-store",
-                                       "Content-Security-Policy": page_policy_for_inline(page)})
+@router.get("/dashboard", tags=["dashboard"], include_in_schema=False)
+async def dashboard(request: Request) -> RedirectResponse:
+    """The page that watched the board is now the desk console's case board (its KPIs too), where staff are signed
+    in: an old bookmark leads there."""
+    return RedirectResponse(f"{request.app.state.console_url.rstrip('/')}/board", status_code=303)

@@ -78,12 +78,12 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
     handlers = bind_handlers(clock)
     app = create_app(
         runtime_for(settings, handlers), title="Second opinion — reporting",
-        description="The opinion report (draft, finalize, deliver), case timelines across every service, desk KPIs "
-                    "and the coordinator dashboard.",
+        description="The opinion report (draft, finalize, deliver), case timelines across every service, the case "
+                    "board and desk KPIs.",
         routers=[api.router],
         handlers=handlers, clock=clock,
     )
-    app.state.dashboard_poll_seconds = settings.dashboard_poll_seconds
+    app.state.console_url = settings.console_url
     # The report letter: names and addresses from intake, the hospital's identity from configuration.
     app.state.personal_data = personal_data or intake_disclosure("reporting", settings.intake_url)
     app.state.hospital = hospital or HospitalSettings()

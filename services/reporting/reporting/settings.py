@@ -1,4 +1,4 @@
-"""Reporting's configuration: the shared settings plus how often the dashboard page refreshes."""
+"""Reporting's configuration: the shared settings, intake's API, and where the desk console is."""
 
 from __future__ import annotations
 
@@ -13,4 +13,5 @@ class ReportingSettings(ServiceSettings):
     http_port: int = Field(8004, validation_alias="REPORTING_HTTP_PORT")
     # Intake's API: the names and addresses printed on the report letter.
     intake_url: str = Field("http://127.0.0.1:8001", validation_alias="REPORTING_INTAKE_URL")
-    dashboard_poll_seconds: float = Field(2.0, validation_alias="REPORTING_DASHBOARD_POLL_SECONDS", gt=0, le=60)
+    # The desk console, where /dashboard (the board's old page) now leads.
+    console_url: str = Field("http://127.0.0.1:8000", validation_alias="REPORTING_CONSOLE_URL")

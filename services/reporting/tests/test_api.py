@@ -404,13 +404,9 @@ async def test_unknown_cases_are_404_and_commands_out_of_turn_are_409_recording_
     assert reporting.bus.envelopes == []
 
 
-async def test_the_dashboard_page_health_and_readiness(reporting: Reporting) -> None:
-    page = await reporting.client.get("/dashboard")
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    for label in ("ケースボード", "Case board", "書類待ち", "Awaiting documents", "お断り・取り下げ", "指標", "KPIs"):
-        assert label in page.text
-    assert 'data-poll-ms="2000"' in page.text
+async def test_the_old_dashboard_leads_to_the_consoles_board_and_health_and_readiness(reporting: Reporting) -> None:
+    page = await reporting.client.get("/dashboard", follow_redirects=False)
+    assert (page.status_code, page.headers["location"]) == (303, "http://127.0.0.1:8000/board")
     assert (await reporting.client.get("/healthz")).json()["status"] == "alive"
     ready = await reporting.client.get("/readyz")
     assert ready.status_code == 200, ready.text
