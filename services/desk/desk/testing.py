@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, ViewportSize, async_playwright, expect
 from playwright.async_api import Error as PlaywrightError
 
 from billing.bootstrap import build as build_billing
@@ -157,3 +157,74 @@ async def _axe(page: Page, tries: int = 3) -> Any:
                 raise
             await page.wait_for_load_state()
     raise AssertionError("unreachable")
+
+
+class Hands:
+    """How a test works the pages: with the mouse (Playwright's click, fill, check, select), or, `keyboard=True`,
+    with the keyboard alone: Tab until the control has the focus, then Enter, Space, typing or the arrow keys,
+    as a person who cannot use a mouse does. The same flow run both ways shows that it needs no mouse."""
+
+    def __init__(self, keyboard: bool = False) -> None:
+        self.keyboard = keyboard
+
+    def __repr__(self) -> str:
+        return "keyboard" if self.keyboard else "mouse"
+
+    def shot(self, name: str) -> str | None:
+        """The screenshot's name for the guide: taken in the mouse run (no focus ring in the pictures)."""
+        return None if self.keyboard else name
+
+    async def click(self, target: Locator) -> None:
+        if not self.keyboard:
+            await target.click()
+            return
+        await tab_to(target)
+        await target.page.keyboard.press("Enter")
+
+    async def check(self, target: Locator) -> None:
+        if not self.keyboard:
+            await target.check()
+            return
+        await tab_to(target)
+        if not await target.is_checked():
+            await target.page.keyboard.press("Space")
+
+    async def fill(self, target: Locator, text: str) -> None:
+        if not self.keyboard:
+            await target.fill(text)
+            return
+        await tab_to(target)
+        await target.page.keyboard.press("Control+a")
+        await target.page.keyboard.press("Delete")
+        await target.page.keyboard.type(text)
+
+    async def select(self, target: Locator, value: str | None = None, *, label: str | None = None) -> None:
+        if not self.keyboard:
+            await target.select_option(value, label=label)
+            return
+        await tab_to(target)
+        await target.page.keyboard.press("Home")
+        for _ in range(200):
+            chosen = await target.evaluate("s => [s.value, s.options[s.selectedIndex]?.label.trim()]")
+            if (value is not None and chosen[0] == value) or (label is not None and chosen[1] == label):
+                return
+            await target.page.keyboard.press("ArrowDown")
+        raise AssertionError(f"no option {value or label!r} reached with the arrow keys")
+
+
+async def tab_to(target: Locator, limit: int = 400) -> None:
+    """Press Tab until `target` has the focus: it is reachable with the keyboard alone. (A live page that
+    reloads itself meanwhile starts the round again.)"""
+    page = target.page
+    await target.wait_for()
+    for _ in range(limit):
+        try:
+            if await target.evaluate("element => element === document.activeElement"):
+                return
+        except PlaywrightError as error:
+            if "Execution context was destroyed" not in str(error):
+                raise
+            await page.wait_for_load_state()
+            continue
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"{target} is not reachable with Tab")

@@ -5,19 +5,9 @@ from __future__ import annotations
 
 from datetime import time
 
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from desk.testing import PATIENT_FAMILY, accessible, console
-
-
-async def tab_to(page: Page, selector: str, limit: int = 80) -> None:
-    """Press Tab until the element is focused: it is reachable with the keyboard alone."""
-    target = page.locator(selector)
-    for _ in range(limit):
-        if await target.evaluate("element => element === document.activeElement"):
-            return
-        await page.keyboard.press("Tab")
-    raise AssertionError(f"{selector} is not reachable with Tab")
+from desk.testing import PATIENT_FAMILY, Hands, accessible, console, tab_to
 
 
 async def test_refusals_roles_language_and_the_access_log(rabbitmq_url: str) -> None:
@@ -87,35 +77,50 @@ async def test_a_case_is_taken_and_its_documents_recorded_with_the_keyboard_alon
     async with console(rabbitmq_url) as c:
         page = await c.page()
         await page.goto(f"{c.url}/sign-in")
-        await tab_to(page, 'input[name="roles"][value="coordinator"]')
+        await tab_to(page.locator('input[name="roles"][value="coordinator"]'))
         await page.keyboard.press("Space")
-        await tab_to(page, "button.primary")
+        await tab_to(page.locator("button.primary"))
         await page.keyboard.press("Enter")
         await expect(page.get_by_role("heading", name="業務一覧")).to_be_visible()
 
-        await tab_to(page, 'a[href="/cases/new"]')
+        await tab_to(page.locator('a[href="/cases/new"]'))
         await page.keyboard.press("Enter")
+        await expect(page.get_by_role("heading", name="新規受付（電話）")).to_be_visible()
+        # A family member without the patient's consent: refused on screen, by the keyboard alone too.
+        keys = Hands(keyboard=True)
+        await keys.select(page.locator("#relationship"), "family")
+        await keys.fill(page.locator("#requester_name"), "山田 一郎")
+        await keys.fill(page.locator("#patient_name"), PATIENT_FAMILY)
+        await keys.fill(page.locator("#patient_birth_date"), "１９５０/１/５")
+        await keys.select(page.locator("#department"), label="脳神経内科")
+        await keys.fill(page.locator("#question"), "治療方針について")
+        await keys.fill(page.locator("#attending_name"), "鈴木 次郎")
+        await keys.fill(page.locator("#attending_institution"), "市民病院")
+        await keys.check(page.locator('input[name="attending_consents"]'))
+        await keys.click(page.locator("form.card button.primary"))
+        await expect(page.locator("#declined")).to_contain_text("患者本人の同意がありません")
+        await keys.click(page.locator('a[href="/cases/new"]'))
         await expect(page.get_by_role("heading", name="新規受付（電話）")).to_be_visible()
         for selector, typed in (("#patient_name", PATIENT_FAMILY), ("#patient_birth_date", "1970/02/03"),
                                 ("#question", "セカンドオピニオンを希望"), ("#attending_name", "田中 医師"),
                                 ("#attending_institution", "中央病院")):
-            await tab_to(page, selector)
+            await tab_to(page.locator(selector))
             await page.keyboard.type(typed)
-        await tab_to(page, "#department")
+        await tab_to(page.locator("#department"))
         await page.keyboard.press("ArrowDown")  # the first department of the list: 循環器内科
-        await tab_to(page, 'input[name="attending_consents"]')
+        await tab_to(page.locator('input[name="attending_consents"]'))
         await page.keyboard.press("Space")
-        await tab_to(page, "form.card button.primary")
+        await tab_to(page.locator("form.card button.primary"))
         await page.keyboard.press("Enter")
         await expect(page.locator(".flash")).to_contain_text("記録しました")
         await expect(page.locator("#status")).to_have_text("受付")
 
-        await tab_to(page, "#kind")
-        await tab_to(page, "#received_on")
-        await tab_to(page, "#documents button")
+        await tab_to(page.locator("#kind"))
+        await tab_to(page.locator("#received_on"))
+        await tab_to(page.locator("#documents button"))
         await page.keyboard.press("Enter")
         await expect(page.locator("#documents .ok").first).to_contain_text("申込書")
-        await tab_to(page, "button.link >> text=サインアウト")
+        await tab_to(page.locator("button.link >> text=サインアウト"))
         await page.keyboard.press("Enter")
         await expect(page.get_by_role("heading", name="サインイン")).to_be_visible()
 
