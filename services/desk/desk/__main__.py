@@ -10,7 +10,7 @@ import uvicorn
 
 from desk.bootstrap import MIGRATIONS, build
 from desk.settings import DeskSettings
-from eventkit import db, logs
+from eventkit import db, db_roles, logs
 from eventkit.runtime import UnsafeConfiguration
 
 
@@ -21,14 +21,14 @@ def main() -> None:
     settings = DeskSettings()
     logs.configure("desk", settings.log_level)
     try:
-        asyncio.run(db.create_database_if_missing(settings.database_url))
+        asyncio.run(db.create_database_if_missing(settings.owner_database_url))
     except Exception as error:
         print(f"desk: PostgreSQL is unreachable ({error.__class__.__name__}); start it first", file=sys.stderr)
         raise SystemExit(2) from None
     if args.command == "check":
         return
     if args.command == "migrate":
-        applied = asyncio.run(db.migrate(settings.database_url, [MIGRATIONS]))
+        applied = asyncio.run(db_roles.prepare(settings, [MIGRATIONS]))
         print(f"desk: {len(applied)} migration(s) applied", file=sys.stderr)
         return
     try:

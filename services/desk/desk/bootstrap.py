@@ -22,7 +22,7 @@ from desk.backends import Backends
 from desk.sessions import SessionStore
 from desk.settings import DeskSettings, production_problems
 from desk.web import LIVE_SUFFIX, CsrfRejected, Forbidden, SignInRequired, current_session, render
-from eventkit import db
+from eventkit import db, db_roles
 from eventkit.clock import Clock, utc_now
 from eventkit.http import BodySizeLimit
 from eventkit.runtime import UnsafeConfiguration
@@ -56,7 +56,7 @@ def build(settings: DeskSettings | None = None, *, clock: Clock | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await db.migrate(settings.database_url, [MIGRATIONS])
+        await db_roles.at_start(settings, [MIGRATIONS])
         pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_max)
         oidc: signin.OpenIdProvider | None = getattr(app.state, "oidc", None)
         app.state.sessions = SessionStore(pool, timedelta(minutes=settings.idle_timeout_minutes),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eventkit import credentials
 from eventkit.settings import default_dsn
 
 # Development and tests only: sessions then survive a restart without configuration.
@@ -23,7 +24,14 @@ class DeskSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
     service: str = "desk"
+    # DESK_DATABASE_URL as given is the owner's (migrations); `database_url` becomes the runtime role's, as for the
+    # four services (eventkit.db_roles): desk_app, no superuser, owning nothing.
     database_url: str = Field(default_dsn("desk"), validation_alias="DESK_DATABASE_URL")
+    owner_database_url: str = ""
+    database_user: str = Field("", validation_alias="DESK_DATABASE_USER")
+    database_password: SecretStr = Field(SecretStr(""), validation_alias="DESK_DATABASE_PASSWORD")
+    # Off (Kubernetes): the migration Job migrated as the owner; DESK_DATABASE_URL then needs no owner's password.
+    migrate_on_start: bool = Field(True, validation_alias="MIGRATE_ON_START")
     http_host: str = Field("127.0.0.1", validation_alias="HTTP_HOST")
     http_port: int = Field(8000, validation_alias="DESK_HTTP_PORT")
     profile: str = Field("development", validation_alias="APP_PROFILE", pattern="^(development|production)$")
@@ -58,6 +66,16 @@ class DeskSettings(BaseSettings):
     session_key: str | None = Field(None, validation_alias="DESK_SESSION_KEY")
     # Development sign-in (pick a name and roles; the development key signs the token).
     development_sign_in: bool = Field(False, validation_alias="DESK_DEVELOPMENT_SIGN_IN")
+
+    @model_validator(mode="after")
+    def _connect_as_the_runtime_role(self) -> DeskSettings:
+        self.owner_database_url = self.owner_database_url or self.database_url
+        self.database_user = self.database_user or credentials.runtime_role(self.service)
+        if not self.database_password.get_secret_value():
+            self.database_password = SecretStr(credentials.development_secret(self.service, "database_password"))
+        self.database_url = credentials.with_credentials(self.owner_database_url, self.database_user,
+                                                         self.database_password.get_secret_value())
+        return self
 
     @property
     def service_urls(self) -> dict[str, str]:
@@ -95,8 +113,7 @@ def production_problems(settings: DeskSettings) -> list[str]:
         problems.append("DESK_SESSION_KEY is not set: the staff's tokens would be sealed with the development key")
     if not settings.public_url.startswith("https://"):
         problems.append("DESK_PUBLIC_URL must be an https:// address (the session cookie is Secure)")
-    from urllib.parse import urlsplit
-
-    if (urlsplit(settings.database_url).password or "") in ("", "postgres", "password", "changeme", "secret"):
-        problems.append("DESK_DATABASE_URL has no password or a default one")
+    password = settings.database_password.get_secret_value()
+    if credentials.is_development_secret(password) or password in ("postgres", "password", "changeme", "secret"):
+        problems.append("DESK_DATABASE_PASSWORD (the desk_app role's) is not set or a default one")
     return problems

@@ -180,7 +180,8 @@ async def test_a_page_of_another_role_is_refused(database: str) -> None:
 
 
 async def test_the_production_profile_refuses_the_development_sign_in(database: str) -> None:
-    production = {"APP_PROFILE": "production", "DESK_DATABASE_URL": database.replace("postgres@", "desk:s3cret@")}
+    production = {"APP_PROFILE": "production", "DESK_DATABASE_URL": database.replace("postgres@", "desk:s3cret@"),
+                  "DESK_DATABASE_PASSWORD": "a-runtime-role-password"}
     with pytest.raises(UnsafeConfiguration, match="development sign-in"):
         build(desk_settings(database, DESK_DEVELOPMENT_SIGN_IN=True, OIDC_ISSUER="https://idp.example",
                             OIDC_CLIENT_ID="desk", OIDC_CLIENT_SECRET="x", DESK_PUBLIC_URL=BASE, **production))
@@ -189,6 +190,22 @@ async def test_the_production_profile_refuses_the_development_sign_in(database: 
     oidc = {"OIDC_ISSUER": "https://idp.example", "OIDC_CLIENT_ID": "desk", "OIDC_CLIENT_SECRET": "x"}
     with pytest.raises(UnsafeConfiguration, match="DESK_SESSION_KEY"):
         build(desk_settings(database, DESK_PUBLIC_URL=BASE, **oidc, **production))
-    app: FastAPI = build(desk_settings(database, DESK_PUBLIC_URL=BASE, DESK_SESSION_KEY=base64.b64encode(
-        bytes(range(32))).decode(), **oidc, **production))
+    session_key = base64.b64encode(bytes(range(32))).decode()
+    with pytest.raises(UnsafeConfiguration, match="DESK_DATABASE_PASSWORD"):
+        build(desk_settings(database, DESK_PUBLIC_URL=BASE, DESK_SESSION_KEY=session_key, **oidc,
+                            **{**production, "DESK_DATABASE_PASSWORD": ""}))
+    app: FastAPI = build(desk_settings(database, DESK_PUBLIC_URL=BASE, DESK_SESSION_KEY=session_key, **oidc,
+                                       **production))
     assert app.state.settings.development_sign_in_enabled is False
+
+
+async def test_the_desk_connects_as_its_runtime_role_which_owns_nothing(database: str) -> None:
+    async with desk(database) as client:
+        sessions = client.app.state.sessions  # type: ignore[attr-defined]
+        assert await sessions.pool.fetchval("SELECT current_user") == "desk_app"
+        owned = await fetch(database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                                      " AND tableowner = 'desk_app'")
+        assert owned == []
+        assert await sessions.pool.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
+        await sign_in(client)
+        assert len(await fetch(database, "SELECT 1 FROM desk_sessions")) == 1

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import asyncpg
+from pydantic import SecretStr
 
 from eventkit import db
-from eventkit.settings import ServiceSettings
 
 # Tables the runtime role only reads and appends to.
 APPEND_ONLY_TABLES = ("access_log",)
@@ -32,7 +33,17 @@ class UnsafeRole(RuntimeError):
     pass
 
 
-async def prepare(settings: ServiceSettings, directories: Sequence[Path]) -> list[str]:
+class TwoRoles(Protocol):
+    """What a deployable's settings say of its database: the owner's DSN, and the runtime role it connects as
+    (eventkit.settings.ServiceSettings for the four services, desk.settings.DeskSettings for the console)."""
+
+    owner_database_url: str
+    database_user: str
+    database_password: SecretStr
+    migrate_on_start: bool
+
+
+async def prepare(settings: TwoRoles, directories: Sequence[Path]) -> list[str]:
     """Migrate as the owner, then make sure the runtime role exists with exactly the grants it needs; returns the
     migrations applied now."""
     applied = await db.migrate(settings.owner_database_url, directories)
@@ -43,7 +54,7 @@ async def prepare(settings: ServiceSettings, directories: Sequence[Path]) -> lis
     return applied
 
 
-async def at_start(settings: ServiceSettings, directories: Sequence[Path]) -> None:
+async def at_start(settings: TwoRoles, directories: Sequence[Path]) -> None:
     """What a starting service does to its database: `prepare`, unless MIGRATE_ON_START is off (in Kubernetes the
     migration Job has run it, and the service is given no owner's credentials at all)."""
     if settings.migrate_on_start:
