@@ -18,7 +18,7 @@ from secondopinion_contracts.registry import ALL_EVENTS
 from secondopinion_contracts.schemas import envelope_schema, event_schema
 
 ASYNCAPI_VERSION = "3.0.0"
-DOCUMENT_VERSION = "1.2.0"
+DOCUMENT_VERSION = "1.3.0"
 SCHEMAS = "#/components/schemas/"
 
 # Where the broker is. The port is AMQP's; TLS (5671) where the deployment terminates it.

@@ -31,7 +31,7 @@ DATA: tuple[EventData, ...] = (
                          requester_relationship=codes.Relationship.FAMILY, patient_is_minor=False,
                          patient_deceased=False, attending_physician_consents=True, wants_treatment_here=False,
                          complaint_or_litigation=False, submitted_on=date(2026, 12, 21),
-                         payer_name_sealed="q1Jt0dC3w9yXwz8mY0bN4g"),
+                         payer_name_sealed="q1Jt0dC3w9yXwz8mY0bN4g", case_number="SO-2026-00123"),
     intake.DocumentReceived(case_id=CASE, document_id=uuid5(_NAMESPACE, "referral letter"),
                             kind=codes.DocumentKind.REFERRAL_LETTER, received_on=date(2026, 12, 22)),
     intake.ConsentVerified(case_id=CASE, basis=codes.ConsentBasis.CONSENT_FORM),

@@ -58,6 +58,11 @@ class CaseSubmitted(_IntakeEvent):
         description="The requester's name for receipts, sealed (AES-256-GCM, base64url) with the case's own key, "
                     "which intake holds and hands only to billing's cashiers; unreadable once the case's personal "
                     "data is erased. Added after the first release.")
+    case_number: str | None = Field(
+        None, pattern=r"^SO-\d{4}-\d{5,9}$",
+        description="The number staff read over the phone (SO-2026-00123): the year of submission (Asia/Tokyo) and "
+                    "its place in that year, never reused. No personal data; `case_id` stays the key. Added in 1.3.0 "
+                    "(absent from cases submitted before).")
 
 
 class DocumentReceived(_IntakeEvent):

@@ -173,6 +173,8 @@ async def test_an_in_person_case_from_the_phone_call_to_the_closed_case_through_
         await accessible(desk, hands.shot("case-closed"))
         await hands.click(desk.get_by_role("link", name="案件ボード"))
         await expect(desk.locator(f'[data-column="closed"] [data-case-id="{case_id}"]')).to_be_visible()
+        # The card shows the case number CaseSubmitted carried, not the UUID.
+        await expect(desk.locator(f'[data-case-id="{case_id}"] a')).to_have_text(re.compile(r"^SO-2026-\d{5}$"))
         # The KPIs the reporting dashboard showed, in words: the fee taken, the business days to the consultation.
         await expect(desk.locator("#kpi-fees")).to_have_text("¥33,000")
         await expect(desk.locator("#kpi-submission_to_consultation")).to_contain_text("中央値")

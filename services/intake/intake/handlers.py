@@ -31,16 +31,20 @@ from intake.commands import (
     WithdrawCase,
 )
 from intake.repository import CASES, CaseNumbers, ErasureRequests, PersonalData
+from secondopinion_contracts.events.intake import CaseSubmitted
 
 
 async def submit_case(command: SubmitCase, uow: UnitOfWork, *, departments: frozenset[str],
                       personal_data: PersonalData, case_numbers: CaseNumbers) -> list[RecordedEvent]:
-    """The submission, its sealed personal data and its case number, in one transaction. The number is taken last,
-    just before the commit, so its year's counter stays locked as briefly as it can."""
+    """The submission, its sealed personal data and its case number, in one transaction. The number is taken once
+    the domain has accepted the submission (a refused one takes none), just before the commit, so its year's counter
+    stays locked as briefly as it can; CaseSubmitted carries it."""
     payer_name_sealed = await personal_data.keep(uow, command)
     case = await uow.load(CASES, command.case_id)
-    uow.save(case, domain.submit(replace(command, payer_name_sealed=payer_name_sealed), case.state, departments))
-    await case_numbers.assign(uow, command.case_id, command.submitted_on)
+    decided = domain.submit(replace(command, payer_name_sealed=payer_name_sealed), case.state, departments)
+    number = await case_numbers.assign(uow, command.case_id, command.submitted_on)
+    uow.save(case, [event.model_copy(update={"case_number": number}) if isinstance(event, CaseSubmitted) else event
+                    for event in decided])
     return await uow.commit()
 
 

@@ -61,7 +61,7 @@ _BOARD_COLUMNS = (
     "case_id", "stage", "department", "mode", "submitted_on", "consulted_on", "report_delivered_on", "closed_on",
     "appointment_start", "report_status", "report_drafts", "delivery_channel", "decline_reasons",
     "withdrawal_reason", "reschedules", "no_shows", "consultations", "captured_yen", "refunded_yen", "event_count",
-    "last_event_at",
+    "last_event_at", "case_number",
 )
 _CASES_IN_RANGE = "e.case_id BETWEEN $1 AND $2"
 _CASES_LISTED = "e.case_id = ANY($1::uuid[])"
@@ -82,6 +82,7 @@ facts AS (
         max(occurred_at) AS last_event_at,
         bool_or(event_name = 'CaseSubmitted') AS submitted,
         min((data->>'submitted_on')::date) FILTER (WHERE event_name = 'CaseSubmitted') AS submitted_on,
+        min(data->>'case_number') FILTER (WHERE event_name = 'CaseSubmitted') AS case_number,
         bool_or(event_name = 'DocumentReceived') AS any_document,
         bool_or(event_name = 'DocumentReceived' AND data->>'kind' = 'application_form') AS application_form,
         bool_or(event_name = 'DocumentReceived' AND data->>'kind' = 'referral_letter') AS referral_letter,
@@ -145,7 +146,8 @@ SELECT case_id,
          WHEN report_drafted THEN 'drafted' END,
     report_drafts, delivery_channel,
     coalesce(ARRAY(SELECT jsonb_array_elements_text(decline_reasons)), '{{}}'::text[]),
-    withdrawal_reason, reschedules, no_shows, consultations, captured_yen, refunded_yen, event_count, last_event_at
+    withdrawal_reason, reschedules, no_shows, consultations, captured_yen, refunded_yen, event_count, last_event_at,
+    case_number
 FROM facts
 ON CONFLICT (case_id) DO UPDATE SET
     {", ".join(f"{column} = EXCLUDED.{column}" for column in _BOARD_COLUMNS[1:])}

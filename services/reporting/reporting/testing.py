@@ -129,12 +129,17 @@ class Case:
     slot_id: uuid.UUID = field(default_factory=uuid.uuid4)
     invoice_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
+    def case_number(self, on: date) -> str:
+        """As intake numbers it (SO-<year>-<five digits>); here a stand-in derived from the case id."""
+        return f"SO-{on.year}-{1 + self.case_id.int % 99_999:05d}"
+
     def submitted(self, on: date, *, relationship: Relationship = Relationship.SELF,
                   attending_consents: bool = True, wants_treatment_here: bool = False) -> intake.CaseSubmitted:
         return intake.CaseSubmitted(
             case_id=self.case_id, mode=self.mode, department=self.department, requester_relationship=relationship,
             patient_is_minor=False, patient_deceased=False, attending_physician_consents=attending_consents,
-            wants_treatment_here=wants_treatment_here, complaint_or_litigation=False, submitted_on=on)
+            wants_treatment_here=wants_treatment_here, complaint_or_litigation=False, submitted_on=on,
+            case_number=self.case_number(on))
 
     def consent(self) -> intake.ConsentVerified:
         return intake.ConsentVerified(case_id=self.case_id, basis=ConsentBasis.REQUESTER_IS_PATIENT)

@@ -140,6 +140,8 @@ async def test_the_board_puts_each_case_in_its_stage_column(scripted: Scripted) 
     g = cards[str(script["G"].case_id)]
     assert g["no_shows"] == 1
     assert g["stage"] == "scheduling"
+    # The number staff read over the phone, as CaseSubmitted carried it.
+    assert g["case_number"] == script["G"].case_number(date.fromisoformat(g["submitted_on"]))
     limited = (await scripted.client.get("/board", params={"per_column": 1})).json()
     declined = next(column for column in limited["columns"] if column["column"] == "declined_withdrawn")
     assert (declined["total"], len(declined["cards"])) == (4, 1)
