@@ -155,7 +155,7 @@ async def test_an_idle_session_ends_and_sign_out_ends_it_at_once(database: str) 
 async def test_a_page_of_another_role_is_refused(database: str) -> None:
     async with desk(database) as client:
         await sign_in(client, "cash-1", "cashier")
-        for path in ("/queue", "/cases/new", "/screening", "/audit", "/slots"):
+        for path in ("/queue", "/cases/new", "/screening", "/audit", "/slots", "/privacy"):
             assert (await client.get(path)).status_code == 403, path
         form = await client.get("/counter")
         assert form.status_code == 200
