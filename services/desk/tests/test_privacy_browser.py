@@ -77,7 +77,8 @@ async def test_two_officers_erase_a_case_and_staff_are_shown_by_name(rabbitmq_ur
         # A coordinator does not open the officers' pages.
         for path in ("/privacy", f"/privacy/cases/{case_id}"):
             refused = await desk.goto(f"{c.url}{path}")
-            assert refused is not None and refused.status == 403, path
+            assert refused is not None
+            assert refused.status == 403, path
         await expect(desk.get_by_role("link", name="個人情報の消去")).to_have_count(0)
 
         # The first officer opens the case by its number and asks too early: intake refuses, beside the button.
@@ -87,7 +88,8 @@ async def test_two_officers_erase_a_case_and_staff_are_shown_by_name(rabbitmq_ur
         await first.locator("#case_number").fill(number)
         await first.get_by_role("button", name="開く").click()
         await expect(first.locator("#case-number")).to_have_text(number)
-        assert case_id in first.url and number not in first.url
+        assert case_id in first.url
+        assert number not in first.url
         await expect(first.locator("#status")).to_have_text("受諾")
         assert PATIENT not in await first.content()
         await step(first, "消去を申請する", "申請を確定する")

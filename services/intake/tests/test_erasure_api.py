@@ -79,8 +79,10 @@ async def test_the_requests_waiting_for_approval_are_listed_a_page_at_a_time_and
     second = await intake.get("/personal-data/erasure-requests", params={"limit": 1, "offset": 1}, headers=AUDITOR)
     assert [r["case_id"] for r in second.json()["requests"]] == [cases[2]["case_id"]], "the approved one is gone"
     assert second.json()["next_offset"] is None
-    assert KANJI not in first.text and KANA not in first.text
-    rows = await fetch(database, "SELECT actor_id, action FROM access_log WHERE action LIKE 'list_erasure%' ORDER BY id")
+    assert KANJI not in first.text
+    assert KANA not in first.text
+    rows = await fetch(database,
+                       "SELECT actor_id, action FROM access_log WHERE action LIKE 'list_erasure%' ORDER BY id")
     assert [(r["actor_id"], r["action"]) for r in rows] == [
         ("privacy-2", "list_erasure_requests?limit=1"), ("audit-1", "list_erasure_requests?limit=1&offset=1")]
     refused = await intake.get("/personal-data/erasure-requests", params={"limit": 0}, headers=OFFICER_1)
