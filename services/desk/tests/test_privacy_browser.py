@@ -103,6 +103,7 @@ async def test_two_officers_erase_a_case_and_staff_are_shown_by_name(rabbitmq_ur
         await expect(first.locator("#erasure")).to_contain_text("ご自身の申請です")
         await step(first, "消去を承認する", "承認して消去する")
         await expect(first.locator("#approval-refusal")).to_contain_text("ご自身の申請は承認できません")
+        await accessible(first, "privacy-own-request")
         await expect(first.locator("#erasure-state")).to_have_text("承認待ち")
 
         # The second officer finds it waiting on their home page, the requester by name, and approves it.
