@@ -1,5 +1,5 @@
 """The console's own routes besides the pages of each role: where a signed-in person lands, health, readiness and
-metrics. The pages are in signin, coordinator, cases, physician, cashier and auditor."""
+metrics. The pages are in signin, coordinator, cases, physician, cashier, auditor and privacy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from desk.web import current_session, render, store
 
 router = APIRouter()
-HOME_BY_ROLE = (("coordinator", "/queue"), ("physician", "/screening"), ("cashier", "/counter"), ("auditor", "/audit"))
+HOME_BY_ROLE = (("coordinator", "/queue"), ("physician", "/screening"), ("cashier", "/counter"), ("auditor", "/audit"),
+                ("privacy_officer", "/privacy"))
 
 
 @router.get("/", response_class=HTMLResponse)

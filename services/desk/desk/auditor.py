@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from desk.backends import SERVICES
 from desk.sessions import StaffSession
-from desk.web import backends, problem, render, staff
+from desk.web import backends, names_of, problem, render, staff
 
 router = APIRouter()
 Auditor = Annotated[StaffSession, Depends(staff("auditor"))]
@@ -28,7 +28,9 @@ async def access_log(request: Request, session: Auditor,
     checks = await asyncio.gather(*(b.get(s, "/audit/access-log/verify", token) for s in SERVICES))
     entries = sorted(((service, entry) for service, answer in zip(SERVICES, logs, strict=True) if answer.ok
                       for entry in answer.body["entries"]), key=lambda pair: str(pair[1]["at"]), reverse=True)
-    return render(request, "audit.html", session, entries=entries[:limit], case_id=case_id,
+    shown = entries[:limit]
+    names = await names_of(request, (entry["actor_id"] for _, entry in shown))
+    return render(request, "audit.html", session, entries=shown, case_id=case_id, names=names,
                   checks=[(service, answer.body if answer.ok else None,
                            None if answer.ok else problem(answer, session.lang))
                           for service, answer in zip(SERVICES, checks, strict=True)])

@@ -17,10 +17,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from desk import api, auditor, cases, cashier, coordinator, physician, signin
+from desk import api, auditor, cases, cashier, coordinator, physician, privacy, signin
 from desk.backends import Backends
 from desk.sessions import SessionStore
 from desk.settings import DeskSettings, production_problems
+from desk.staff_names import StaffNames, directory_names
 from desk.web import LIVE_SUFFIX, CsrfRejected, Forbidden, SignInRequired, current_session, render
 from eventkit import db, db_roles
 from eventkit.clock import Clock, utc_now
@@ -62,6 +63,7 @@ def build(settings: DeskSettings | None = None, *, clock: Clock | None = None,
         app.state.sessions = SessionStore(pool, timedelta(minutes=settings.idle_timeout_minutes),
                                           settings.session_key_bytes, renew=oidc.renew if oidc else None,
                                           renew_before=timedelta(seconds=settings.token_renew_before_seconds))
+        app.state.staff_names = StaffNames(pool, directory_names(settings.staff_directory_file))
         app.state.backends = Backends(settings.service_urls, settings.service_timeout_seconds, transports)
         purge = asyncio.create_task(_purge_idle_sessions(app.state.sessions))
         try:
@@ -113,7 +115,7 @@ def build(settings: DeskSettings | None = None, *, clock: Clock | None = None,
 
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
     for router in (api.router, signin.router, coordinator.router, cases.router, physician.router, cashier.router,
-                   auditor.router):
+                   auditor.router, privacy.router):
         app.include_router(router)
     return app
 

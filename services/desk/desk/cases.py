@@ -14,7 +14,19 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from desk import forms
 from desk.backends import Answer, Backends
 from desk.sessions import StaffSession
-from desk.web import Form, backends, done, fingerprint, printed, problem, render, staff, store, today_tokyo
+from desk.web import (
+    Form,
+    backends,
+    done,
+    fingerprint,
+    names_of,
+    printed,
+    problem,
+    render,
+    staff,
+    store,
+    today_tokyo,
+)
 from secondopinion_contracts.codes import (
     CancellationReason,
     CancelledBy,
@@ -85,10 +97,14 @@ async def case_page(request: Request, session: StaffSession, case_id: UUID, *, p
         slots = answer.body["slots"] if answer.ok else []
     # Accepted at intake, not yet known to scheduling: the event is on its way.
     pending = case["status"] == "accepted" and schedule is None
+    body = report.body if report.ok else None
+    names = await names_of(request, [(appointment or {}).get("physician_id"), (body or {}).get("physician_id"),
+                                     *(slot["physician_id"] for slot in slots),
+                                     *(event["actor"]["id"] for event in state["timeline"])])
     flash = await store(request).take_flash(session)
     return render(request, "case.html", session, status_code=status_code, case=case, schedule=schedule,
                   appointment=appointment, invoices=state["invoices"], timeline=state["timeline"],
-                  report=report.body if report.ok else None, slots=slots, pending=pending, flash=flash,
+                  report=body, slots=slots, pending=pending, flash=flash, names=names,
                   problems=problems or {}, live=live_fingerprint(state), open_intake=OPEN_INTAKE,
                   proposable=PROPOSABLE, document_kinds=[k.value for k in DocumentKind],
                   withdrawal_reasons=[r.value for r in WithdrawalReason],

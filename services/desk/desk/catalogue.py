@@ -359,6 +359,60 @@ TEXT: dict[str, tuple[str, str]] = {
     "verified_entries": ("検証した件数", "Entries checked"), "pending_billing": ("請求の反映待ち", "Invoice pending"),
 }
 
+# --- the privacy officers' pages (the erasure of a case's personal data) and staff shown by name ---------------
+TEXT.update({
+    "report_author": ("作成医師", "Written by"),
+    "privacy_home": ("個人情報の消去", "Erasure of personal data"),
+    "erasure_waiting": ("承認待ちの消去申請", "Erasures waiting for approval"),
+    "erasure_waiting_note": ("別の担当者が申請した消去を承認します。ご自身の申請は、別の担当者が承認します。",
+                             "Approve an erasure another officer requested; your own requests wait for another."),
+    "erasure_find": ("案件を受付番号で開く", "Open a case by its number"),
+    "erasure_find_note": ("受付番号（SO-2026-00123）または案件IDを入力してください",
+                          "Give the case number (SO-2026-00123) or the case id"),
+    "erasure_case": ("個人情報の消去", "Erasure of personal data"),
+    "erasure_open": ("開く", "Open"),
+    "erasure_requested_by": ("申請者", "Requested by"), "erasure_requested_on": ("申請日", "Requested on"),
+    "erasure_yours": ("ご自身の申請", "Your request"),
+    "last_activity_on": ("最終更新日", "Last activity"),
+    "retention_ends_on": ("保存期間の終了日", "Retention period ends"),
+    "retention_note": ("保存期間の終了日から消去を申請できます（受付サービスが判断します）",
+                       "The erasure may be requested from the day the retention period ends (intake decides)"),
+    "erased_on": ("消去日", "Erased on"),
+    "erasure_state": ("消去の状況", "Erasure"),
+    "erasure_none": ("申請なし", "Not requested"),
+    "erasure_pending": ("承認待ち", "Waiting for approval"),
+    "erasure_done": ("消去済み", "Erased"),
+    "erasure_done_note": ("この案件の個人情報は消去されました。氏名などは「***」と表示され、元に戻せません。"
+                          "経過の記録は残ります。",
+                          "This case's personal data was erased: names read ***, for good. Its history stays."),
+    "erasure_request": ("消去を申請する", "Request the erasure"),
+    "erasure_approve": ("消去を承認する", "Approve the erasure"),
+    "erasure_confirm_request": ("申請を確定する", "Confirm the request"),
+    "erasure_confirm_approval": ("承認して消去する", "Approve and erase"),
+    "erasure_back": ("やめる", "Cancel"),
+    "erasure_irreversible": (
+        "この操作は取り消せません。承認されると、この案件の鍵が破棄され、患者・申込者・主治医の氏名、生年月日、"
+        "住所、電話番号、相談内容、連絡記録のメモは、どのサービスからも二度と読めなくなります。",
+        "This cannot be undone. Once approved, the case's key is destroyed: the names, birth date, addresses, "
+        "phone, question and contact notes can never be read again, by any service."),
+    "erasure_request_note": ("申請のあと、別の個人情報保護責任者の承認で消去されます。",
+                             "After the request, a second privacy officer's approval erases it."),
+    "erasure_own_note": ("ご自身の申請です。承認は別の担当者が行います。",
+                         "This is your request: another privacy officer approves it."),
+    "erasure_confirm_request_q": ("この案件の個人情報の消去を申請しますか？",
+                                  "Request the erasure of this case's personal data?"),
+    "erasure_confirm_approval_q": ("この案件の個人情報を消去しますか？", "Erase this case's personal data now?"),
+    "erasure_requested_msg": ("消去を申請しました。別の担当者の承認を待っています",
+                              "Erasure requested: waiting for a second officer's approval"),
+    "erasure_approved_msg": ("個人情報を消去しました", "The personal data was erased"),
+    "erasure_bad_number": ("受付番号は SO-2026-00123 のように入力してください",
+                           "Give a case number such as SO-2026-00123"),
+})
+LABELS.update({
+    "access.list_erasure_requests": ("消去申請一覧の表示", "Listed the erasures waiting"),
+    "access.search_cases_by_case_number": ("受付番号での検索", "Searched by case number"),
+})
+
 
 def label(key: str, lang: str) -> str:
     """The word for `key` in `lang`; an unknown key shows as itself (a new code from a service is never hidden)."""

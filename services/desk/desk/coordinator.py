@@ -14,7 +14,19 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from desk import catalogue, forms
 from desk.backends import Backends
 from desk.sessions import StaffSession
-from desk.web import Form, backends, done, field_problem, fingerprint, problem, render, staff, store, today_tokyo
+from desk.web import (
+    Form,
+    backends,
+    done,
+    field_problem,
+    fingerprint,
+    names_of,
+    problem,
+    render,
+    staff,
+    store,
+    today_tokyo,
+)
 from secondopinion_contracts.codes import Mode, Relationship
 
 router = APIRouter()
@@ -281,11 +293,12 @@ async def _calendar(b: Backends, session: StaffSession, department: str, first: 
             "closed_days": days.body["closed_days"] if days.ok else [], "slots": by_day}
 
 
-def _slots_page(request: Request, session: StaffSession, calendar: dict[str, Any], values: dict[str, Any],
-                problem_: dict[str, Any] | None = None, status_code: int = 200,
-                flash: dict[str, Any] | None = None) -> Response:
+async def _slots_page(request: Request, session: StaffSession, calendar: dict[str, Any], values: dict[str, Any],
+                      problem_: dict[str, Any] | None = None, status_code: int = 200,
+                      flash: dict[str, Any] | None = None) -> Response:
+    names = await names_of(request, (slot["physician_id"] for day in calendar["slots"].values() for slot in day))
     return render(request, "slots.html", session, status_code=status_code, calendar=calendar, values=values,
-                  departments=catalogue.DEPARTMENTS, problem=problem_, flash=flash)
+                  departments=catalogue.DEPARTMENTS, problem=problem_, flash=flash, names=names)
 
 
 @router.get("/slots", response_class=HTMLResponse)
@@ -299,7 +312,7 @@ async def slots_page(request: Request, session: Annotated[StaffSession, Depends(
     values = {"department": department, "from": first.strftime("%Y/%m/%d"), "to": last.strftime("%Y/%m/%d"),
               "start_times": "9:30, 10:30", "duration_minutes": "60",
               "physician_id": session.subject if session.holds("physician") else ""}
-    return _slots_page(request, session, calendar, values, flash=await store(request).take_flash(session))
+    return await _slots_page(request, session, calendar, values, flash=await store(request).take_flash(session))
 
 
 @router.post("/slots", response_class=HTMLResponse)
@@ -316,13 +329,13 @@ async def open_slots(request: Request, session: Annotated[StaffSession, Depends(
     except forms.FieldError as error:
         calendar = await _calendar(backends(request), session, str(department), today_tokyo(request),
                                    today_tokyo(request) + timedelta(days=13))
-        return _slots_page(request, session, calendar, values, {"message": error.message(session.lang),
+        return await _slots_page(request, session, calendar, values, {"message": error.message(session.lang),
                                                                 "fields": {error.field: error.message(session.lang)}},
                            422)
     answer = await backends(request).post("scheduling", f"/departments/{department}/slots", session.access_token, body)
     if not answer.ok:
         calendar = await _calendar(backends(request), session, str(department), first, first + timedelta(days=13))
-        return _slots_page(request, session, calendar, values, problem(answer, session.lang), answer.status)
+        return await _slots_page(request, session, calendar, values, problem(answer, session.lang), answer.status)
     opened = len(answer.body["opened"])
     return await done(request, session, f"/slots?department={department}&from={first.isoformat()}",
                       message_key="slots_opened", count=opened)

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from desk import catalogue, forms
 from desk.coordinator import _details
 from desk.sessions import StaffSession
-from desk.web import Form, backends, done, problem, render, staff, store, today_tokyo
+from desk.web import Form, backends, done, names_of, problem, render, staff, store, today_tokyo
 
 router = APIRouter()
 Physician = Annotated[StaffSession, Depends(staff("physician"))]
@@ -50,7 +50,8 @@ async def _editor(request: Request, session: StaffSession, case_id: UUID, *, pro
     report = await backends(request).get("reporting", f"/cases/{case_id}/report", session.access_token)
     flash = await store(request).take_flash(session)
     body = report.body if report.ok else None
-    return render(request, "report.html", session, status_code=status_code, case_id=case_id, report=body,
+    names = await names_of(request, [(body or {}).get("physician_id")])
+    return render(request, "report.html", session, status_code=status_code, case_id=case_id, report=body, names=names,
                   summary=summary if summary is not None else (body or {}).get("summary", ""), problem=problem_,
                   flash=flash)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,9 @@ class DeskSettings(BaseSettings):
     # The key the staff's tokens are sealed with in the session table (base64 of 32 bytes); every replica has the
     # same. Without it, development uses a fixed key that the production profile refuses.
     session_key: str | None = Field(None, validation_alias="DESK_SESSION_KEY")
+    # The hospital's staff directory (eventkit.staff, a JSON list of subject, staff_id, name...): where it lists a
+    # member, pages show that name for their staff id before the one they signed in with.
+    staff_directory_file: Path | None = Field(None, validation_alias="STAFF_DIRECTORY_FILE")
     # Development sign-in (pick a name and roles; the development key signs the token).
     development_sign_in: bool = Field(False, validation_alias="DESK_DEVELOPMENT_SIGN_IN")
 

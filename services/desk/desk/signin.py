@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from desk import forms
 from desk.sessions import SESSION_COOKIE, Tokens
 from desk.settings import DeskSettings
-from desk.web import Form, current_session, render, set_cookie, store
+from desk.web import Form, current_session, render, set_cookie, staff_names, store
 from eventkit.auth import STAFF_ROLES, mint_development_token
 from eventkit.staff import DEFAULT_DEPARTMENTS
 
@@ -36,7 +36,8 @@ router = APIRouter()
 DEVELOPMENT_TOKEN_SECONDS = 8 * 3600
 # Names offered on the development sign-in page (any other may be typed).
 DEVELOPMENT_STAFF = (("coord-1", "受付 花子"), ("dr-sato", "佐藤 医師"), ("cash-1", "会計 太郎"),
-                     ("audit-1", "監査 次郎"), ("privacy-1", "個人情報 三郎"))
+                     ("audit-1", "監査 次郎"), ("privacy-1", "個人情報 三郎"),
+                     ("privacy-2", "個人情報 四郎"))
 
 
 def settings_of(request: Request) -> DeskSettings:
@@ -45,8 +46,10 @@ def settings_of(request: Request) -> DeskSettings:
 
 
 async def _start_session(request: Request, *, subject: str, name: str, roles: list[str], access_token: str,
-                         expires_at: datetime, id_token: str | None = None,
-                         refresh_token: str | None = None) -> Response:
+                         expires_at: datetime, id_token: str | None = None, refresh_token: str | None = None,
+                         staff_id: str | None = None) -> Response:
+    """The session, and the person's name kept by their staff id (the services record that id: pages show the
+    name instead)."""
     previous = request.cookies.get(SESSION_COOKIE)
     if previous:
         await store(request).delete(previous)  # a new sign-in never reuses an old session id
@@ -54,6 +57,7 @@ async def _start_session(request: Request, *, subject: str, name: str, roles: li
                                           token_expires_at=expires_at, id_token=id_token,
                                           refresh_token=refresh_token,
                                           lang=request.cookies.get("desk_lang", "ja"))
+    await staff_names(request).seen(staff_id or subject, name, roles)
     log.info("signed in: %s as %s", subject, ",".join(roles))
     response = RedirectResponse("/", status_code=303)
     set_cookie(request, response, SESSION_COOKIE, session.id)
@@ -199,10 +203,13 @@ async def oidc_callback(request: Request, state: str = "", code: str = "") -> Re
                       staff=DEVELOPMENT_STAFF, roles=STAFF_ROLES,
                       problem={"message": "この窓口の役割が割り当てられていません / No desk role is assigned to you"})
     tokens = _tokens(token)
+    # The staff id the services record: the provider's `staff_id` claim where it gives one (else the subject).
+    staff_id = claims.get("staff_id")
     return await _start_session(request, subject=str(claims["sub"]),
                                 name=str(claims.get(settings.oidc_name_claim) or claims["sub"]), roles=roles,
                                 access_token=tokens.access_token, expires_at=tokens.expires_at,
-                                id_token=tokens.id_token, refresh_token=tokens.refresh_token)
+                                id_token=tokens.id_token, refresh_token=tokens.refresh_token,
+                                staff_id=staff_id if isinstance(staff_id, str) and staff_id.strip() else None)
 
 
 @router.post("/sign-out")

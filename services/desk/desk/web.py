@@ -21,6 +21,7 @@ from starlette.datastructures import FormData
 from desk import catalogue
 from desk.backends import Answer, Backends
 from desk.sessions import CSRF_FIELD, SESSION_COOKIE, SessionStore, StaffSession
+from desk.staff_names import StaffNames, staff_label
 
 PDF_MEDIA_TYPE = "application/pdf"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -105,6 +106,16 @@ def backends(request: Request) -> Backends:
     return found
 
 
+def staff_names(request: Request) -> StaffNames:
+    names: StaffNames = request.app.state.staff_names
+    return names
+
+
+async def names_of(request: Request, staff_ids: Any) -> dict[str, str]:
+    """The names of the staff a page shows (one query), for its `staff_name(id)`: render(..., names=...)."""
+    return await staff_names(request).names(staff_ids)
+
+
 async def current_session(request: Request) -> StaffSession | None:
     cached = getattr(request.state, "staff", None)
     if cached is not None:
@@ -163,6 +174,7 @@ def lang_of(request: Request, session: StaffSession | None) -> str:
 def render(request: Request, template: str, session: StaffSession | None, status_code: int = 200,
            **context: Any) -> HTMLResponse:
     lang = lang_of(request, session)
+    names: dict[str, str] = context.pop("names", None) or {}
     anonymous_csrf = None
     if session is None:
         anonymous_csrf = request.cookies.get(ANONYMOUS_CSRF_COOKIE) or secrets.token_urlsafe(32)
@@ -170,7 +182,10 @@ def render(request: Request, template: str, session: StaffSession | None, status
         **catalogue.words(lang), "session": session, "csrf": session.csrf_token if session else anonymous_csrf,
         "csrf_field": CSRF_FIELD, "poll_ms": int(request.app.state.settings.poll_seconds * 1000),
         "refusal": lambda code: catalogue.refusal(code, lang),
-        "reason": lambda item: catalogue.refusal_detail(item, lang), **context}, status_code=status_code)
+        "reason": lambda item: catalogue.refusal_detail(item, lang),
+        "staff_name": lambda staff_id, plain=False: staff_label(staff_id, names, catalogue.label("staff_id", lang),
+                                                                plain),
+        **context}, status_code=status_code)
     if anonymous_csrf is not None and request.cookies.get(ANONYMOUS_CSRF_COOKIE) != anonymous_csrf:
         set_cookie(request, page, ANONYMOUS_CSRF_COOKIE, anonymous_csrf)
     return page

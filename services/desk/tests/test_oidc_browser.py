@@ -76,6 +76,9 @@ async def test_staff_sign_in_at_the_identity_provider_and_the_services_accept_it
             assert session_expires_at < datetime.now(UTC) + timedelta(seconds=41), "the provider's short-lived token"
             assert (session["subject"], json.loads(session["roles"])) == ("coord-oidc", ["coordinator"])
             assert "eyJ" not in session["sealed_tokens"], "the provider's tokens are kept sealed"
+            [member] = await fetch(c.desk_database, "SELECT staff_id, display_name, roles FROM desk_staff")
+            assert (member["staff_id"], member["display_name"], json.loads(member["roles"])) == (
+                "coord-oidc", "受付 桜", ["coordinator"]), "pages name them by the provider's name claim"
             assert not [cookie for cookie in cookies if "eyJ" in cookie["value"]], "the browser holds no token"
 
             # The services accept the provider's token: a case is taken through the pages.

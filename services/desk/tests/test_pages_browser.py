@@ -67,7 +67,8 @@ async def test_refusals_roles_language_and_the_access_log(rabbitmq_url: str) -> 
         await expect(auditor.locator('[data-service="intake"] .badge')).to_have_text("改ざんなし")
         read = auditor.locator('tbody tr:has(td[data-action="read_case_personal_data"])').first
         await expect(read).to_contain_text("患者情報の閲覧")
-        await expect(read).to_contain_text("coord-1")
+        await expect(read).to_contain_text("受付 花子")  # by name, the staff id in its title
+        await expect(read.locator(".staff")).to_have_attribute("title", "職員ID: coord-1")
         listed = auditor.locator('tbody tr:has(td[data-action^="list_cases"])').first
         await expect(listed).to_contain_text("案件一覧の表示（")  # a listing in words, with what was asked
         await accessible(auditor, "audit")

@@ -167,7 +167,7 @@ async def test_a_page_left_open_does_not_keep_an_idle_person_signed_in(database:
 async def test_a_page_of_another_role_is_refused(database: str) -> None:
     async with desk(database) as client:
         await sign_in(client, "cash-1", "cashier")
-        for path in ("/queue", "/cases/new", "/screening", "/audit", "/slots"):
+        for path in ("/queue", "/cases/new", "/screening", "/audit", "/slots", "/privacy"):
             assert (await client.get(path)).status_code == 403, path
         form = await client.get("/counter")
         assert form.status_code == 200

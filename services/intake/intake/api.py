@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from eventkit.audit import NO_CASE, listing, record_access
 from eventkit.auth import allow, allow_staff
 from eventkit.bootstrap import Dispatcher
+from eventkit.clock import tokyo_date
 from eventkit.errors import InvalidCommand, NotFound
 from eventkit.events import Actor, RecordedEvent
 from eventkit.http import command_context, from_app_state, on_pool, today
@@ -32,7 +33,7 @@ from intake.commands import (
     SubmitCase,
     WithdrawCase,
 )
-from intake.domain import PURPOSES, CaseStatus
+from intake.domain import PURPOSES, CaseStatus, retention_ends
 from intake.queries import (
     CaseCursor,
     CaseFilters,
@@ -42,6 +43,7 @@ from intake.queries import (
     personal_data,
     received_documents,
 )
+from intake.repository import CASES
 from intake.search import (
     BlindIndex,
     SearchKind,
@@ -360,6 +362,50 @@ async def approve_erasure(case_id: UUID, actor: PrivacyOfficer, approved_on: Ann
     return await _result(case_id, recorded, q)
 
 
+ErasureReader = Annotated[Actor, Depends(allow("privacy_officer", "auditor"))]
+RetentionYears = Annotated[int, Depends(from_app_state("retention_years", int))]
+
+
+@router.get("/cases/{case_id}/personal-data/erasure")
+async def erasure_of_case(case_id: UUID, _: ErasureReader, q: Queries, years: RetentionYears) -> dict[str, Any]:
+    """Where the erasure of a case's personal data stands, for the privacy officers' page: the case's number,
+    status and dates, the day its retention period ends (the erasure may be requested from that day on), the
+    day it was erased, and the request waiting for a second officer's approval (who, when). No personal data."""
+    row = await q.erasure(case_id, CASES.stream_id(case_id))
+    if row is None:
+        raise NotFound(f"no case {case_id}")
+    last_activity_on = tokyo_date(row["last_activity_at"])
+    request = None
+    if row["requested_by"] is not None:
+        request = {"requested_by": row["requested_by"], "requested_on": row["requested_on"],
+                   "requested_at": row["requested_at"]}
+    return {"case_id": row["case_id"], "case_number": row["case_number"], "status": row["status"],
+            "department": row["department"], "submitted_on": row["submitted_on"],
+            "last_activity_on": last_activity_on,
+            "retention_ends_on": retention_ends(last_activity_on, years),
+            "personal_data_erased_on": row["personal_data_erased_on"], "request": request}
+
+
+class ErasureRequestsIn(Strict):
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=2**63 - 1, description="`next_offset` of the previous page.")
+
+
+ErasureLister = Annotated[Actor, Depends(listing("list_erasure_requests", "privacy_officer", "auditor"))]
+
+
+@router.get("/personal-data/erasure-requests", tags=["personal data"])
+async def erasure_requests(_: ErasureLister, q: Queries,
+                           listed: Annotated[ErasureRequestsIn, Query()]) -> dict[str, Any]:
+    """The erasures waiting for a second privacy officer's approval, the longest waiting first, a page at a time:
+    case id and number, who requested it and when; no personal data. `next_offset` (null on the last page) asks
+    for the next page. Each listing is written to the access log."""
+    rows = await q.erasure_requests(listed.limit + 1, listed.offset)
+    more = len(rows) > listed.limit
+    return {"requests": rows[:listed.limit], "limit": listed.limit, "offset": listed.offset,
+            "next_offset": listed.offset + listed.limit if more else None}
+
+
 class CaseSearchIn(Strict):
     """What a caller gives to be found by: any of these, each normalised (full-width or half-width, spaces, hiragana
     or katakana); a case is found when it matches every one given. Any other query parameter is refused (422)."""
@@ -371,7 +417,7 @@ class CaseSearchIn(Strict):
     limit: int = Field(20, ge=1, le=100)
 
 
-CaseSearcher = Annotated[Actor, Depends(allow("coordinator", "cashier", "physician"))]
+CaseSearcher = Annotated[Actor, Depends(allow("coordinator", "cashier", "physician", "privacy_officer"))]
 BlindIndexOf = Annotated[BlindIndex, Depends(from_app_state("blind_index", BlindIndex))]
 
 
@@ -380,7 +426,8 @@ async def search_cases(actor: CaseSearcher, q: Queries, index: BlindIndexOf,
                        searched: Annotated[CaseSearchIn, Query()]) -> dict[str, Any]:
     """The cases a caller is found by: their case number, the patient's name (kanji or kana), birth date, or the
     requester's phone; no personal data in the answer (open the case for that). Each search is written to the
-    access log, naming what it searched by, never the values. An erased case is found by its number only."""
+    access log, naming what it searched by, never the values. An erased case is found by its number only. A
+    privacy officer searches by the case number alone (403 for any other key)."""
     problems, digests, number = [], [], None
     if searched.case_number is not None:
         number = normalise_case_number(searched.case_number)
@@ -400,6 +447,9 @@ async def search_cases(actor: CaseSearcher, q: Queries, index: BlindIndexOf,
             problems.append("`phone` has fewer than 3 digits")
         digests.append((SearchKind.PHONE, index.digest(SearchKind.PHONE, phone)))
     by = [key for key in ("case_number", "name", "birth_date", "phone") if getattr(searched, key) is not None]
+    if actor.role == "privacy_officer" and by != ["case_number"]:
+        # What the erasure needs, and no more: a privacy officer finds a case by its number only.
+        raise HTTPException(403, "a privacy officer finds a case by its case number only")
     if not by:
         problems.append("give at least one of `case_number`, `name`, `birth_date`, `phone`")
     if problems:

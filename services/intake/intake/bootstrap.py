@@ -78,4 +78,5 @@ def build(settings: ServiceSettings | None = None, *, clock: Clock | None = None
     )
     app.state.departments = tuple(settings.departments)
     app.state.blind_index = blind_index(settings)
+    app.state.retention_years = settings.retention_years
     return app

@@ -184,6 +184,31 @@ class CaseQueries:
         return page, CaseCursor(filters.sort, last["submitted_on"], last["case_id"]) if last else None
 
     @retried_read
+    async def erasure(self, case_id: UUID, stream_id: str) -> dict[str, Any] | None:
+        """Where the erasure of the case's personal data stands, without opening it: the case's number, status and
+        dates, when its stream was last written to, and the request waiting for a second officer (if any)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                """SELECT v.case_id, n.number AS case_number, v.status, v.department, v.submitted_on,
+                          v.personal_data_erased_on,
+                          (SELECT max(recorded_at) FROM events WHERE stream_id = $2) AS last_activity_at,
+                          r.requested_by, r.requested_on, r.requested_at
+                   FROM case_view v LEFT JOIN case_numbers n USING (case_id)
+                   LEFT JOIN erasure_requests r USING (case_id)
+                   WHERE v.case_id = $1""", case_id, stream_id)
+        return dict(row) if row is not None else None
+
+    @retried_read
+    async def erasure_requests(self, limit: int, offset: int) -> Rows:
+        """The erasures waiting for a second privacy officer, the longest waiting first (ids and numbers only)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT r.case_id, n.number AS case_number, r.requested_by, r.requested_on, r.requested_at
+                   FROM erasure_requests r LEFT JOIN case_numbers n USING (case_id)
+                   ORDER BY r.requested_at, r.case_id LIMIT $1 OFFSET $2""", limit, offset)
+        return [dict(row) for row in rows]
+
+    @retried_read
     async def search(self, case_number: str | None, digests: Sequence[tuple[str, bytes]],
                      limit: int) -> Rows:
         """The cases with this number (if given) and every kind of `digests` among their blind index rows (a case
