@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from desk import api, auditor, cases, cashier, coordinator, physician, privacy, signin
 from desk.backends import Backends
+from desk.departments import DepartmentCatalogue
 from desk.sessions import SessionStore
 from desk.settings import DeskSettings, production_problems
 from desk.staff_names import StaffNames, directory_names
@@ -65,6 +66,7 @@ def build(settings: DeskSettings | None = None, *, clock: Clock | None = None,
                                           renew_before=timedelta(seconds=settings.token_renew_before_seconds))
         app.state.staff_names = StaffNames(pool, directory_names(settings.staff_directory_file))
         app.state.backends = Backends(settings.service_urls, settings.service_timeout_seconds, transports)
+        app.state.departments = DepartmentCatalogue(app.state.backends, settings.departments_cache_seconds)
         purge = asyncio.create_task(_purge_idle_sessions(app.state.sessions))
         try:
             yield

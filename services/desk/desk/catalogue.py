@@ -1,10 +1,13 @@
 """Every word the console shows, in Japanese and English: the labels of the services' codes (statuses,
-documents, reasons, departments) and the services' refusal codes as a clerk should read them. The desk
-decides nothing with them: a refusal is the service's, the catalogue only words it."""
+documents, reasons; the departments' names are intake's, desk.departments) and the services' refusal codes as a
+clerk should read them. The desk decides nothing with them: a refusal is the service's, the catalogue only words
+it."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from desk import departments
 
 LANGS = ("ja", "en")
 
@@ -147,24 +150,6 @@ LABELS: dict[str, tuple[str, str]] = {
     "kpi_no_show_rate": ("来院なしの割合", "No-show rate"), "kpi_fees": ("相談料（返金を除く）", "Fees net of refunds"),
     "kpi_by_stage": ("段階別", "By stage"), "kpi_by_department": ("診療科別", "By department"),
     "kpi_declines": ("お断りの理由", "Decline reasons"), "board_show_all": ("すべて表示", "Show all"),
-}
-
-# The departments the desk offers, by their Japanese names. The codes are intake's (settings.DEFAULT_DEPARTMENTS):
-# no service lists them yet, so the desk carries the catalogue (a gap noted in docs/console.md).
-DEPARTMENTS: dict[str, tuple[str, str]] = {
-    "cardiology": ("循環器内科", "Cardiology"), "cardiovascular_surgery": ("心臓血管外科", "Cardiovascular surgery"),
-    "gastroenterology": ("消化器内科", "Gastroenterology"),
-    "gastrointestinal_surgery": ("消化器外科", "Gastrointestinal surgery"), "hepatology": ("肝臓内科", "Hepatology"),
-    "nephrology": ("腎臓内科", "Nephrology"), "hematology": ("血液内科", "Hematology"),
-    "neurology": ("脳神経内科", "Neurology"), "neurosurgery": ("脳神経外科", "Neurosurgery"),
-    "oncology": ("腫瘍内科", "Oncology"), "radiation_oncology": ("放射線治療科", "Radiation oncology"),
-    "pediatrics": ("小児科", "Pediatrics"), "dermatology": ("皮膚科", "Dermatology"),
-    "rheumatology": ("リウマチ・膠原病内科", "Rheumatology"),
-    "infectious_diseases": ("感染症内科", "Infectious diseases"),
-    "otolaryngology": ("耳鼻咽喉科", "Otolaryngology"), "transplant_surgery": ("移植外科", "Transplant surgery"),
-    "plastic_surgery": ("形成外科", "Plastic surgery"), "endocrinology": ("内分泌内科", "Endocrinology"),
-    "respiratory_medicine": ("呼吸器内科", "Respiratory medicine"), "urology": ("泌尿器科", "Urology"),
-    "obstetrics_gynecology": ("産婦人科", "Obstetrics and gynecology"),
 }
 
 # The services' refusal codes (409/422 `code`), as the clerk reads them beside the action.
@@ -357,6 +342,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "counter": ("窓口", "Counter"), "consultation": ("相談", "Consultation"),
     "fee_shown": ("請求額", "Amount due"), "entered_amount": ("受け取った金額（円）", "Amount received (yen)"),
     "verified_entries": ("検証した件数", "Entries checked"), "pending_billing": ("請求の反映待ち", "Invoice pending"),
+    # lists: paged by intake's cursor, and the department catalogue from intake (desk.departments)
+    "first_page": ("最初へ", "First page"),
+    "full_list": ("すべて表示（案件一覧）", "The full list (case list)"),
+    "departments_unavailable": ("診療科の一覧を受付サービスから取得できません。少し待ってから開き直してください",
+                                "The list of departments cannot be had from intake; open the page again shortly"),
 }
 
 # --- the privacy officers' pages (the erasure of a case's personal data) and staff shown by name ---------------
@@ -423,10 +413,8 @@ def label(key: str, lang: str) -> str:
 
 
 def department(code: str | None, lang: str) -> str:
-    if not code:
-        return ""
-    pair = DEPARTMENTS.get(code)
-    return (pair[0] if lang == "ja" else pair[1]) if pair else code
+    """The department's name as intake's catalogue gives it (desk.departments); its code when unavailable."""
+    return departments.current().name(code, lang)
 
 
 def refusal(code: str | None, lang: str, service: str | None = None) -> str:

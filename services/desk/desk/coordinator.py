@@ -11,8 +11,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from desk import catalogue, forms
-from desk.backends import Backends
+from desk import catalogue, departments, forms
+from desk.backends import Answer, Backends
 from desk.sessions import StaffSession
 from desk.web import (
     Form,
@@ -21,6 +21,7 @@ from desk.web import (
     field_problem,
     fingerprint,
     names_of,
+    pages,
     problem,
     render,
     staff,
@@ -35,6 +36,13 @@ Coordinator = Annotated[StaffSession, Depends(staff("coordinator"))]
 DeskReader = Annotated[StaffSession, Depends(staff("coordinator", "physician", "auditor"))]
 PAGE_SIZE = 10
 INTAKE_STATUSES = ("submitted", "awaiting_documents", "screening", "accepted", "declined", "withdrawn")
+WAITING_FOR_DOCUMENTS = ("submitted", "awaiting_documents")
+BOARD_CARDS = 20  # the latest cards of each column the board shows
+# Where a board column that shows only its latest cards is listed whole, paged: intake's case list by status.
+FULL_LISTS = {"submitted": "submitted", "awaiting_documents": "awaiting_documents", "screening": "screening",
+              "scheduling": "accepted", "confirmed": "accepted", "consulted": "accepted",
+              "report_delivered": "accepted", "closed": "accepted", "declined_withdrawn": "declined"}
+AGES = (0, 7, 14, 30)  # the "older than N days" a list is narrowed by
 
 
 def _age_days(today: date, submitted_on: Any) -> int | None:
@@ -48,73 +56,101 @@ async def _details(b: Backends, token: str, rows: list[dict[str, Any]], today: d
             for row, answer in zip(rows, answers, strict=True)]
 
 
-def _page(rows: list[dict[str, Any]], page: int) -> tuple[list[dict[str, Any]], bool]:
-    start = page * PAGE_SIZE
-    return rows[start:start + PAGE_SIZE], len(rows) > start + PAGE_SIZE
+Cursor = Annotated[str | None, Query(max_length=200)]  # intake's `next_cursor`, as it gave it
+Offset = Annotated[int, Query(ge=0, le=10_000)]
+Department = Annotated[str | None, Query(max_length=64)]
+MinAge = Annotated[int, Query(ge=0, le=3650)]
 
 
-async def _queue(b: Backends, session: StaffSession, department: str | None, page: int,
-                 today: date, min_age: int = 0) -> dict[str, Any]:
-    token = session.access_token
-    lists = await asyncio.gather(*(b.get("intake", "/cases", token, status=status, limit=500)
-                                   for status in ("submitted", "awaiting_documents", "screening")),
-                                 b.get("reporting", "/board", token, per_column=200))
-    *intake_lists, board = lists
+def list_filters(today: date, department: str | None, min_age: int) -> dict[str, Any]:
+    """What intake's case list is narrowed by: a department of intake's catalogue (any other is no filter), and
+    "older than N days" as submitted on or before today - N (Tokyo)."""
+    return {"department": departments.current().offered(department),
+            "submitted_to": (today - timedelta(days=min_age)).isoformat() if min_age else None}
+
+
+async def intake_page(b: Backends, token: str, cursor: str | None, limit: int = PAGE_SIZE,
+                      **filters: Any) -> Answer:
+    """One page of intake's case list, narrowed by intake; its `next_cursor` asks for the next page."""
+    return await b.get("intake", "/cases", token, cursor=cursor, limit=limit, **filters)
+
+
+def _board_page(cards: list[dict[str, Any]], start: int) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a list the desk cut from reporting's board (which neither filters nor pages), and where the next
+    page starts."""
+    following = start + PAGE_SIZE
+    return cards[start:following], str(following) if len(cards) > following else None
+
+
+BOARD_LISTS = ("dates", "choice", "clinics", "delivery")
+
+
+async def _queue(request: Request, session: StaffSession, department: str | None, min_age: int,
+                 cursors: dict[str, str | None], starts: dict[str, int]) -> dict[str, Any]:
+    b, token, today = backends(request), session.access_token, today_tokyo(request)
+    filters = list_filters(today, department, min_age)
+    department = filters["department"]
+    lists = await asyncio.gather(
+        intake_page(b, token, cursors["documents"], status=list(WAITING_FOR_DOCUMENTS), sort="oldest", **filters),
+        intake_page(b, token, cursors["screening"], status="screening", sort="oldest", **filters),
+        b.get("reporting", "/board", token, per_column=200))
+    documents, screening, board = lists
 
     def wanted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [row for row in rows if (not department or row.get("department") == department)
                 and (_age_days(today, row.get("submitted_on")) or 0) >= min_age]
 
-    documents = wanted([row for answer in intake_lists[:2] if answer.ok for row in answer.body["cases"]])
-    screening = wanted(intake_lists[2].body["cases"] if intake_lists[2].ok else [])
     columns = {column["column"]: column["cards"] for column in (board.body["columns"] if board.ok else [])}
     scheduling = wanted(columns.get("scheduling", []))
     confirmed = [card for card in wanted(columns.get("confirmed", [])) if card.get("mode") == Mode.ONLINE]
     consulted = wanted(columns.get("consulted", []))
-    documents_page, documents_more = _page(sorted(documents, key=lambda r: str(r["submitted_on"])), page)
-    screening_page, screening_more = _page(sorted(screening, key=lambda r: str(r["submitted_on"])), page)
     schedules = await asyncio.gather(*(b.get("scheduling", f"/cases/{card['case_id']}/schedule", token)
                                        for card in scheduling))
     appointments = await asyncio.gather(*(b.get("scheduling", f"/cases/{card['case_id']}/appointment", token)
                                           for card in confirmed))
-    dates: list[dict[str, Any]] = []
-    choices: list[dict[str, Any]] = []
+    board_lists: dict[str, list[dict[str, Any]]] = {"dates": [], "choice": []}
     for card, answer in zip(scheduling, schedules, strict=True):
-        (choices if answer.ok and answer.body["status"] == "proposed" else dates).append(card)
-    clinics = [card for card, answer in zip(confirmed, appointments, strict=True)
-               if answer.ok and not answer.body.get("clinics_booking_ref") and answer.body["status"] == "booked"]
-    delivery = [card for card in consulted if card.get("report_status") == "finalized"]
+        board_lists["choice" if answer.ok and answer.body["status"] == "proposed" else "dates"].append(card)
+    board_lists["clinics"] = [card for card, answer in zip(confirmed, appointments, strict=True) if answer.ok
+                              and not answer.body.get("clinics_booking_ref") and answer.body["status"] == "booked"]
+    board_lists["delivery"] = [card for card in consulted if card.get("report_status") == "finalized"]
     day_lists = await asyncio.gather(*(b.get("scheduling", "/appointments", token, date=d.isoformat(),
-                                             department=department or None)
+                                             department=department)
                                        for d in (today, today + timedelta(days=1))))
-    return {
-        "documents": await _details(b, token, documents_page, today), "documents_more": documents_more,
-        "documents_total": len(documents),
-        "screening": await _details(b, token, screening_page, today), "screening_more": screening_more,
-        "screening_total": len(screening),
-        # The board's cards with what intake holds of each (the patient's name): each read is logged by intake.
-        "dates": await _details(b, token, dates[:PAGE_SIZE], today),
-        "choices": await _details(b, token, choices[:PAGE_SIZE], today),
-        "clinics": await _details(b, token, clinics[:PAGE_SIZE], today),
-        "delivery": await _details(b, token, delivery[:PAGE_SIZE], today),
+    queue: dict[str, Any] = {
         "today": day_lists[0].body["appointments"] if day_lists[0].ok else [],
         "tomorrow": day_lists[1].body["appointments"] if day_lists[1].ok else [],
         "revision": board.body["revision"] if board.ok else None,
         "unavailable": [answer.code for answer in lists if not answer.ok],
     }
+    for name, answer in (("documents", documents), ("screening", screening)):
+        # The case's page of intake's list with what intake holds of each (the patient's name): each read is logged.
+        rows = answer.body["cases"] if answer.ok else []
+        following = answer.body.get("next_cursor") if answer.ok else None
+        queue[name] = await _details(b, token, rows, today)
+        queue[f"{name}_count"] = f"{len(rows)}+" if following else str(len(rows))  # intake counts no total
+        queue[f"{name}_pages"] = pages(request, f"{name}_cursor", following, f"queue-{name}")
+    for name in BOARD_LISTS:
+        shown, following = _board_page(board_lists[name], starts[name])
+        queue[name] = await _details(b, token, shown, today)
+        queue[f"{name}_count"] = str(len(board_lists[name]))
+        queue[f"{name}_pages"] = pages(request, f"{name}_from", following, f"queue-{name}")
+    return queue
 
 
 @router.get("/queue", response_class=HTMLResponse)
-async def work_queue(request: Request, session: Coordinator,
-                     department: Annotated[str | None, Query(max_length=64)] = None,
-                     page: Annotated[int, Query(ge=0, le=1000)] = 0,
-                     min_age: Annotated[int, Query(ge=0, le=3650)] = 0) -> Response:
-    department = department if department in catalogue.DEPARTMENTS else None
-    queue = await _queue(backends(request), session, department, page, today_tokyo(request), min_age)
+async def work_queue(request: Request, session: Coordinator, department: Department = None, min_age: MinAge = 0,
+                     documents_cursor: Cursor = None, screening_cursor: Cursor = None, dates_from: Offset = 0,
+                     choice_from: Offset = 0, clinics_from: Offset = 0, delivery_from: Offset = 0) -> Response:
+    """The coordinator's lists, each paged on its own: intake's (documents, screening) narrowed and paged by intake;
+    those cut from reporting's board (which neither filters nor pages) narrowed and paged by the desk."""
+    queue = await _queue(request, session, department, min_age,
+                         {"documents": documents_cursor, "screening": screening_cursor},
+                         {"dates": dates_from, "choice": choice_from, "clinics": clinics_from,
+                          "delivery": delivery_from})
     flash = await store(request).take_flash(session)
-    return render(request, "queue.html", session, queue=queue, department=department, page=page, min_age=min_age,
-                  departments=catalogue.DEPARTMENTS, flash=flash, live=fingerprint(queue["revision"]),
-                  live_url="/board/live")
+    return render(request, "queue.html", session, queue=queue, department=departments.current().offered(department),
+                  min_age=min_age, ages=AGES, flash=flash, live=fingerprint(queue["revision"]), live_url="/board/live")
 
 
 @router.get("/board/live")
@@ -124,18 +160,18 @@ async def board_live(request: Request, session: DeskReader) -> JSONResponse:
                         headers={"Cache-Control": "no-store"})
 
 
-BOARD_COLUMN = 20
 BOARD_COLUMN_MAX = 500  # reporting's most per column
 KPI_DAYS = 90
 
 
 @router.get("/board", response_class=HTMLResponse)
 async def board(request: Request, session: DeskReader,
-                per_column: Annotated[int, Query(ge=1, le=BOARD_COLUMN_MAX)] = BOARD_COLUMN,
+                per_column: Annotated[int | None, Query(ge=1, le=BOARD_COLUMN_MAX)] = None,
                 first: Annotated[str | None, Query(alias="from", max_length=40)] = None,
                 last: Annotated[str | None, Query(alias="to", max_length=40)] = None) -> Response:
     """The case board with the desk's KPIs over the cases submitted in a period (the last 90 days unless asked)."""
     b = backends(request)
+    per_column = per_column or BOARD_CARDS
     today = today_tokyo(request)
     period = {"from": first or (today - timedelta(days=KPI_DAYS)).strftime("%Y/%m/%d"),
               "to": last or today.strftime("%Y/%m/%d")}
@@ -152,9 +188,11 @@ async def board(request: Request, session: DeskReader,
         return render(request, "error.html", session, status_code=answer.status, problem=problem(answer, session.lang))
     if kpi_problem is None and not kpis.ok:
         kpi_problem = problem(kpis, session.lang)
+    full = {column: f"/cases?status={status}" for column, status in FULL_LISTS.items()} \
+        if session.holds("coordinator", "physician") else {}
     return render(request, "board.html", session, board=answer.body, live=fingerprint(answer.body["revision"]),
-                  live_url="/board/live", per_column=per_column, column_max=BOARD_COLUMN_MAX, period=period,
-                  kpis=kpis.body if kpis.ok and kpi_problem is None else None, kpi_problem=kpi_problem)
+                  live_url="/board/live", full_lists=full, per_column=per_column, column_max=BOARD_COLUMN_MAX,
+                  period=period, kpis=kpis.body if kpis.ok and kpi_problem is None else None, kpi_problem=kpi_problem)
 
 
 # --- a new case from a phone call ---------------------------------------------------------------------
@@ -163,7 +201,7 @@ def _new_case_page(request: Request, session: StaffSession, values: dict[str, An
                    problem_: dict[str, Any] | None = None, status_code: int = 200,
                    declined: dict[str, Any] | None = None) -> Response:
     return render(request, "new_case.html", session, status_code=status_code, values=values, problem=problem_,
-                  departments=catalogue.DEPARTMENTS, relationships=[r.value for r in Relationship],
+                  relationships=[r.value for r in Relationship],
                   modes=[m.value for m in Mode], declined=declined)
 
 
@@ -196,7 +234,7 @@ async def submit_case(request: Request, session: Coordinator, form: Form) -> Res
                           "phone": forms.phone("requester_phone", values.get("requester_phone"))},
             "patient": patient,
             "mode": forms.choice("mode", values.get("mode"), [m.value for m in Mode]),
-            "department": forms.choice("department", values.get("department"), list(catalogue.DEPARTMENTS)),
+            "department": forms.department("department", values.get("department"), departments.current()),
             "question": forms.required("question", values.get("question")),
             "attending_physician": {"name": forms.required("attending_name", values.get("attending_name")),
                                     "institution": forms.required("attending_institution",
@@ -207,7 +245,8 @@ async def submit_case(request: Request, session: Coordinator, form: Form) -> Res
         }
     except forms.FieldError as error:
         return _new_case_page(request, session, values, {"message": error.message(session.lang),
-                                                         "fields": {error.field: error.message(session.lang)}}, 422)
+                                                         "fields": {error.field: error.message(session.lang)}},
+                              error.status)
     answer = await backends(request).post("intake", "/cases", session.access_token, body)
     if not answer.ok:
         found = problem(answer, session.lang)
@@ -265,29 +304,35 @@ async def find(request: Request, session: Annotated[StaffSession, Depends(staff(
 
 @router.get("/cases", response_class=HTMLResponse)
 async def case_list(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))],
-                    status: Annotated[str | None, Query(max_length=32)] = None,
-                    page: Annotated[int, Query(ge=0, le=10_000)] = 0) -> Response:
+                    status: Annotated[str | None, Query(max_length=32)] = None, department: Department = None,
+                    min_age: MinAge = 0, cursor: Cursor = None) -> Response:
+    """Every case, newest first, narrowed and paged by intake (status, department, age)."""
     status = status if status in INTAKE_STATUSES else None
-    answer = await backends(request).get("intake", "/cases", session.access_token, status=status, limit=PAGE_SIZE + 1,
-                                         offset=page * PAGE_SIZE)
-    rows = answer.body["cases"] if answer.ok else []
     today = today_tokyo(request)
+    filters = list_filters(today, department, min_age)
+    answer = await intake_page(backends(request), session.access_token, cursor, status=status, **filters)
+    rows = answer.body["cases"] if answer.ok else []
     return render(request, "cases.html", session,
-                  rows=[{**r, "age_days": _age_days(today, r["submitted_on"])} for r in rows[:PAGE_SIZE]],
-                  more=len(rows) > PAGE_SIZE, page=page, status=status, statuses=INTAKE_STATUSES,
-                  problem=None if answer.ok else problem(answer, session.lang))
+                  rows=[{**r, "age_days": _age_days(today, r["submitted_on"])} for r in rows],
+                  pages=pages(request, "cursor", answer.body.get("next_cursor") if answer.ok else None),
+                  status=status, statuses=INTAKE_STATUSES, department=filters["department"], min_age=min_age,
+                  ages=AGES, problem=None if answer.ok else problem(answer, session.lang))
 
 
 # --- opening slots ---------------------------------------------------------------------------------------
 
-async def _calendar(b: Backends, session: StaffSession, department: str, first: date, last: date) -> dict[str, Any]:
+async def _calendar(b: Backends, session: StaffSession, department: str | None, first: date,
+                    last: date) -> dict[str, Any]:
+    """The business days from `first` to `last`, and the department's slots (none without a department: intake's
+    catalogue could not be had)."""
     token = session.access_token
-    days, slots = await asyncio.gather(
-        b.get("scheduling", "/calendar/business-days", token, **{"from": first.isoformat(), "to": last.isoformat()}),
-        b.get("scheduling", f"/departments/{department}/slots", token,
-              **{"from": first.isoformat(), "to": last.isoformat()}))
+    period = {"from": first.isoformat(), "to": last.isoformat()}
+    calls = [b.get("scheduling", "/calendar/business-days", token, **period)]
+    if department:
+        calls.append(b.get("scheduling", f"/departments/{department}/slots", token, **period))
+    days, *slots = await asyncio.gather(*calls)
     by_day: dict[str, list[dict[str, Any]]] = {}
-    for slot in slots.body["slots"] if slots.ok else []:
+    for slot in slots[0].body["slots"] if slots and slots[0].ok else []:
         by_day.setdefault(str(slot["date"]), []).append(slot)
     return {"business_days": days.body["business_days"] if days.ok else [],
             "closed_days": days.body["closed_days"] if days.ok else [], "slots": by_day}
@@ -298,18 +343,24 @@ async def _slots_page(request: Request, session: StaffSession, calendar: dict[st
                       flash: dict[str, Any] | None = None) -> Response:
     names = await names_of(request, (slot["physician_id"] for day in calendar["slots"].values() for slot in day))
     return render(request, "slots.html", session, status_code=status_code, calendar=calendar, values=values,
-                  departments=catalogue.DEPARTMENTS, problem=problem_, flash=flash, names=names)
+                  problem=problem_, flash=flash, names=names)
+
+
+def _slots_department(department: str | None) -> str | None:
+    """The department the slots page shows: the one asked for if intake's catalogue offers it, else its first."""
+    offered = departments.current()
+    return offered.offered(department) or next(iter(offered.codes), None)
 
 
 @router.get("/slots", response_class=HTMLResponse)
 async def slots_page(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))],
-                     department: Annotated[str, Query(max_length=64)] = "cardiology",
+                     department: Department = None,
                      first: Annotated[date | None, Query(alias="from")] = None) -> Response:
-    department = department if department in catalogue.DEPARTMENTS else "cardiology"
+    shown = _slots_department(department)
     first = first or today_tokyo(request)
     last = first + timedelta(days=13)
-    calendar = await _calendar(backends(request), session, department, first, last)
-    values = {"department": department, "from": first.strftime("%Y/%m/%d"), "to": last.strftime("%Y/%m/%d"),
+    calendar = await _calendar(backends(request), session, shown, first, last)
+    values = {"department": shown, "from": first.strftime("%Y/%m/%d"), "to": last.strftime("%Y/%m/%d"),
               "start_times": "9:30, 10:30", "duration_minutes": "60",
               "physician_id": session.subject if session.holds("physician") else ""}
     return await _slots_page(request, session, calendar, values, flash=await store(request).take_flash(session))
@@ -319,22 +370,22 @@ async def slots_page(request: Request, session: Annotated[StaffSession, Depends(
 async def open_slots(request: Request, session: Annotated[StaffSession, Depends(staff("coordinator", "physician"))],
                      form: Form) -> Response:
     values = {key: str(value) for key, value in form.items()}
-    department = values.get("department") if values.get("department") in catalogue.DEPARTMENTS else "cardiology"
     try:
+        department = forms.department("department", values.get("department"), departments.current())
         first = forms.a_date("from", values.get("from"))
         last = forms.a_date("to", values.get("to"))
         body = {"physician_id": forms.required("physician_id", values.get("physician_id")), "from": first.isoformat(),
                 "to": last.isoformat(), "start_times": forms.times("start_times", values.get("start_times")),
                 "duration_minutes": forms.whole_number("duration_minutes", values.get("duration_minutes"))}
     except forms.FieldError as error:
-        calendar = await _calendar(backends(request), session, str(department), today_tokyo(request),
-                                   today_tokyo(request) + timedelta(days=13))
+        calendar = await _calendar(backends(request), session, _slots_department(values.get("department")),
+                                   today_tokyo(request), today_tokyo(request) + timedelta(days=13))
         return await _slots_page(request, session, calendar, values, {"message": error.message(session.lang),
                                                                 "fields": {error.field: error.message(session.lang)}},
-                           422)
+                           error.status)
     answer = await backends(request).post("scheduling", f"/departments/{department}/slots", session.access_token, body)
     if not answer.ok:
-        calendar = await _calendar(backends(request), session, str(department), first, first + timedelta(days=13))
+        calendar = await _calendar(backends(request), session, department, first, first + timedelta(days=13))
         return await _slots_page(request, session, calendar, values, problem(answer, session.lang), answer.status)
     opened = len(answer.body["opened"])
     return await done(request, session, f"/slots?department={department}&from={first.isoformat()}",

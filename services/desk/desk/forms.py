@@ -8,12 +8,16 @@ import re
 import unicodedata
 from datetime import date, time
 
+from desk.catalogue import TEXT
+from desk.departments import Departments
+
 
 class FieldError(ValueError):
-    def __init__(self, field: str, message_ja: str, message_en: str) -> None:
+    def __init__(self, field: str, message_ja: str, message_en: str, status: int = 422) -> None:
         super().__init__(message_en)
         self.field = field
         self.messages = (message_ja, message_en)
+        self.status = status  # 503: what the field is checked against could not be had
 
     def message(self, lang: str) -> str:
         return self.messages[0] if lang == "ja" else self.messages[1]
@@ -105,6 +109,14 @@ def choice(field: str, value: str | None, allowed: list[str] | tuple[str, ...]) 
     if cleaned not in allowed:
         raise FieldError(field, "選択してください", "Pick one")
     return cleaned
+
+
+def department(field: str, value: str | None, offered: Departments) -> str:
+    """A department of intake's catalogue (desk.departments); refused at the field when it is not one of it, or when
+    the catalogue could not be had (503: the form cannot be checked, nothing is sent)."""
+    if not offered.available:
+        raise FieldError(field, *TEXT["departments_unavailable"], status=503)
+    return choice(field, value, offered.codes)
 
 
 def checked(value: str | None) -> bool:

@@ -7,29 +7,31 @@ from datetime import timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from desk import catalogue, forms
-from desk.coordinator import _details
+from desk import forms
+from desk.coordinator import AGES, Cursor, Department, MinAge, _details, intake_page, list_filters
 from desk.sessions import StaffSession
-from desk.web import Form, backends, done, names_of, problem, render, staff, store, today_tokyo
+from desk.web import Form, backends, done, names_of, pages, problem, render, staff, store, today_tokyo
 
 router = APIRouter()
 Physician = Annotated[StaffSession, Depends(staff("physician"))]
+SCREENING_PAGE_SIZE = 20
 
 
 @router.get("/screening", response_class=HTMLResponse)
-async def screening_queue(request: Request, session: Physician,
-                          department: Annotated[str | None, Query(max_length=64)] = None) -> Response:
-    department = department if department in catalogue.DEPARTMENTS else None
-    b = backends(request)
-    answer = await b.get("intake", "/cases", session.access_token, status="screening", limit=500)
-    rows = [row for row in (answer.body["cases"] if answer.ok else [])
-            if not department or row["department"] == department]
-    shown = await _details(b, session.access_token, rows[:20], today_tokyo(request))
-    return render(request, "screening.html", session, rows=shown,
-                  total=len(rows), department=department, departments=catalogue.DEPARTMENTS,
+async def screening_queue(request: Request, session: Physician, department: Department = None, min_age: MinAge = 0,
+                          cursor: Cursor = None) -> Response:
+    """The cases waiting for screening, the longest waiting first, narrowed and paged by intake."""
+    b, today = backends(request), today_tokyo(request)
+    filters = list_filters(today, department, min_age)
+    answer = await intake_page(b, session.access_token, cursor, limit=SCREENING_PAGE_SIZE, status="screening",
+                               sort="oldest", **filters)
+    shown = await _details(b, session.access_token, answer.body["cases"] if answer.ok else [], today)
+    return render(request, "screening.html", session, rows=shown, department=filters["department"],
+                  min_age=min_age, ages=AGES,
+                  pages=pages(request, "cursor", answer.body.get("next_cursor") if answer.ok else None),
                   problem=None if answer.ok else problem(answer, session.lang))
 
 

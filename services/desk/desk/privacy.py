@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from desk import catalogue, forms
 from desk.backends import Answer
 from desk.sessions import StaffSession
-from desk.web import Form, backends, done, field_problem, names_of, problem, render, staff, store
+from desk.web import Form, backends, done, field_problem, names_of, pages, problem, render, staff, store
 
 router = APIRouter()
 Officer = Annotated[StaffSession, Depends(staff("privacy_officer"))]
@@ -23,22 +23,24 @@ PAGE_SIZE = 20
 STEPS = {"request": "/personal-data/erasure", "approval": "/personal-data/erasure/approval"}
 
 
-async def _home(request: Request, session: StaffSession, page: int, *, value: str = "",
+async def _home(request: Request, session: StaffSession, offset: int, *, value: str = "",
                 problem_: dict[str, Any] | None = None, status_code: int = 200) -> Response:
     answer = await backends(request).get("intake", "/personal-data/erasure-requests", session.access_token,
-                                         limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+                                         limit=PAGE_SIZE, offset=offset)
     rows = answer.body["requests"] if answer.ok else []
     names = await names_of(request, (row["requested_by"] for row in rows))
-    return render(request, "privacy.html", session, status_code=status_code, rows=rows, page=page,
-                  more=answer.ok and answer.body["next_offset"] is not None, value=value, problem=problem_,
+    return render(request, "privacy.html", session, status_code=status_code, rows=rows,
+                  pages=pages(request, "offset", str(answer.body["next_offset"])
+                              if answer.ok and answer.body["next_offset"] is not None else None, path="/privacy"),
+                  value=value, problem=problem_,
                   unavailable=None if answer.ok else problem(answer, session.lang), names=names,
                   flash=await store(request).take_flash(session))
 
 
 @router.get("/privacy", response_class=HTMLResponse)
 async def privacy_home(request: Request, session: Officer,
-                       page: Annotated[int, Query(ge=0, le=10_000)] = 0) -> Response:
-    return await _home(request, session, page)
+                       offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> Response:
+    return await _home(request, session, offset)
 
 
 @router.post("/privacy/find", response_class=HTMLResponse)

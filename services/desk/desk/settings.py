@@ -44,6 +44,9 @@ class DeskSettings(BaseSettings):
     billing_url: str = Field(DEFAULT_SERVICE_URLS["billing"], validation_alias="DESK_BILLING_URL")
     reporting_url: str = Field(DEFAULT_SERVICE_URLS["reporting"], validation_alias="DESK_REPORTING_URL")
     service_timeout_seconds: float = Field(10.0, validation_alias="DESK_SERVICE_TIMEOUT_SECONDS", gt=0, le=60)
+    # How long the desk keeps intake's department catalogue (GET /departments) before asking again, in seconds.
+    departments_cache_seconds: float = Field(300.0, validation_alias="DESK_DEPARTMENTS_CACHE_SECONDS", ge=0,
+                                             le=24 * 3600)
 
     # The base URL staff open (the OIDC redirect URI is derived from it).
     public_url: str = Field("http://127.0.0.1:8000", validation_alias="DESK_PUBLIC_URL")

@@ -5,7 +5,7 @@ real local port calling them with the signed-in person's token, as it calls them
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, time
@@ -79,9 +79,12 @@ class Console:
 
 
 def service_apps(databases: dict[str, str], rabbitmq_url: str, gateway_url: str,
-                 clock: SettableClock) -> dict[str, FastAPI]:
+                 clock: SettableClock, intake_departments: Sequence[str] | None = None) -> dict[str, FastAPI]:
+    """The four services; `intake_departments`: the departments intake offers (INTAKE_DEPARTMENTS), if not its
+    default."""
     common: dict[str, Any] = {"RABBITMQ_URL": rabbitmq_url, "OUTBOX_SWEEP_SECONDS": 0.2}
-    intake = build_intake(IntakeSettings(INTAKE_DATABASE_URL=databases["intake"], **common), clock=clock)
+    offered: dict[str, Any] = {} if intake_departments is None else {"INTAKE_DEPARTMENTS": list(intake_departments)}
+    intake = build_intake(IntakeSettings(INTAKE_DATABASE_URL=databases["intake"], **common, **offered), clock=clock)
 
     def disclosure(service: str) -> IntakeDisclosure:
         """What `service` prints, asked of intake over HTTP: here of the intake app in this process."""
@@ -99,13 +102,14 @@ def service_apps(databases: dict[str, str], rabbitmq_url: str, gateway_url: str,
 
 
 @asynccontextmanager
-async def console(rabbitmq_url: str, desk_port: int = 0, **desk_overrides: Any) -> AsyncIterator[Console]:
+async def console(rabbitmq_url: str, desk_port: int = 0, intake_departments: Sequence[str] | None = None,
+                  **desk_overrides: Any) -> AsyncIterator[Console]:
     executable = chromium_or_skip()
     clock = SettableClock.at_tokyo(TODAY, time(10, 0))
     async with AsyncExitStack() as stack:
         databases = {s: await stack.enter_async_context(fresh_database(s)) for s in (*SERVICES, "desk")}
         gateway_url, simulator = await stack.enter_async_context(running_simulator())
-        apps = service_apps(databases, rabbitmq_url, gateway_url, clock)
+        apps = service_apps(databases, rabbitmq_url, gateway_url, clock, intake_departments)
         for app in apps.values():
             await stack.enter_async_context(app.router.lifespan_context(app))
         transports: dict[str, httpx.AsyncBaseTransport] = {s: httpx.ASGITransport(app=app) for s, app in apps.items()}

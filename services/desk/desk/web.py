@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
@@ -18,8 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from desk import catalogue
+from desk import catalogue, departments
 from desk.backends import Answer, Backends
+from desk.departments import DepartmentCatalogue
 from desk.sessions import CSRF_FIELD, SESSION_COOKIE, SessionStore, StaffSession
 from desk.staff_names import StaffNames, staff_label
 
@@ -138,6 +140,9 @@ def staff(*roles: str) -> Callable[..., Coroutine[Any, Any, StaffSession]]:
             raise SignInRequired
         if roles and not session.holds(*roles):
             raise Forbidden
+        # Intake's department catalogue for this request's pages (cached in the desk process).
+        found: DepartmentCatalogue = request.app.state.departments
+        departments.CURRENT.set(await found.get(session.access_token))
         return session
 
     signed_in.page_roles = roles  # type: ignore[attr-defined]  # read by the route tests
@@ -182,7 +187,7 @@ def render(request: Request, template: str, session: StaffSession | None, status
         **catalogue.words(lang), "session": session, "csrf": session.csrf_token if session else anonymous_csrf,
         "csrf_field": CSRF_FIELD, "poll_ms": int(request.app.state.settings.poll_seconds * 1000),
         "refusal": lambda code: catalogue.refusal(code, lang),
-        "reason": lambda item: catalogue.refusal_detail(item, lang),
+        "reason": lambda item: catalogue.refusal_detail(item, lang), "departments": departments.current(),
         "staff_name": lambda staff_id, plain=False: staff_label(staff_id, names, catalogue.label("staff_id", lang),
                                                                 plain),
         **context}, status_code=status_code)
@@ -232,3 +237,21 @@ async def done(request: Request, session: StaffSession, where: str, message_key:
 def fingerprint(*parts: Any) -> str:
     """What a live page compares to notice that something it shows has changed."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def link_here(request: Request, anchor: str = "", path: str | None = None, **changes: str | None) -> str:
+    """This page's address (or `path`, where a posted form answered with the page) with some query parameters
+    changed (None: left out) and the others kept: the filters and positions of a page's lists are codes, days and
+    intake's cursors, never names."""
+    params = {key: value for key, value in request.query_params.items() if key not in changes}
+    params.update({key: value for key, value in changes.items() if value is not None})
+    query = urlencode(params)
+    return f"{path or request.url.path}{'?' + query if query else ''}{'#' + anchor if anchor else ''}"
+
+
+def pages(request: Request, param: str, following: str | None, anchor: str = "",
+          path: str | None = None) -> dict[str, str | None]:
+    """A list's pager: the next page (`param` set to `following`: intake's `next_cursor`, or where the next page
+    starts), and back to the first page once past it."""
+    return {"next": link_here(request, anchor, path, **{param: following}) if following else None,
+            "first": link_here(request, anchor, path, **{param: None}) if request.query_params.get(param) else None}

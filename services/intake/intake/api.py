@@ -510,8 +510,12 @@ async def personal_data_for(case_id: UUID, purpose: Literal["receipt", "slip", "
     return answer if received is None else {**answer, "received_documents": received}
 
 
+# Every staff role the desk shows departments to (its pages name them in Japanese from this list).
+DepartmentReader = Annotated[Actor, Depends(allow("coordinator", "physician", "cashier", "auditor", "privacy_officer"))]
+
+
 @router.get("/departments", tags=["departments"])
-async def departments(_: Annotated[Actor, Depends(allow("coordinator", "physician", "auditor"))],
+async def departments(_: DepartmentReader,
                       offered: Annotated[tuple[str, ...], Depends(from_app_state("departments", tuple))],
                       ) -> dict[str, Any]:
     """The departments whose specialists take second-opinion requests now, with their codes (what requests and
@@ -525,7 +529,10 @@ class CaseListIn(Strict):
     """What the case list is narrowed and ordered by; any other query parameter is refused (422), so a search
     the list cannot do never looks like one that found everything."""
 
-    status: CaseStatus | None = None
+    status: list[CaseStatus] = Field(
+        default_factory=list, max_length=len(CaseStatus),
+        description="Any of these statuses (repeat `status` for several, e.g. the cases still waiting for documents: "
+                    "`status=submitted&status=awaiting_documents`); none: every status.")
     department: DepartmentCode | None = None
     submitted_from: date | None = Field(None, description="Submitted on or after this day (Asia/Tokyo).")
     submitted_to: date | None = Field(None, description="Submitted on or before this day (Asia/Tokyo).")
@@ -560,7 +567,7 @@ async def list_cases(_: CaseLister, q: Queries, listed: Annotated[CaseListIn, Qu
             problems.append("give `cursor` or `offset`, not both")
     if problems:
         raise InvalidCommand("; ".join(problems), details=problems)
-    filters = CaseFilters(status=listed.status.value if listed.status else None, department=listed.department,
+    filters = CaseFilters(status=tuple(s.value for s in listed.status), department=listed.department,
                           submitted_from=listed.submitted_from, submitted_to=listed.submitted_to, sort=listed.sort)
     rows, following = await q.list(filters, listed.limit, listed.offset, after)
     return {"cases": [{**row, "age_days": (on - row["submitted_on"]).days} for row in rows],

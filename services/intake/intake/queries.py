@@ -54,7 +54,7 @@ async def received_documents(conn: Conn, case_id: UUID) -> list[str]:
 
 @dataclass(frozen=True)
 class CaseFilters:
-    status: str | None = None
+    status: tuple[str, ...] = ()  # any of these; none given: every status
     department: str | None = None
     submitted_from: date | None = None
     submitted_to: date | None = None
@@ -172,11 +172,12 @@ class CaseQueries:
                 f"""SELECT case_id, n.number AS case_number, status, mode, department, submitted_on, updated_at,
                            decline_reasons, recommendation
                     FROM case_view LEFT JOIN case_numbers n USING (case_id)
-                    WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR department = $2)
+                    WHERE (cardinality($1::text[]) = 0 OR status = ANY($1::text[]))
+                      AND ($2::text IS NULL OR department = $2)
                       AND ($3::date IS NULL OR submitted_on >= $3) AND ($4::date IS NULL OR submitted_on <= $4)
                       AND ($5::date IS NULL OR (submitted_on, case_id) {beyond} ($5, $6::uuid))
                     ORDER BY submitted_on {direction}, case_id {direction} LIMIT $7 OFFSET $8""",
-                filters.status, filters.department, filters.submitted_from, filters.submitted_to,
+                list(filters.status), filters.department, filters.submitted_from, filters.submitted_to,
                 after.submitted_on if after else None, after.case_id if after else None, limit + 1, offset,
             )
         page = [{**dict(row), "decline_reasons": json.loads(row["decline_reasons"])} for row in rows[:limit]]

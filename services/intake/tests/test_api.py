@@ -250,6 +250,9 @@ async def test_the_department_catalogue_lists_the_departments_taking_requests_wi
             {"code": "cardiology", "name_ja": "循環器内科", "name_en": "Cardiology"},
             {"code": "pediatrics", "name_ja": "小児科", "name_en": "Pediatrics"}]
         assert (await client.get("/departments", headers={"Authorization": ""})).status_code == 401
+        for role in ("coordinator", "physician", "cashier", "auditor", "privacy_officer"):  # all the desk's roles
+            assert (await client.get("/departments", headers=bearer(role))).status_code == 200, role
+        assert (await client.get("/departments", headers=bearer("integration"))).status_code == 403
 
 
 def test_a_department_without_a_name_in_the_catalogue_is_refused_at_start() -> None:
@@ -343,6 +346,10 @@ async def test_the_case_list_filters_sorts_by_age_and_pages_with_a_cursor(
     assert ids(newest) == [cardiology[2], declined, cardiology[1], cardiology[0]]
     assert ids(await intake.get("/cases", params={"department": "pediatrics"})) == [pediatrics]
     assert ids(await intake.get("/cases", params={"status": "declined"})) == [declined]
+    either = await intake.get("/cases", params=[("status", "declined"), ("status", "submitted"),
+                                                ("department", "cardiology"), ("sort", "oldest")])
+    assert ids(either) == [cardiology[0], cardiology[1], declined, cardiology[2]]
+    assert ids(await intake.get("/cases", params=[("status", "declined"), ("status", "accepted")])) == [declined]
     in_range = await intake.get("/cases", params={"submitted_from": "2026-11-10", "submitted_to": "2026-11-15",
                                                   "sort": "oldest"})
     assert set(ids(in_range)) == {cardiology[1], pediatrics, declined}
