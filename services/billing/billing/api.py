@@ -205,3 +205,17 @@ async def takings(_: Accounts, q: Queries, now: Now,
                   ) -> dict[str, Any]:
     """The day's takings: captured minus refunded, by payment method (Asia/Tokyo business date)."""
     return await q.takings(day or tokyo_date(now))
+
+
+@router.get("/transactions")
+async def transactions(_: Accounts, q: Queries, now: Now,
+                       day: Annotated[DeskDate | None, Query(alias="date",
+                                                             description="Asia/Tokyo; today if omitted")] = None,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                       offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
+    """The day's transactions behind its takings, for closing the till: every payment captured and refund issued
+    that day (Asia/Tokyo), in the order the money moved; `next_offset` is where the next page starts (null: none)."""
+    day = day or tokyo_date(now)
+    rows = await q.transactions(day, limit + 1, offset)
+    return {"date": day, "currency": "JPY", "transactions": rows[:limit], "limit": limit, "offset": offset,
+            "next_offset": offset + limit if len(rows) > limit else None}

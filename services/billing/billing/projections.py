@@ -110,16 +110,20 @@ class TakingsProjection:
             data = event.data
             if isinstance(data, events.PaymentCaptured):
                 await conn.execute(
-                    """INSERT INTO takings_entries (event_id, invoice_id, business_date, method, captured, refunded)
-                       VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (event_id) DO NOTHING""",
-                    event.event_id, data.invoice_id, tokyo_date(data.captured_at), data.method.value, data.amount)
+                    """INSERT INTO takings_entries
+                           (event_id, invoice_id, business_date, method, captured, refunded, occurred_at, position)
+                       VALUES ($1, $2, $3, $4, $5, 0, $6, $7) ON CONFLICT (event_id) DO NOTHING""",
+                    event.event_id, data.invoice_id, tokyo_date(data.captured_at), data.method.value, data.amount,
+                    data.captured_at, event.position)
             elif isinstance(data, events.RefundIssued):
+                refunded_at = data.refunded_at or event.recorded_at
                 await conn.execute(
-                    """INSERT INTO takings_entries (event_id, invoice_id, business_date, method, captured, refunded)
-                       SELECT $1, $2, $3, method, 0, $4 FROM takings_entries
+                    """INSERT INTO takings_entries
+                           (event_id, invoice_id, business_date, method, captured, refunded, occurred_at, position)
+                       SELECT $1, $2, $3, method, 0, $4, $5, $6 FROM takings_entries
                        WHERE invoice_id = $2 AND captured > 0 LIMIT 1
                        ON CONFLICT (event_id) DO NOTHING""",
-                    event.event_id, data.invoice_id, tokyo_date(data.refunded_at or event.recorded_at), data.amount)
+                    event.event_id, data.invoice_id, tokyo_date(refunded_at), data.amount, refunded_at, event.position)
 
 
 class ChargeQueueProjection:

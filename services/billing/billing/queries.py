@@ -14,6 +14,8 @@ from billing import domain
 from eventkit.db import retried_read
 from secondopinion_contracts.codes import PaymentMethod
 
+Rows = list[dict[str, Any]]  # named before the class, whose `list` method hides the built-in in its body
+
 
 @dataclass(frozen=True)
 class InvoiceQueries:
@@ -57,6 +59,25 @@ class InvoiceQueries:
         refunded = sum(line["refunded"] for line in by_method.values())
         return {"date": day, "currency": "JPY", "by_method": by_method,
                 "total": {"captured": captured, "refunded": refunded, "net": captured - refunded}}
+
+
+    @retried_read
+    async def transactions(self, day: date, limit: int, offset: int) -> Rows:
+        """The day's payments and refunds (Asia/Tokyo business date) in the order the money moved, each with its
+        invoice, case and receipt number: what the cashier counts the till against."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT t.event_id, t.invoice_id, i.case_id, t.method, t.captured, t.refunded, t.occurred_at,
+                          r.receipt_number
+                   FROM takings_entries t JOIN invoices i USING (invoice_id)
+                   LEFT JOIN receipts r USING (invoice_id)
+                   WHERE t.business_date = $1
+                   ORDER BY t.position NULLS FIRST, t.event_id LIMIT $2 OFFSET $3""",
+                day, limit, offset)
+        return [{"transaction_id": row["event_id"], "invoice_id": row["invoice_id"], "case_id": row["case_id"],
+                 "kind": "payment" if row["captured"] else "refund", "method": row["method"],
+                 "amount": row["captured"] or row["refunded"], "at": row["occurred_at"],
+                 "receipt_number": row["receipt_number"]} for row in rows]
 
 
 def invoice_view(row: asyncpg.Record, *, with_history: bool) -> dict[str, Any]:

@@ -342,6 +342,42 @@ async def test_the_days_takings_are_captured_minus_refunded_by_method(
     assert (await billing.get("/takings", params={"date": "yesterday"})).status_code == 422
 
 
+async def test_the_days_transactions_list_each_payment_and_refund_in_order_paged(
+        billing: httpx.AsyncClient, scheduling: SchedulingEvents) -> None:
+    first = await paid_in_person(billing, scheduling, method="cash")
+    second = await paid_in_person(billing, scheduling, method="card")
+    assert (await billing.post(f"/invoices/{first}/receipt")).status_code == 201
+    assert (await billing.post(f"/invoices/{first}/refunds", json={"amount": 5_000, "reason": "goodwill"})
+            ).status_code == 201
+    day = (await billing.get("/transactions", params={"date": "2026-12-01"})).json()
+    listed = [(t["invoice_id"], t["kind"], t["method"], t["amount"]) for t in day["transactions"]]
+    assert listed == [(str(first), "payment", "cash", 33_000), (str(second), "payment", "card", 33_000),
+                      (str(first), "refund", "cash", 5_000)]
+    assert day["transactions"][0]["receipt_number"] == "R2026-000001"
+    assert day["transactions"][1]["receipt_number"] is None
+    assert all(t["case_id"] and t["at"] for t in day["transactions"])
+    assert day["next_offset"] is None
+    # The list sums to the day's takings: the till is closed against both.
+    takings = (await billing.get("/takings", params={"date": "2026-12-01"})).json()
+    signed = sum(t["amount"] if t["kind"] == "payment" else -t["amount"] for t in day["transactions"])
+    assert signed == takings["total"]["net"]
+
+    paged = (await billing.get("/transactions", params={"date": "2026-12-01", "limit": 2})).json()
+    assert [t["transaction_id"] for t in paged["transactions"]] == [
+        t["transaction_id"] for t in day["transactions"][:2]]
+    assert paged["next_offset"] == 2
+    rest = (await billing.get("/transactions", params={"date": "2026-12-01", "offset": 2})).json()
+    assert [t["kind"] for t in rest["transactions"]] == ["refund"]
+    assert rest["next_offset"] is None
+    assert (await billing.get("/transactions", params={"date": "2026-12-02"})).json()["transactions"] == []
+    assert (await billing.get("/transactions")).json()["transactions"] == day["transactions"]  # today
+    assert (await billing.get("/transactions", params={"date": "yesterday"})).status_code == 422
+    assert (await billing.get("/transactions", headers=bearer("coordinator"))).status_code == 403
+    runtime = billing._transport.app.state.runtime  # type: ignore[attr-defined]
+    await runtime.store.rebuild_projections()
+    assert (await billing.get("/transactions", params={"date": "2026-12-01"})).json() == day
+
+
 async def test_a_later_fee_change_leaves_issued_invoices_alone(database: str, rabbitmq_url: str) -> None:
     clock = SettableClock(tokyo(2026, 12, 1, 9, 30))
     scheduling = SchedulingEvents(rabbitmq_url)

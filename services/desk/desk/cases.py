@@ -105,7 +105,8 @@ async def case_page(request: Request, session: StaffSession, case_id: UUID, *, p
     return render(request, "case.html", session, status_code=status_code, case=case, schedule=schedule,
                   appointment=appointment, invoices=state["invoices"], timeline=state["timeline"],
                   report=body, slots=slots, pending=pending, flash=flash, names=names,
-                  problems=problems or {}, live=live_fingerprint(state), open_intake=OPEN_INTAKE,
+                  problems=problems or {}, live=live_fingerprint(state), live_url=f"/cases/{case_id}/live",
+                  open_intake=OPEN_INTAKE,
                   proposable=PROPOSABLE, document_kinds=[k.value for k in DocumentKind],
                   withdrawal_reasons=[r.value for r in WithdrawalReason],
                   cancellation_reasons=[r.value for r in CancellationReason

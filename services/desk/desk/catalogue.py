@@ -342,7 +342,21 @@ TEXT: dict[str, tuple[str, str]] = {
     "counter": ("窓口", "Counter"), "consultation": ("相談", "Consultation"),
     "fee_shown": ("請求額", "Amount due"), "entered_amount": ("受け取った金額（円）", "Amount received (yen)"),
     "verified_entries": ("検証した件数", "Entries checked"), "pending_billing": ("請求の反映待ち", "Invoice pending"),
+    # the counter: whose invoice is whose (intake's names for the counter), and a day's transactions from billing
+    "counter_find": ("窓口で探す", "Find the person at the counter"),
+    "counter_who": ("患者氏名（漢字・フリガナ）または受付番号", "Patient's name (kanji or kana) or case number"),
+    "counter_find_note": ("受諾済みの案件だけが見つかります。検索と表示した氏名はアクセスログに記録されます",
+                          "Only accepted cases are found; the search and the names shown are in intake's access log"),
+    "counter_found": ("該当する方", "People found"),
+    "counter_none_found": ("該当する受諾済みの案件はありません", "No accepted case matches"),
+    "whose_invoice": ("請求先（患者）", "Whose invoice (patient)"),
+    "takings_of_day": ("売上", "Takings"), "takings_date": ("日付", "Date"), "takings_show": ("表示", "Show"),
+    "txn.payment": ("入金", "Payment"), "txn.refund": ("返金", "Refund"),
     # lists: paged by intake's cursor, and the department catalogue from intake (desk.departments)
+    "queue_truncated": ("日程・CLINICS予約・交付の一覧には、各段階の最近動いた500件までを表示しています。"
+                        "それより前の案件は案件一覧で確認できます:",
+                        "The dates, CLINICS and delivery lists hold each stage's 500 most recently active cases; "
+                        "find older ones in the case list:"),
     "first_page": ("最初へ", "First page"),
     "full_list": ("すべて表示（案件一覧）", "The full list (case list)"),
     "departments_unavailable": ("診療科の一覧を受付サービスから取得できません。少し待ってから開き直してください",

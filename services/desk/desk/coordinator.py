@@ -38,6 +38,7 @@ PAGE_SIZE = 10
 INTAKE_STATUSES = ("submitted", "awaiting_documents", "screening", "accepted", "declined", "withdrawn")
 WAITING_FOR_DOCUMENTS = ("submitted", "awaiting_documents")
 BOARD_CARDS = 20  # the latest cards of each column the board shows
+BOARD_COLUMN_MAX = 500  # reporting's most per column
 # Where a board column that shows only its latest cards is listed whole, paged: intake's case list by status.
 FULL_LISTS = {"submitted": "submitted", "awaiting_documents": "awaiting_documents", "screening": "screening",
               "scheduling": "accepted", "confirmed": "accepted", "consulted": "accepted",
@@ -93,17 +94,15 @@ async def _queue(request: Request, session: StaffSession, department: str | None
     lists = await asyncio.gather(
         intake_page(b, token, cursors["documents"], status=list(WAITING_FOR_DOCUMENTS), sort="oldest", **filters),
         intake_page(b, token, cursors["screening"], status="screening", sort="oldest", **filters),
-        b.get("reporting", "/board", token, per_column=200))
+        # Reporting narrows its board as intake narrows its list; the desk sorts the columns into the queue's lists.
+        b.get("reporting", "/board", token, per_column=BOARD_COLUMN_MAX, **filters))
     documents, screening, board = lists
-
-    def wanted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [row for row in rows if (not department or row.get("department") == department)
-                and (_age_days(today, row.get("submitted_on")) or 0) >= min_age]
-
-    columns = {column["column"]: column["cards"] for column in (board.body["columns"] if board.ok else [])}
-    scheduling = wanted(columns.get("scheduling", []))
-    confirmed = [card for card in wanted(columns.get("confirmed", [])) if card.get("mode") == Mode.ONLINE]
-    consulted = wanted(columns.get("consulted", []))
+    used = {"scheduling", "confirmed", "consulted"}
+    board_columns = [column for column in (board.body["columns"] if board.ok else []) if column["column"] in used]
+    columns = {column["column"]: column["cards"] for column in board_columns}
+    scheduling = columns.get("scheduling", [])
+    confirmed = [card for card in columns.get("confirmed", []) if card.get("mode") == Mode.ONLINE]
+    consulted = columns.get("consulted", [])
     schedules = await asyncio.gather(*(b.get("scheduling", f"/cases/{card['case_id']}/schedule", token)
                                        for card in scheduling))
     appointments = await asyncio.gather(*(b.get("scheduling", f"/cases/{card['case_id']}/appointment", token)
@@ -122,6 +121,8 @@ async def _queue(request: Request, session: StaffSession, department: str | None
         "tomorrow": day_lists[1].body["appointments"] if day_lists[1].ok else [],
         "revision": board.body["revision"] if board.ok else None,
         "unavailable": [answer.code for answer in lists if not answer.ok],
+        # A board column longer than reporting gives at once: its oldest cases are not in these lists.
+        "truncated": any(column["total"] > len(column["cards"]) for column in board_columns),
     }
     for name, answer in (("documents", documents), ("screening", screening)):
         # The case's page of intake's list with what intake holds of each (the patient's name): each read is logged.
@@ -160,7 +161,6 @@ async def board_live(request: Request, session: DeskReader) -> JSONResponse:
                         headers={"Cache-Control": "no-store"})
 
 
-BOARD_COLUMN_MAX = 500  # reporting's most per column
 KPI_DAYS = 90
 
 

@@ -78,6 +78,38 @@ class Console:
         return bearer(*roles, subject=subject)
 
 
+def phoned_case(name: str, /, *, department: str = "cardiology", mode: str = "in_person",
+                **changes: dict[str, Any]) -> dict[str, Any]:
+    """What a coordinator takes down on the phone for the patient `name`, asking for themselves (`changes` adds to
+    or replaces fields of its parts: requester, patient, attending_physician)."""
+    body: dict[str, Any] = {
+        "requester": {"relationship": "self", "name": name, "phone": "03-1234-5678"},
+        "patient": {"name": name, "birth_date": "1951-03-04", "deceased": False},
+        "mode": mode, "department": department, "question": "手術とカテーテル治療のどちらがよいか",
+        "attending_physician": {"name": "鈴木 次郎", "institution": "市民病院", "consents": True},
+        "wants_treatment_here": False, "complaint_or_litigation": False,
+    }
+    return {**body, **{part: {**body[part], **fields} for part, fields in changes.items()}}
+
+
+async def accepted_case(c: Console, body: dict[str, Any]) -> tuple[str, str]:
+    """A case taken by phone, its documents in (the consent form too for a family request) and accepted by dr-sato,
+    through intake's API (the pages for these steps have tests of their own): its id and number."""
+    intake, desk = c.services["intake"], c.as_staff("coordinator", subject="coord-1")
+    submitted = await intake.post("/cases", json=body, headers=desk)
+    assert submitted.status_code == 201, submitted.text
+    case_id, number = submitted.json()["case_id"], submitted.json()["case_number"]
+    family = ["consent_form"] if body["requester"]["relationship"] == "family" else []
+    for kind in ("application_form", "referral_letter", "test_results", *family):
+        received = await intake.post(f"/cases/{case_id}/documents", headers=desk,
+                                     json={"kind": kind, "received_on": TODAY.isoformat()})
+        assert received.status_code == 201, received.text
+    screened = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept"},
+                                 headers=c.as_staff("physician", subject="dr-sato"))
+    assert screened.status_code == 200, screened.text
+    return case_id, number
+
+
 def service_apps(databases: dict[str, str], rabbitmq_url: str, gateway_url: str,
                  clock: SettableClock, intake_departments: Sequence[str] | None = None) -> dict[str, FastAPI]:
     """The four services; `intake_departments`: the departments intake offers (INTAKE_DEPARTMENTS), if not its

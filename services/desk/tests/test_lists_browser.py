@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from desk import coordinator
-from desk.testing import TODAY, Console, accessible, console
+from desk.testing import TODAY, Console, accepted_case, accessible, console, phoned_case
 
 OFFERED = ("pediatrics", "neurology", "cardiology")  # not intake's default list, nor its order
 
@@ -143,3 +143,26 @@ async def test_the_case_list_and_the_screening_queue_page_by_cursor_and_filter_t
         await expect(page.locator(rows)).to_have_count(10)
         await page.get_by_role("link", name="次へ").click()
         await expect(page.locator(rows)).to_have_count(1)
+
+
+async def test_the_queues_lists_from_the_board_are_narrowed_by_reporting_and_say_when_they_are_cut(
+        rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(coordinator, "BOARD_COLUMN_MAX", 2)  # as if more cases waited than reporting gives at once
+    async with console(rabbitmq_url, intake_departments=OFFERED) as c:
+        accepted: dict[str, list[str]] = {"pediatrics": [], "neurology": []}
+        for department, count in (("pediatrics", 3), ("neurology", 1)):
+            for n in range(count):
+                case_id, _ = await accepted_case(c, phoned_case(f"一覧 受諾{n}", department=department,
+                                                                mode="online"))
+                accepted[department].append(case_id)
+        page = await c.page()
+        await c.sign_in(page, "coord-1", "coordinator")
+        dates = "#queue-dates tbody tr"
+        await expect(page.locator("#queue-dates .count")).to_have_text("2", timeout=15_000)
+        await expect(page.locator("#queue-truncated")).to_be_visible()
+        # Narrowed to neurology, reporting gives its one case: the list is whole.
+        await page.get_by_label("診療科").select_option(label="脳神経内科")
+        await page.get_by_role("button", name="絞り込み").click()
+        await expect(page.locator(dates)).to_have_count(1)
+        assert await listed(page, dates) == accepted["neurology"]
+        await expect(page.locator("#queue-truncated")).to_have_count(0)

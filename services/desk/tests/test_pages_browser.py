@@ -146,6 +146,21 @@ async def test_the_board_and_the_work_queue_update_themselves_when_an_event_arri
         await page.get_by_role("link", name="業務一覧").click()
         await expect(page.locator(f'#queue-documents [data-case-id="{case_id}"]')).to_be_visible()
 
+        # The case page too: the documents come in and the physician accepts elsewhere; scheduling hears of it on
+        # the bus, and the page shows each step without a reload by the test.
+        await page.locator(f'#queue-documents [data-case-id="{case_id}"] a').first.click()
+        await expect(page.locator("#status")).to_have_text("受付")
+        for kind in ("application_form", "referral_letter", "test_results"):
+            received = await c.services["intake"].post(f"/cases/{case_id}/documents", headers=c.as_staff(
+                "coordinator"), json={"kind": kind, "received_on": "2026-12-02"})
+            assert received.status_code == 201, received.text
+        await expect(page.locator("#status")).to_have_text("審査中", timeout=15_000)
+        accepted = await c.services["intake"].post(f"/cases/{case_id}/screening", json={"decision": "accept"},
+                                                   headers=c.as_staff("physician", subject="dr-sato"))
+        assert accepted.status_code == 200, accepted.text
+        await expect(page.locator("#schedule .badge").first).to_have_text("日程提示待ち", timeout=15_000)
+        assert not page.script_errors  # type: ignore[attr-defined]
+
 
 async def test_dates_are_moved_cancelled_and_a_no_show_recorded_and_a_physician_declines_with_reasons(
         rabbitmq_url: str) -> None:

@@ -7,37 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import time
-from typing import Any
 
 from playwright.async_api import Page, expect
 
-from desk.testing import TODAY, Console, accessible, console
+from desk.testing import Console, accepted_case, accessible, console, phoned_case
 
 PATIENT = "山田 梅子"
-CASE: dict[str, Any] = {
-    "requester": {"relationship": "self", "name": PATIENT, "phone": "03-1234-5678"},
-    "patient": {"name": PATIENT, "birth_date": "1951-03-04", "deceased": False},
-    "mode": "in_person", "department": "cardiology", "question": "手術とカテーテル治療のどちらがよいか",
-    "attending_physician": {"name": "鈴木 次郎", "institution": "市民病院", "consents": True},
-    "wants_treatment_here": False, "complaint_or_litigation": False,
-}
-
-
-async def accepted_case(c: Console) -> tuple[str, str]:
-    """A case taken by phone, its documents in, accepted by dr-sato (through intake's API: the pages for these
-    steps have tests of their own). Its id and number."""
-    intake, desk = c.services["intake"], c.as_staff("coordinator", subject="coord-1")
-    submitted = await intake.post("/cases", json=CASE, headers=desk)
-    assert submitted.status_code == 201, submitted.text
-    case_id, number = submitted.json()["case_id"], submitted.json()["case_number"]
-    for kind in ("application_form", "referral_letter", "test_results"):
-        received = await intake.post(f"/cases/{case_id}/documents", headers=desk,
-                                     json={"kind": kind, "received_on": TODAY.isoformat()})
-        assert received.status_code == 201, received.text
-    screened = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept"},
-                                 headers=c.as_staff("physician", subject="dr-sato"))
-    assert screened.status_code == 200, screened.text
-    return case_id, number
+CASE = phoned_case(PATIENT)
 
 
 async def find_by_name(page: Page, c: Console) -> None:
@@ -55,7 +31,7 @@ async def step(page: Page, button: str, confirm: str) -> None:
 
 async def test_two_officers_erase_a_case_and_staff_are_shown_by_name(rabbitmq_url: str) -> None:
     async with console(rabbitmq_url) as c:
-        case_id, number = await accepted_case(c)
+        case_id, number = await accepted_case(c, CASE)
         physician = await c.page()
         await c.sign_in(physician, "dr-sato", "physician")  # the desk learns the name dr-sato goes by
 

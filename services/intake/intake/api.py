@@ -459,6 +459,24 @@ async def search_cases(actor: CaseSearcher, q: Queries, index: BlindIndexOf,
     return {"cases": await q.search(number, digests, searched.limit), "searched_by": by}
 
 
+CounterReader = Annotated[Actor, Depends(allow("cashier"))]
+COUNTER_CASES = 100  # a day's consultations, or one search's answers, at most
+
+
+@router.get("/cases/names-for-counter")
+async def names_for_counter(actor: CounterReader, q: Queries,
+                            case_id: Annotated[list[UUID], Query(min_length=1, max_length=COUNTER_CASES)]
+                            ) -> dict[str, Any]:
+    """For the cashier: the names of the people at the counter (the patient's, kanji and kana, and who asked) of
+    the accepted cases among the repeated `case_id` (the others are left out), so that the cashier knows whose
+    invoice is whose; no contact, address or question. Each case read is written to the access log."""
+    async with q.pool.acquire() as conn, conn.transaction():
+        named = await q.names_for_counter(conn, case_id)
+        for case in named:
+            await record_access(conn, actor, case["case_id"], "read_case_names_for_counter")
+    return {"cases": named}
+
+
 @router.get("/cases/{case_id}")
 async def get_case(case_id: UUID, actor: Annotated[Actor, Depends(allow("coordinator", "physician"))],
                    q: Queries) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import asyncpg
 
 from eventkit.crypto import MASK, open_with
 from eventkit.db import Conn, retried_read
+from intake.domain import CaseStatus
 from intake.projections import case_from_row
 from intake.repository import CASE_KEYS
 
@@ -210,6 +211,26 @@ class CaseQueries:
         return [dict(row) for row in rows]
 
     @retried_read
+    async def names_for_counter(self, conn: Conn, case_ids: Sequence[UUID]) -> Rows:
+        """The accepted cases among `case_ids` with the names the cashier calls the people at the counter by (the
+        patient's, kanji and kana, and who asked), *** once erased; the other cases are left out."""
+        rows = await conn.fetch(
+            """SELECT v.case_id, n.number AS case_number, v.mode, v.department, v.requester_relationship,
+                      v.personal_data_erased_on
+               FROM case_view v LEFT JOIN case_numbers n USING (case_id)
+               WHERE v.case_id = ANY($1::uuid[]) AND v.status = $2 ORDER BY v.case_id""",
+            list(case_ids), CaseStatus.ACCEPTED.value)
+        named = []
+        for row in rows:
+            person = await personal_data(conn, row["case_id"])
+            named.append({"case_id": row["case_id"], "case_number": row["case_number"], "mode": row["mode"],
+                          "department": row["department"],
+                          "patient": {"name": person["patient_name"], "name_kana": person.get("patient_name_kana")},
+                          "requester": {"relationship": row["requester_relationship"],
+                                        "name": person["requester_name"]},
+                          "personal_data_erased_on": row["personal_data_erased_on"]})
+        return named
+
     async def search(self, case_number: str | None, digests: Sequence[tuple[str, bytes]],
                      limit: int) -> Rows:
         """The cases with this number (if given) and every kind of `digests` among their blind index rows (a case

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from datetime import date, time
 from typing import Any
@@ -278,3 +279,59 @@ async def test_the_reindex_is_a_command_of_intake(intake: httpx.AsyncClient, dat
     assert command.returncode == 0, said.decode()
     assert "intake: search index rebuilt for 1 case(s); 0 erased case(s) left out" in said.decode()
     assert len(await search(intake, name=KANA)) == 1
+
+
+async def accept(client: httpx.AsyncClient, case_id: str) -> None:
+    for kind in ("application_form", "referral_letter", "test_results"):
+        received = await client.post(f"/cases/{case_id}/documents", json={"kind": kind, "received_on": "2026-12-01"})
+        assert received.status_code == 201, received.text
+    accepted = await client.post(f"/cases/{case_id}/screening", json={"decision": "accept", "physician": "dr-sato"},
+                                 headers=bearer("physician", subject="dr-sato"))
+    assert accepted.json()["status"] == "accepted", accepted.text
+
+
+COUNTER = bearer("cashier", subject="cashier-3")
+
+
+async def test_the_cashier_reads_the_names_of_accepted_cases_only_and_each_read_is_logged(
+        intake: httpx.AsyncClient, database: str, clock: SettableClock) -> None:
+    yamada = await submit_yamada(intake)
+    waiting = await submit(intake, patient={"name": "佐藤 花子"})
+    await accept(intake, yamada["case_id"])
+    answer = await intake.get("/cases/names-for-counter", headers=COUNTER,
+                              params=[("case_id", yamada["case_id"]), ("case_id", waiting["case_id"])])
+    assert answer.status_code == 200, answer.text
+    [case] = answer.json()["cases"]
+    assert (case["case_id"], case["case_number"]) == (yamada["case_id"], yamada["case_number"])
+    assert case["patient"] == {"name": KANJI, "name_kana": KANA}
+    assert case["requester"] == {"relationship": "self", "name": KANJI}
+    assert not {"phone", "birth_date", "postal_address", "question"} & {*case, *case["patient"], *case["requester"]}
+    reads = await fetch(database, "SELECT actor_id, actor_role, case_id, action FROM access_log"
+                                  " WHERE action = 'read_case_names_for_counter'")
+    assert [(r["actor_id"], r["actor_role"], r["case_id"]) for r in reads] == [
+        ("cashier-3", "cashier", yamada["case_id"])], "the case left out is not read"
+
+    # Erased, the names are masked; the number stays what the counter finds the case by.
+    clock.set_tokyo("2032-12-02", time(10, 0))  # past the retention period
+    assert (await erase_personal_data(intake, yamada["case_id"])).status_code == 200
+    [erased] = (await intake.get("/cases/names-for-counter", headers=COUNTER,
+                                 params={"case_id": yamada["case_id"]})).json()["cases"]
+    assert (erased["patient"]["name"], erased["personal_data_erased_on"]) == ("***", "2032-12-02")
+
+
+@pytest.mark.parametrize(("role", "status"), [
+    ("cashier", 200), ("coordinator", 403), ("physician", 403), ("auditor", 403), ("privacy_officer", 403)])
+async def test_only_the_cashier_reads_names_for_the_counter(intake: httpx.AsyncClient, role: str,
+                                                            status: int) -> None:
+    case = await submit_yamada(intake)
+    response = await intake.get("/cases/names-for-counter", params={"case_id": case["case_id"]},
+                                headers=bearer(role, subject=f"{role}-1"))
+    assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"case_id": "SO-2026-00001"}, [("case_id", str(uuid.uuid4())) for _ in range(101)]])
+async def test_names_for_the_counter_need_one_to_a_hundred_case_ids(intake: httpx.AsyncClient,
+                                                                    params: Any) -> None:
+    response = await intake.get("/cases/names-for-counter", params=params, headers=COUNTER)
+    assert response.status_code == 422, response.text

@@ -28,6 +28,7 @@ from reporting.letter import LetterFacts, render_letter
 from reporting.queries import ReportingQueries
 from reporting.repository import REPORTS
 from secondopinion_contracts.codes import AmendmentReason, DeliveryChannel
+from secondopinion_contracts.departments import DepartmentCode
 
 router = APIRouter()
 
@@ -240,10 +241,14 @@ async def case_timeline(case_id: UUID, _: DeskReader,
 
 @router.get("/board", tags=["read models"])
 async def case_board(_: DeskReader, q: Queries,
-                     per_column: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
-    """The case board: a column per stage, the most recently active cases first. `revision` changes
-    whenever an event arrives (the desk console's live board polls it)."""
-    return await q.board(per_column)
+                     per_column: Annotated[int, Query(ge=1, le=500)] = 50,
+                     department: Annotated[DepartmentCode | None, Query(description="only this department's")] = None,
+                     submitted_to: Annotated[DeskDate | None, Query(description="only cases submitted on or before")
+                                             ] = None) -> dict[str, Any]:
+    """The case board: a column per stage, the most recently active cases first, each column's `total` counting
+    all its cases (narrowed by `department` and `submitted_to` when given). `revision` changes whenever an event
+    arrives (the desk console's live board polls it)."""
+    return await q.board(per_column, department, submitted_to)
 
 
 @router.get("/kpis", tags=["read models"])

@@ -60,21 +60,27 @@ class ReportingQueries:
             "data": {key: value for key, value in json.loads(row["data"]).items() if key != "case_id"},
         } for row in rows]
 
-    async def board(self, per_column: int) -> dict[str, Any]:
+    async def board(self, per_column: int, department: str | None = None,
+                    submitted_to: date | None = None) -> dict[str, Any]:
+        def narrowed(first: int) -> str:  # the filters, as parameters $first and $first + 1
+            return (f"(${first}::text IS NULL OR department = ${first}) AND "
+                    f"(${first + 1}::date IS NULL OR submitted_on <= ${first + 1})")
+
         async with self.pool.acquire() as conn:
             # How many events the log holds, not its highest position: positions are taken when a transaction
             # inserts and become visible when it commits, so an event committed after a later one would land
             # below max(position) and leave the revision (and the dashboard) unchanged.
             revision = await conn.fetchval("SELECT count(*) FROM received_events")
             rows = await conn.fetch(
-                """SELECT * FROM (
+                f"""SELECT * FROM (
                        SELECT b.*, row_number() OVER (PARTITION BY stage ORDER BY last_event_at DESC, case_id) AS rank
-                       FROM case_board b) ranked
+                       FROM case_board b WHERE {narrowed(2)}) ranked
                    WHERE rank <= $1 ORDER BY last_event_at DESC, case_id""",
-                per_column,
+                per_column, department, submitted_to,
             )
             counts = {row["stage"]: row["n"] for row in await conn.fetch(
-                "SELECT stage, count(*) AS n FROM case_board GROUP BY stage")}
+                f"SELECT stage, count(*) AS n FROM case_board WHERE {narrowed(1)} GROUP BY stage",
+                department, submitted_to)}
         columns = []
         for column, stages in BOARD_COLUMNS:
             cards = [board_row(row) for row in rows if row["stage"] in stages]

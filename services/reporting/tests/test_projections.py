@@ -142,6 +142,20 @@ async def test_the_board_puts_each_case_in_its_stage_column(scripted: Scripted) 
     assert g["stage"] == "scheduling"
     # The number staff read over the phone, as CaseSubmitted carried it.
     assert g["case_number"] == script["G"].case_number(date.fromisoformat(g["submitted_on"]))
+    # Narrowed by department and submission date (what the desk's queue filters by), totals included.
+    some = next(card for card in cards.values() if card["department"])
+    department, before = some["department"], some["submitted_on"]
+    narrowed = (await scripted.client.get("/board", params={"department": department,
+                                                            "submitted_to": before})).json()
+    for column, full in zip(narrowed["columns"], board["columns"], strict=True):
+        expected_cards = [card for card in full["cards"]
+                          if card["department"] == department and card["submitted_on"] <= before]
+        assert column["cards"] == expected_cards, column["column"]
+        assert column["total"] == len(expected_cards), column["column"]
+    assert 1 <= sum(column["total"] for column in narrowed["columns"]) < sum(
+        column["total"] for column in board["columns"]), "the filter keeps some cases and leaves others out"
+    assert (await scripted.client.get("/board", params={"department": "Cardio logy"})).status_code == 422
+    assert (await scripted.client.get("/board", params={"submitted_to": "soon"})).status_code == 422
     limited = (await scripted.client.get("/board", params={"per_column": 1})).json()
     declined = next(column for column in limited["columns"] if column["column"] == "declined_withdrawn")
     assert (declined["total"], len(declined["cards"])) == (4, 1)

@@ -3,6 +3,13 @@
 const main = document.querySelector("main[data-live-url]");
 let edited = false;
 document.addEventListener("input", () => { edited = true; });
+// Leaving for another page: a reload now would cancel that navigation. A download (a printed PDF) fires this
+// too and stays on the page, so the checks resume after a while.
+let leaving = false;
+window.addEventListener("beforeunload", () => {
+  leaving = true;
+  window.setTimeout(() => { leaving = false; }, 10000);
+});
 
 async function check() {
   try {
@@ -10,7 +17,7 @@ async function check() {
     if (response.status === 401) { window.location.assign("/sign-in"); return; }
     if (response.ok) {
       const { fingerprint } = await response.json();
-      if (fingerprint !== main.dataset.fingerprint && !edited) { window.location.reload(); return; }
+      if (fingerprint !== main.dataset.fingerprint && !edited && !leaving) { window.location.reload(); return; }
     }
   } catch (error) {
     // The desk is restarting or the network hiccuped: ask again next round.
