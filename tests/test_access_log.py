@@ -173,3 +173,20 @@ async def test_a_service_that_does_not_migrate_holds_no_owners_credentials(datab
         users = await fetch(database, "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = $1"
                                       " AND pid <> pg_backend_pid()", name)
     assert [row["usename"] for row in users] == ["intake_app"]
+
+
+async def test_the_access_log_pages_back_by_the_last_entry_shown(intake: Intake) -> None:
+    for reader in ("dr-1", "dr-2", "dr-3"):
+        await intake.read_case(reader)
+
+    async def entries(**params: Any) -> list[int]:
+        response = await intake.client.get("/audit/access-log", headers=AUDITOR, params=params)
+        assert response.status_code == 200, response.text
+        return [entry["id"] for entry in response.json()["entries"]]
+
+    first = await entries(limit=2)
+    older = await entries(limit=2, before_id=first[-1])
+    # Each listing is logged too: the whole, as it stood when the first page was read, ends at its newest entry.
+    assert first + older == await entries(limit=4, before_id=first[0] + 1)
+    assert first == sorted(first, reverse=True), "newest first"
+    assert (await intake.client.get("/audit/access-log", headers=AUDITOR, params={"before_id": 0})).status_code == 422

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from billing.commands import CapturePayment, IssueReceipt, IssueRefund, RetryCharge
-from billing.domain import InvoiceStatus
+from billing.domain import ChargeStatus, InvoiceStatus
 from billing.payers import payer_name as open_payer_name
 from billing.queries import InvoiceQueries
 from billing.receipt_pdf import ReceiptFacts, receipt_document, refund_document, render_receipt, render_refund
@@ -192,10 +192,16 @@ async def get_invoice(invoice_id: UUID, _: Reader, q: Queries) -> dict[str, Any]
 # OFFSET is a PostgreSQL bigint: a larger offset could not even be sent to the database.
 @router.get("/invoices")
 async def list_invoices(_: Reader, q: Queries, case_id: UUID | None = None, status: InvoiceStatus | None = None,
+                        charge_status: Annotated[ChargeStatus | None, Query(
+                            description="the online card charge's: `failed` lists the charges to retry")] = None,
                         limit: Annotated[int, Query(ge=1, le=500)] = 100,
                         offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> dict[str, Any]:
-    rows = await q.list(case_id, status.value if status else None, limit, offset)
-    return {"invoices": rows, "limit": limit, "offset": offset}
+    """Issued invoices, the latest first, narrowed by case, status and online charge status; `next_offset` is where
+    the next page starts (null: none)."""
+    rows = await q.list(case_id, status.value if status else None, limit + 1, offset,
+                        charge_status.value if charge_status else None)
+    return {"invoices": rows[:limit], "limit": limit, "offset": offset,
+            "next_offset": offset + limit if len(rows) > limit else None}
 
 
 @router.get("/takings")

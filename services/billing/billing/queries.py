@@ -35,13 +35,15 @@ class InvoiceQueries:
                 "SELECT case_id FROM invoices WHERE invoice_id = $1 AND issued", invoice_id)
         return case_id
 
-    async def list(self, case_id: UUID | None, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    async def list(self, case_id: UUID | None, status: str | None, limit: int, offset: int,
+                   charge_status: str | None = None) -> Rows:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 """SELECT * FROM invoices
                    WHERE issued AND ($1::uuid IS NULL OR case_id = $1) AND ($2::text IS NULL OR status = $2)
+                     AND ($5::text IS NULL OR state->>'charge_status' = $5)
                    ORDER BY issued_at DESC, invoice_id LIMIT $3 OFFSET $4""",
-                case_id, status, limit, offset)
+                case_id, status, limit, offset, charge_status)
         return [invoice_view(row, with_history=False) for row in rows]
 
     async def takings(self, day: date) -> dict[str, Any]:

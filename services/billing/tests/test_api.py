@@ -376,6 +376,12 @@ async def test_the_days_transactions_list_each_payment_and_refund_in_order_paged
     runtime = billing._transport.app.state.runtime  # type: ignore[attr-defined]
     await runtime.store.rebuild_projections()
     assert (await billing.get("/transactions", params={"date": "2026-12-01"})).json() == day
+    # The invoices are paged the same way.
+    latest = (await billing.get("/invoices", params={"limit": 1})).json()
+    assert (len(latest["invoices"]), latest["next_offset"]) == (1, 1)
+    earlier = (await billing.get("/invoices", params={"limit": 1, "offset": 1})).json()
+    assert earlier["next_offset"] is None
+    assert {latest["invoices"][0]["invoice_id"], earlier["invoices"][0]["invoice_id"]} == {str(first), str(second)}
 
 
 async def test_a_later_fee_change_leaves_issued_invoices_alone(database: str, rabbitmq_url: str) -> None:

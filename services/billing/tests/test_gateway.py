@@ -152,6 +152,17 @@ async def test_a_decline_is_recorded_and_the_desk_retries_with_a_new_key(
     view = await invoice_when(billing, invoice_id, lambda view: view["online_charge"]["status"] == "failed")
     assert view["status"] == "issued"
     assert simulator.charges == []
+    # The charges to retry are listed as such, and only they (another online invoice waits for its consultation).
+    await invoice_when(billing, invoice_of(await scheduling.confirm(Mode.ONLINE, CONSULTATION)))
+
+    async def failed_ids(**params: Any) -> list[str]:
+        listed = await billing.get("/invoices", params={"charge_status": "failed", **params})
+        assert listed.status_code == 200, listed.text
+        return [invoice["invoice_id"] for invoice in listed.json()["invoices"]]
+
+    assert await failed_ids() == [str(invoice_id)]
+    assert await failed_ids(status="paid") == []
+    assert (await billing.get("/invoices", params={"charge_status": "lost"})).status_code == 422
 
     retry = await billing.post(f"/invoices/{invoice_id}/charge-retries")
     assert retry.status_code == 202, retry.text
@@ -162,6 +173,7 @@ async def test_a_decline_is_recorded_and_the_desk_retries_with_a_new_key(
     again = await billing.post(f"/invoices/{invoice_id}/charge-retries")
     assert again.status_code == 409
     assert again.json()["code"] == "already_paid"
+    assert await failed_ids() == [], "paid: no longer a failed charge"
 
 
 async def test_when_retries_run_out_the_desk_retry_reuses_the_key_and_never_charges_twice(

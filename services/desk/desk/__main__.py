@@ -6,12 +6,10 @@ import argparse
 import asyncio
 import sys
 
-import uvicorn
-
 from desk.bootstrap import MIGRATIONS, build
 from desk.settings import DeskSettings
 from eventkit import db, db_roles, logs
-from eventkit.runtime import UnsafeConfiguration
+from eventkit.cli import serve
 
 
 def main() -> None:
@@ -31,13 +29,7 @@ def main() -> None:
         applied = asyncio.run(db_roles.prepare(settings, [MIGRATIONS]))
         print(f"desk: {len(applied)} migration(s) applied", file=sys.stderr)
         return
-    try:
-        app = build(settings)
-    except UnsafeConfiguration as refusal:
-        print(refusal, file=sys.stderr)
-        raise SystemExit(3) from None
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=20)
+    serve(build, settings)
 
 
 main()

@@ -36,7 +36,6 @@ from secondopinion_contracts.codes import RefundReason
 
 router = APIRouter()
 Cashier = Annotated[StaffSession, Depends(staff("cashier"))]
-MAX_INVOICES = 500
 NAMES_PER_CALL = 100  # intake's most case ids in one names-for-counter call
 FOUND_AT_MOST = 20
 TRANSACTIONS_PAGE = 50
@@ -220,16 +219,23 @@ async def retry_charge(request: Request, invoice_id: UUID, session: Cashier, _: 
     return await _after(request, session, invoice_id, "charge", answer, "charge_retried")
 
 
-async def _all_invoices(b: Backends, session: StaffSession, status: str | None = None) -> list[dict[str, Any]]:
-    answer = await b.get("billing", "/invoices", session.access_token, status=status, limit=MAX_INVOICES)
-    return answer.body["invoices"] if answer.ok else []
+FAILED_PAGE = 20
 
 
 @router.get("/failed-charges", response_class=HTMLResponse)
-async def failed_charges(request: Request, session: Cashier) -> Response:
-    invoices = await _all_invoices(backends(request), session, "issued")
-    failed = [i for i in invoices if (i.get("online_charge") or {}).get("status") == "failed"]
-    return render(request, "failed_charges.html", session, invoices=failed)
+async def failed_charges(request: Request, session: Cashier,
+                         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> Response:
+    """The online card charges that failed and are not paid since, the latest first, paged by billing; with the
+    patients' names, so that the desk can call them before retrying."""
+    b = backends(request)
+    answer = await b.get("billing", "/invoices", session.access_token, status="issued", charge_status="failed",
+                         limit=FAILED_PAGE, offset=offset)
+    invoices = answer.body["invoices"] if answer.ok else []
+    named, _ = await _names(b, session, [str(invoice["case_id"]) for invoice in invoices])
+    following = answer.body["next_offset"] if answer.ok else None
+    return render(request, "failed_charges.html", session, invoices=invoices, named=named,
+                  pages=pages(request, "offset", None if following is None else str(following)),
+                  problem=None if answer.ok else problem(answer, session.lang))
 
 
 @router.get("/takings", response_class=HTMLResponse)

@@ -357,7 +357,7 @@ TEXT: dict[str, tuple[str, str]] = {
                         "それより前の案件は案件一覧で確認できます:",
                         "The dates, CLINICS and delivery lists hold each stage's 500 most recently active cases; "
                         "find older ones in the case list:"),
-    "first_page": ("最初へ", "First page"),
+    "first_page": ("最初へ", "First page"), "from_today": ("今日から", "From today"),
     "full_list": ("すべて表示（案件一覧）", "The full list (case list)"),
     "departments_unavailable": ("診療科の一覧を受付サービスから取得できません。少し待ってから開き直してください",
                                 "The list of departments cannot be had from intake; open the page again shortly"),
@@ -414,7 +414,10 @@ TEXT.update({
 })
 LABELS.update({
     "access.list_erasure_requests": ("消去申請一覧の表示", "Listed the erasures waiting"),
-    "access.search_cases_by_case_number": ("受付番号での検索", "Searched by case number"),
+    "access.search_cases": ("案件の検索", "Searched cases"),
+    "access.read_case_names_for_counter": ("会計窓口での氏名の閲覧", "Read the names for the counter"),
+    "search_by.case_number": ("受付番号", "case number"), "search_by.name": ("氏名", "name"),
+    "search_by.birth_date": ("生年月日", "birth date"), "search_by.phone": ("電話番号", "phone"),
 })
 
 
@@ -441,6 +444,10 @@ def access_action(action: str, lang: str) -> str:
     data), a refusal with its route, or a read by its code."""
     if action.startswith("refused "):
         return f"{label('access.refused', lang)}: {action.removeprefix('refused ')}"
+    if action.startswith("search_cases_by_"):  # what was searched by, never the values
+        keys = [label(f"search_by.{key}", lang) for key in action.removeprefix("search_cases_by_").split("_and_")]
+        searched = label("access.search_cases", lang)
+        return f"{searched}（{'・'.join(keys)}）" if lang == "ja" else f"{searched} ({', '.join(keys)})"
     listing, _, query = action.partition("?")
     if query:
         return f"{label('access.' + listing, lang)}（{query}）"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from desk import forms
@@ -35,16 +35,28 @@ async def screening_queue(request: Request, session: Physician, department: Depa
                   problem=None if answer.ok else problem(answer, session.lang))
 
 
+CONSULTATION_DAYS = 7  # a page of the physician's consultations: a week from its first day
+
+
 @router.get("/consultations", response_class=HTMLResponse)
-async def consultations(request: Request, session: Physician) -> Response:
+async def consultations(request: Request, session: Physician,
+                        first: Annotated[date | None, Query(alias="from")] = None) -> Response:
+    """The signed-in physician's consultations, a week to a page from today (or `from`), paged by week both
+    ways: scheduling lists each day's appointments of this physician."""
     b = backends(request)
     today = today_tokyo(request)
-    days = [today + timedelta(days=n) for n in range(7)]
-    answers = await asyncio.gather(*(b.get("scheduling", "/appointments", session.access_token, date=d.isoformat())
-                                     for d in days))
-    mine = [a for answer in answers if answer.ok for a in answer.body["appointments"]
-            if a["physician_id"] == session.subject]
-    return render(request, "consultations.html", session, appointments=mine)
+    start = first or today
+    days = [start + timedelta(days=n) for n in range(CONSULTATION_DAYS)]
+    answers = await asyncio.gather(*(b.get("scheduling", "/appointments", session.access_token, date=d.isoformat(),
+                                           physician=session.subject) for d in days))
+    mine = [a for answer in answers if answer.ok for a in answer.body["appointments"]]
+    refused = next((answer for answer in answers if not answer.ok), None)
+    week = timedelta(days=CONSULTATION_DAYS)
+    links = {"first": "/consultations" if start != today else None, "first_label": "from_today",
+             "previous": f"/consultations?from={(start - week).isoformat()}",
+             "next": f"/consultations?from={(start + week).isoformat()}"}
+    return render(request, "consultations.html", session, appointments=mine, days=(days[0], days[-1]), pages=links,
+                  problem=problem(refused, session.lang) if refused else None)
 
 
 async def _editor(request: Request, session: StaffSession, case_id: UUID, *, problem_: dict[str, Any] | None = None,

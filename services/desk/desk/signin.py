@@ -35,8 +35,8 @@ router = APIRouter()
 
 DEVELOPMENT_TOKEN_SECONDS = 8 * 3600
 # Names offered on the development sign-in page (any other may be typed).
-DEVELOPMENT_STAFF = (("coord-1", "受付 花子"), ("dr-sato", "佐藤 医師"), ("cash-1", "会計 太郎"),
-                     ("audit-1", "監査 次郎"), ("privacy-1", "個人情報 三郎"),
+DEVELOPMENT_STAFF = (("coord-1", "受付 花子"), ("dr-sato", "佐藤 医師"), ("dr-kato", "加藤 医師"),
+                     ("cash-1", "会計 太郎"), ("audit-1", "監査 次郎"), ("privacy-1", "個人情報 三郎"),
                      ("privacy-2", "個人情報 四郎"))
 
 

@@ -22,6 +22,7 @@ from billing.gateway_simulator import GatewaySimulator, running_simulator
 from billing.testing import settings_for_tests as billing_settings
 from desk.bootstrap import build as build_desk
 from desk.settings import DeskSettings
+from eventkit.runtime import wait_until
 from eventkit.service_identity import IntakeDisclosure, intake_disclosure
 from eventkit.testing import CHROMIUM_ARGS, SettableClock, bearer, chromium_or_skip, fresh_database, serving
 from intake.bootstrap import build as build_intake
@@ -107,6 +108,27 @@ async def accepted_case(c: Console, body: dict[str, Any]) -> tuple[str, str]:
     screened = await intake.post(f"/cases/{case_id}/screening", json={"decision": "accept"},
                                  headers=c.as_staff("physician", subject="dr-sato"))
     assert screened.status_code == 200, screened.text
+    return case_id, number
+
+
+async def booked_case(c: Console, body: dict[str, Any], day: str, at: str,
+                      physician: str = "dr-sato") -> tuple[str, str]:
+    """A case accepted and booked with `physician` on `day` at `at` (through the services' APIs: the pages for
+    these steps have tests of their own): its id and number."""
+    scheduling, desk = c.services["scheduling"], c.as_staff("coordinator")
+    case_id, number = await accepted_case(c, body)
+    opened = await scheduling.post(f"/departments/{body['department']}/slots", headers=desk, json={
+        "physician_id": physician, "from": day, "to": day, "start_times": [at], "duration_minutes": 60})
+    assert opened.status_code == 201, opened.text
+    slot_id = opened.json()["opened"][0]["slot_id"]
+
+    async def proposed() -> bool:  # once scheduling has heard of the acceptance
+        answer = await scheduling.post(f"/cases/{case_id}/proposals", headers=desk, json={"slot_ids": [slot_id]})
+        return answer.status_code == 201
+
+    await wait_until(proposed, timeout=15, interval=0.2)
+    confirmed = await scheduling.post(f"/cases/{case_id}/appointment", headers=desk, json={"slot_id": slot_id})
+    assert confirmed.status_code == 201, confirmed.text
     return case_id, number
 
 

@@ -6,41 +6,18 @@ closing the till. Names never reach a URL; each read is in intake's access log."
 from __future__ import annotations
 
 from datetime import time
-from typing import Any
 from urllib.parse import unquote
 
 import pytest
 from playwright.async_api import Page, expect
 
 from desk import cashier
-from desk.testing import Console, accepted_case, accessible, console, phoned_case
-from eventkit.runtime import wait_until
+from desk.testing import accessible, booked_case, console, phoned_case
 
 UMEKO, UMEKO_KANA = "山田 梅子", "ヤマダ ウメコ"
 ICHIRO = "山田 一郎"  # Umeko's son, who asks for her
 WAITING = "山田 花子"  # a case still waiting for its documents: not the counter's
 CONSULTATION_DAY = "2026-12-03"
-
-
-async def booked(c: Console, body: dict[str, Any], at: str) -> tuple[str, str]:
-    """A case accepted and booked for the consultation day at `at` (through the services' APIs: the pages for these
-    steps have tests of their own). Its id and number."""
-    scheduling, desk = c.services["scheduling"], c.as_staff("coordinator")
-    case_id, number = await accepted_case(c, body)
-    opened = await scheduling.post("/departments/cardiology/slots", headers=desk, json={
-        "physician_id": "dr-sato", "from": CONSULTATION_DAY, "to": CONSULTATION_DAY, "start_times": [at],
-        "duration_minutes": 60})
-    assert opened.status_code == 201, opened.text
-    slot_id = opened.json()["opened"][0]["slot_id"]
-
-    async def proposed() -> bool:  # once scheduling has heard of the acceptance
-        answer = await scheduling.post(f"/cases/{case_id}/proposals", headers=desk, json={"slot_ids": [slot_id]})
-        return answer.status_code == 201
-
-    await wait_until(proposed, timeout=15, interval=0.2)
-    confirmed = await scheduling.post(f"/cases/{case_id}/appointment", headers=desk, json={"slot_id": slot_id})
-    assert confirmed.status_code == 201, confirmed.text
-    return case_id, number
 
 
 async def find(page: Page, typed: str) -> None:
@@ -58,10 +35,11 @@ async def test_the_cashier_knows_whose_invoice_is_whose_finds_the_person_and_clo
         rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cashier, "TRANSACTIONS_PAGE", 2)
     async with console(rabbitmq_url) as c:
-        umeko_id, umeko_number = await booked(c, phoned_case(UMEKO, patient={"name_kana": UMEKO_KANA}), "10:00")
+        umeko_id, umeko_number = await booked_case(c, phoned_case(UMEKO, patient={"name_kana": UMEKO_KANA}),
+                                                   CONSULTATION_DAY, "10:00")
         family = {"relationship": "family", "name": ICHIRO, "phone": "090-1111-2222"}
-        other_id, other_number = await booked(c, phoned_case("佐藤 次郎", requester=family,
-                                                             patient={"consents": True}), "11:00")
+        other = phoned_case("佐藤 次郎", requester=family, patient={"consents": True})
+        other_id, other_number = await booked_case(c, other, CONSULTATION_DAY, "11:00")
         waiting = await c.services["intake"].post("/cases", json=phoned_case(WAITING),
                                                   headers=c.as_staff("coordinator"))
         assert waiting.status_code == 201, waiting.text

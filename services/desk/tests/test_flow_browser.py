@@ -276,6 +276,7 @@ async def test_an_online_case_whose_card_is_declined_is_charged_again_and_closed
                 break
             await cashier.wait_for_timeout(250)
         await expect(failed).to_contain_text("カードが承認されませんでした")
+        await expect(failed).to_contain_text(PATIENT)  # whom to call before the retry
         await accessible(cashier, hands.shot("failed-charges"))
         await hands.click(failed.get_by_role("link"))
         await hands.click(cashier.get_by_role("button", name="決済を再試行"))

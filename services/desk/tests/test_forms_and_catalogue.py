@@ -69,3 +69,21 @@ def test_every_reason_and_document_has_words_in_both_languages() -> None:
         assert catalogue.label(key, "ja") != catalogue.label(key, "en")
     assert catalogue.refusal_detail("document:consent_form", "ja") == "同意書"
     assert catalogue.refusal("not_started", "ja", "scheduling") != catalogue.refusal("not_started", "ja", "reporting")
+
+
+def test_every_access_log_action_the_services_write_has_words() -> None:
+    written = set()
+    for source in SERVICES.glob("*/*/*.py"):
+        if source.parts[-3] == "desk":
+            continue
+        text = source.read_text(encoding="utf-8")
+        written |= set(re.findall(r'record_access\([^)]*"([a-z_]+)"\)', text))
+        written |= set(re.findall(r'listing\("([a-z_]+)"', text))
+    assert {"read_case_personal_data", "read_case_names_for_counter", "list_cases"} <= written, "the scan finds them"
+    missing = sorted(action for action in written if f"access.{action}" not in catalogue.LABELS)
+    assert not missing, f"access-log actions without words: {missing}"
+    # Built from parts: a search by what it searched by, a printed document's read by document and service.
+    assert catalogue.access_action("search_cases_by_name_and_birth_date", "ja") == "案件の検索（氏名・生年月日）"
+    assert catalogue.access_action("search_cases_by_phone_and_name", "en") == "Searched cases (phone, name)"
+    for purpose, service in (("receipt", "billing"), ("slip", "scheduling"), ("report", "reporting")):
+        assert f"access.read_personal_data_for_{purpose}_via_{service}" in catalogue.LABELS

@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from desk import coordinator
-from desk.testing import TODAY, Console, accepted_case, accessible, console, phoned_case
+from desk.testing import TODAY, Console, accepted_case, accessible, booked_case, console, phoned_case
 
 OFFERED = ("pediatrics", "neurology", "cardiology")  # not intake's default list, nor its order
 
@@ -166,3 +166,32 @@ async def test_the_queues_lists_from_the_board_are_narrowed_by_reporting_and_say
         await expect(page.locator(dates)).to_have_count(1)
         assert await listed(page, dates) == accepted["neurology"]
         await expect(page.locator("#queue-truncated")).to_have_count(0)
+
+
+async def test_a_physicians_consultations_are_theirs_only_a_week_to_a_page(rabbitmq_url: str) -> None:
+    async with console(rabbitmq_url) as c:
+        this_week, _ = await booked_case(c, phoned_case("一覧 今週"), "2026-12-03", "10:00")
+        next_week, _ = await booked_case(c, phoned_case("一覧 来週"), "2026-12-10", "10:00")
+        colleagues, _ = await booked_case(c, phoned_case("一覧 同僚"), "2026-12-03", "11:00", physician="dr-kato")
+        doctor = await c.page()
+        await c.sign_in(doctor, "dr-sato", "physician")
+        await doctor.get_by_role("link", name="担当の相談").click()
+        rows = "#consultations tbody tr"
+        await expect(doctor.locator("#consultation-days")).to_have_text("2026/12/02〜2026/12/08")
+        assert await listed(doctor, rows) == [this_week], "dr-kato's consultation is not dr-sato's"
+        await accessible(doctor, "consultations")
+        pager = doctor.locator(".pager")
+        await pager.get_by_role("link", name="次へ").click()
+        await expect(doctor.locator("#consultation-days")).to_have_text("2026/12/09〜2026/12/15")
+        assert await listed(doctor, rows) == [next_week]
+        await pager.get_by_role("link", name="前へ").click()
+        await pager.get_by_role("link", name="前へ").click()
+        await expect(doctor.locator("#consultation-days")).to_have_text("2026/11/25〜2026/12/01")
+        await expect(doctor.locator(".empty")).to_be_visible()
+        await pager.get_by_role("link", name="今日から").click()
+        await expect(doctor.locator("#consultation-days")).to_have_text("2026/12/02〜2026/12/08")
+        await expect(pager.get_by_role("link", name="今日から")).to_have_count(0)
+        kato = await c.page()
+        await c.sign_in(kato, "dr-kato", "physician")
+        await kato.get_by_role("link", name="担当の相談").click()
+        assert await listed(kato, rows) == [colleagues]

@@ -73,6 +73,29 @@ async def test_refusals_roles_language_and_the_access_log(rabbitmq_url: str) -> 
         await expect(listed).to_contain_text("案件一覧の表示（")  # a listing in words, with what was asked
         await accessible(auditor, "audit")
 
+        # The four logs as one, three entries to a page, newest first: page by page to the first entry of all.
+        logged = set()
+        for service in ("intake", "scheduling", "billing", "reporting"):
+            answer = await c.services[service].get("/audit/access-log", headers=c.as_staff("auditor"),
+                                                   params={"limit": 1000})
+            logged |= {f"{service}:{entry['id']}" for entry in answer.json()["entries"]}
+        await auditor.goto(f"{c.url}/audit?limit=3")
+        paged: list[str] = []
+        times: list[str] = []
+        while True:
+            rows = auditor.locator("tbody tr")
+            await expect(rows.first).to_be_visible()
+            paged += [str(await row.get_attribute("data-entry")) for row in await rows.all()]
+            times += [await cell.inner_text() for cell in await auditor.locator("tbody tr td:first-child").all()]
+            following = auditor.locator(".pager").get_by_role("link", name="次へ")
+            if not await following.count():
+                break
+            await following.click()
+            await expect(auditor.locator(".pager").get_by_role("link", name="最初へ")).to_be_visible()
+        assert len(paged) == len(set(paged)), "no entry twice"
+        assert logged <= set(paged), "no entry lost"
+        assert times == sorted(times, reverse=True), "newest first across the pages"
+
 
 async def test_a_case_is_taken_and_its_documents_recorded_with_the_keyboard_alone(rabbitmq_url: str) -> None:
     async with console(rabbitmq_url) as c:

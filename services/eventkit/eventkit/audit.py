@@ -236,13 +236,17 @@ def listing(action: str, *roles: str) -> Callable[..., Awaitable[Actor]]:
 async def access_log(request: Request, actor: Annotated[Actor, Depends(allow("auditor"))],
                      case_id: Annotated[str | None, Query(max_length=64)] = None,
                      since: datetime | None = None, until: datetime | None = None,
+                     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1, description=(
+                         "only entries older than this one (its `id`): the next page after the last entry shown"))
+                     ] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+    """The access log, newest first, narrowed by case and time; paged by `before_id`."""
     async with request.app.state.runtime.pool.acquire() as conn:
         rows = await conn.fetch(
             """SELECT id, at, actor_id, actor_role, case_id, action, hash FROM access_log
                WHERE ($1::text IS NULL OR case_id = $1) AND ($2::timestamptz IS NULL OR at >= $2)
-                 AND ($3::timestamptz IS NULL OR at < $3)
-               ORDER BY id DESC LIMIT $4""", case_id, since, until, limit)
+                 AND ($3::timestamptz IS NULL OR at < $3) AND ($5::bigint IS NULL OR id < $5)
+               ORDER BY id DESC LIMIT $4""", case_id, since, until, limit, before_id)
         query = request.url.query
         await record_access(conn, actor, NO_CASE, f"list_access_log?{query}" if query else "list_access_log")
     return {"entries": [dict(row) for row in rows]}

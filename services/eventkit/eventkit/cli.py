@@ -98,6 +98,12 @@ def main(settings_type: type[ServiceSettings], runtime_for: Callable[[ServiceSet
         count = asyncio.run(_rebuild(runtime_for(settings)))
         print(f"{settings.service}: projections rebuilt from {count} events", file=sys.stderr)
         return
+    serve(build, settings)
+
+
+def serve(build: Callable[[Any], FastAPI], settings: Any) -> None:
+    """Serve the app `build` makes of `settings` (their `http_host`, `http_port`) until stopped; exit 3 if the
+    settings are unsafe for the profile (the refusal printed)."""
     try:
         app = build(settings)
     except UnsafeConfiguration as refusal:
