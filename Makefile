@@ -5,6 +5,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: help env browser node-tools fonts documents run migrate test lint typecheck contracts bench chaos
 
@@ -66,9 +67,12 @@ lint: env
 
 typecheck: lint
 
+# Two workers for the tests that share the machine politely (own databases and vhosts); then, by themselves, the
+# ones that restart or load the whole broker and database (marked `alone`; none selected is no failure).
 test: lint browser node-tools fonts
 	@$(RUN) python -m eventkit.preflight
-	$(RUN) pytest $(PYTEST_ARGS)
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup -m "not alone" $(PYTEST_ARGS)
+	$(RUN) pytest -m alone $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 contracts: env
 	$(RUN) python -m secondopinion_contracts.schemas

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -49,7 +50,7 @@ async def access_log(request: Request, session: Auditor,
     checks = await asyncio.gather(*(b.get(s, "/audit/access-log/verify", token) for s in SERVICES))
     entries = sorted(((service, entry) for service, answer in zip(asked, logs, strict=True) if answer.ok
                       for entry in answer.body["entries"]),
-                     key=lambda pair: (str(pair[1]["at"]), pair[1]["id"]), reverse=True)
+                     key=lambda pair: (datetime.fromisoformat(str(pair[1]["at"])), pair[1]["id"]), reverse=True)
     shown = entries[:limit]
     following = dict(places)
     for service, answer in zip(asked, logs, strict=True):
@@ -61,6 +62,10 @@ async def access_log(request: Request, session: Auditor,
             following[service] = DONE  # shown to its first entry
         elif mine:
             following[service] = min(mine)
+        elif service not in following:
+            # None shown, all older than those shown: the next page starts at its newest, not at entries
+            # written since (this page's own listing among them).
+            following[service] = max(entry["id"] for entry in fetched) + 1
     # One more than a page from each: a service with more left has at least one entry not shown.
     more = len(entries) > len(shown)
     names = await names_of(request, (entry["actor_id"] for _, entry in shown))
