@@ -190,3 +190,20 @@ async def test_the_access_log_pages_back_by_the_last_entry_shown(intake: Intake)
     assert first + older == await entries(limit=4, before_id=first[0] + 1)
     assert first == sorted(first, reverse=True), "newest first"
     assert (await intake.client.get("/audit/access-log", headers=AUDITOR, params={"before_id": 0})).status_code == 422
+
+
+async def test_replicas_starting_at_once_prepare_the_database_without_tripping_over_each_other(
+        database: str, rabbitmq_url: str) -> None:
+    import asyncio
+
+    from eventkit import db_roles
+    from intake.bootstrap import runtime_for
+
+    settings = IntakeSettings(INTAKE_DATABASE_URL=database, RABBITMQ_URL=rabbitmq_url)
+    migrations = runtime_for(settings).migrations
+    await db_roles.prepare(settings, migrations)
+    # Eight replicas at once, as a Deployment scaled up with MIGRATE_ON_START: each grants on the same catalog rows.
+    for _ in range(3):
+        results = await asyncio.gather(*(db_roles.prepare(settings, migrations) for _ in range(8)),
+                                       return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []

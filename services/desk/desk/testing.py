@@ -263,9 +263,13 @@ class Hands:
         await tab_to(target)
         await target.page.keyboard.press("Home")
         for _ in range(200):
-            chosen = await target.evaluate("s => [s.value, s.options[s.selectedIndex]?.label.trim()]")
+            chosen = await target.evaluate(
+                "s => [s.value, s.options[s.selectedIndex]?.label.trim(), s === document.activeElement]")
             if (value is not None and chosen[0] == value) or (label is not None and chosen[1] == label):
                 return
+            if not chosen[2]:  # a reload already under way when the control got the focus: reach it again
+                await tab_to(target)
+                await target.page.keyboard.press("Home")
             await target.page.keyboard.press("ArrowDown")
         raise AssertionError(f"no option {value or label!r} reached with the arrow keys")
 

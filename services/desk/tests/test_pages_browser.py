@@ -178,9 +178,17 @@ async def test_the_board_and_the_work_queue_update_themselves_when_an_event_arri
                 "coordinator"), json={"kind": kind, "received_on": "2026-12-02"})
             assert received.status_code == 201, received.text
         await expect(page.locator("#status")).to_have_text("審査中", timeout=15_000)
+        # Someone at a form's control keeps their place: the page waits until they leave it.
+        await page.locator("#withdraw-reason").focus()
+        await page.evaluate("window.stillHere = true")
         accepted = await c.services["intake"].post(f"/cases/{case_id}/screening", json={"decision": "accept"},
                                                    headers=c.as_staff("physician", subject="dr-sato"))
         assert accepted.status_code == 200, accepted.text
+        await page.wait_for_timeout(2_000)  # several of the page's live checks (every 0.3 s here)
+        assert await page.evaluate("window.stillHere === true"), "the page reloaded under a focused control"
+        await expect(page.locator("#status")).to_have_text("審査中")
+        await page.evaluate("document.activeElement.blur()")
+        await expect(page.locator("#status")).to_have_text("受諾", timeout=15_000)
         await expect(page.locator("#schedule .badge").first).to_have_text("日程提示待ち", timeout=15_000)
         assert not page.script_errors  # type: ignore[attr-defined]
 

@@ -91,6 +91,9 @@ async def grant_runtime_privileges(owner_dsn: str, role: str) -> None:
         quoted_role = await conn.fetchval("SELECT quote_ident($1)", role)
         quoted_database = await conn.fetchval("SELECT quote_ident(current_database())")
         async with conn.transaction():
+            # Two replicas starting at once grant on the same catalog rows ("tuple concurrently updated"): one at a
+            # time per database (advisory locks are the database's own).
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('eventkit.db_roles.grants'))")
             await conn.execute(f"GRANT CONNECT, TEMPORARY ON DATABASE {quoted_database} TO {quoted_role}")
             await conn.execute(f"GRANT USAGE ON SCHEMA public TO {quoted_role}")
             await conn.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {quoted_role}")
