@@ -67,11 +67,13 @@ lint: env
 
 typecheck: lint
 
-# Two workers for the tests that share the machine politely (own databases and vhosts); then, by themselves, the
-# ones that restart or load the whole broker and database (marked `alone`; none selected is no failure).
+# Two workers for the tests that share the machine politely (own databases and vhosts); then the browser tests one
+# at a time; then, by themselves, the ones that restart the whole broker and database (see conftest.py). A phase
+# with no test selected (PYTEST_ARGS naming a few) is no failure.
 test: lint browser node-tools fonts
 	@$(RUN) python -m eventkit.preflight
-	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup -m "not alone" $(PYTEST_ARGS)
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadgroup -m "not alone and not browser" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(RUN) pytest -m browser $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(RUN) pytest -m alone $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 contracts: env

@@ -1,7 +1,7 @@
-"""The suite's shared fixtures (eventkit.testing), and how `make test` splits it: the fault tests, which stop, kill
-or restart the machine's broker and database, are marked `alone` and run after the rest, by themselves. The rest
-spread over two workers; tests sharing a module's cluster of processes stay on one worker, and the browser tests
-(each drives Chromium against the four services) share one too."""
+"""The suite's shared fixtures (eventkit.testing), and how `make test` splits it: most tests spread over two
+workers (tests sharing a module's cluster of processes stay on one); then the browser tests (`browser`: each drives
+Chromium against the four services, and on two cores they time out beside the rest); then the fault tests
+(`alone`), which stop, kill or restart the machine's broker and database, by themselves."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if path.startswith(ALONE):
             item.add_marker(pytest.mark.alone)
         elif path.endswith("_browser.py"):
-            item.add_marker(pytest.mark.xdist_group("browser"))
+            item.add_marker(pytest.mark.browser)
         for folder, group in GROUPS.items():
             if path.startswith(folder):
                 item.add_marker(pytest.mark.xdist_group(group))

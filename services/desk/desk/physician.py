@@ -36,6 +36,7 @@ async def screening_queue(request: Request, session: Physician, department: Depa
 
 
 CONSULTATION_DAYS = 7  # a page of the physician's consultations: a week from its first day
+CONSULTATION_RANGE = timedelta(days=3650)  # how far from today the pages go
 
 
 @router.get("/consultations", response_class=HTMLResponse)
@@ -45,7 +46,8 @@ async def consultations(request: Request, session: Physician,
     ways: scheduling lists each day's appointments of this physician."""
     b = backends(request)
     today = today_tokyo(request)
-    start = first or today
+    # A week asked for far from today (an edited address) is today's: no date arithmetic runs off the calendar.
+    start = first if first and abs(first - today) <= CONSULTATION_RANGE else today
     days = [start + timedelta(days=n) for n in range(CONSULTATION_DAYS)]
     answers = await asyncio.gather(*(b.get("scheduling", "/appointments", session.access_token, date=d.isoformat(),
                                            physician=session.subject) for d in days))

@@ -191,6 +191,14 @@ async def test_a_physicians_consultations_are_theirs_only_a_week_to_a_page(rabbi
         await pager.get_by_role("link", name="今日から").click()
         await expect(doctor.locator("#consultation-days")).to_have_text("2026/12/02〜2026/12/08")
         await expect(pager.get_by_role("link", name="今日から")).to_have_count(0)
+        for edited in ("9999-12-31", "0001-01-01"):  # an address edited by hand, off the calendar: today's week
+            answer = await doctor.goto(f"{c.url}/consultations?from={edited}")
+            assert answer is not None
+            assert answer.status == 200, edited
+            await expect(doctor.locator("#consultation-days")).to_have_text("2026/12/02〜2026/12/08")
+        answer = await doctor.goto(f"{c.url}/consultations?from=someday")
+        assert answer is not None
+        assert answer.status == 422
         kato = await c.page()
         await c.sign_in(kato, "dr-kato", "physician")
         await kato.get_by_role("link", name="担当の相談").click()
